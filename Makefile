@@ -1,0 +1,35 @@
+# fiat: make demo (plan and apply examples/quickstart against a real libvirtd)
+#       make test (unit and integration tests; needs root for libvirtd)
+GO       ?= go
+BIN      := bin/fiat
+EXAMPLE  ?= examples/quickstart
+
+.PHONY: all build libvirtd demo test unit bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/fiat
+
+# Installs (Debian packages) and starts libvirtd if it is not running.
+libvirtd:
+	bash scripts/libvirtd.sh
+
+demo: libvirtd build
+	bash scripts/demo.sh $(BIN) $(EXAMPLE)
+
+# Everything: vet, unit tests and integration tests against the real libvirtd.
+# With CI=true a libvirtd that cannot be reached fails the tests.
+test: libvirtd
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Unit tests only (no libvirtd needed).
+unit:
+	$(GO) test -count=1 -short ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"fiat/executor"
+	"fiat/hcl"
+	"fiat/planner"
+)
+
+func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
+	name := "apply"
+	if destroy {
+		name = "destroy"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	var c common
+	c.register(fs)
+	auto := fs.Bool("auto-approve", false, "apply without asking for approval")
+	par := fs.Int("parallelism", 10, "run at most N operations at once")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	arg := dirArg(fs)
+
+	var (
+		cfg   *hcl.Config
+		plan  *planner.Plan
+		dir   string
+		saved bool
+		enc   []byte
+	)
+	if st, err := os.Stat(arg); err == nil && st.Mode().IsRegular() {
+		if destroy {
+			return fmt.Errorf("destroy takes a config directory, not a plan file (%s)", arg)
+		}
+		if len(c.vars) > 0 {
+			return errors.New("a saved plan carries its variable values; -var cannot change them (make a new plan instead)")
+		}
+		f, digest, err := planner.Load(arg)
+		if err != nil {
+			return err
+		}
+		cfg0, diags := hcl.LoadFiles(f.ConfigDir, f.Files, hcl.Options{Vars: f.Vars, Env: f.Env})
+		if diags.HasErrors() {
+			return newDiagError(diags, f.Files)
+		}
+		cfg, plan, dir, saved = cfg0, f.Plan, f.ConfigDir, true
+		fmt.Fprintf(m.Stdout, "Applying saved plan %s (sha256:%s), made at store revision %d.\n", arg, digest, plan.BaseRevision)
+		enc = []byte(digest)
+	} else {
+		dir = arg
+		var err error
+		if cfg, err = loadConfig(dir, c.vars); err != nil {
+			return err
+		}
+	}
+	stack := plan0Stack(plan)
+	if stack == "" {
+		var err error
+		if stack, err = c.stackFor(dir); err != nil {
+			return err
+		}
+	}
+	store, err := openStore(ctx, c.dataDirFor(dir))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	if !saved {
+		planCfg := cfg
+		if destroy {
+			planCfg = cfg.WithoutResources()
+		}
+		if plan, err = buildPlan(ctx, store, stack, planCfg); err != nil {
+			return err
+		}
+		f := &planner.File{Plan: plan, ConfigDir: dir, Files: cfg.Files, Vars: c.vars, Env: fiatVarEnv()}
+		if enc, err = f.Encode(); err != nil {
+			return err
+		}
+		enc = []byte(planner.Digest(enc))
+	}
+	if err := planner.RenderText(m.Stdout, plan); err != nil {
+		return err
+	}
+	if !plan.HasChanges() {
+		return nil
+	}
+	if !saved && !*auto {
+		if err := m.approve(name); err != nil {
+			return err
+		}
+	}
+
+	provs, closeProvs, err := configureProviders(ctx, cfg, plan)
+	if err != nil {
+		return err
+	}
+	defer closeProvs()
+	fmt.Fprintln(m.Stdout)
+	res, err := executor.Apply(ctx, plan, executor.Options{
+		Store: store, Providers: provs, Eval: evalFunc(cfg), Events: m.printEvent,
+		Parallelism: *par, PlanID: string(enc[:16]), Command: name,
+	})
+	if err != nil {
+		return err
+	}
+	cnt := plan.Counts()
+	fmt.Fprintf(m.Stdout, "\n%s complete: %d created, %d updated, %d replaced, %d deleted. Store revision %d.\n",
+		strings.ToUpper(name[:1])+name[1:], cnt[planner.Create], cnt[planner.Update], cnt[planner.Replace], cnt[planner.Delete], res.Revision)
+	for _, perr := range res.PurgeErrors {
+		fmt.Fprintf(m.Stderr, "Warning: %v\n  The apply is committed and the object is inert; it is left for cleanup.\n", perr)
+	}
+	if !destroy {
+		m.printOutputs(cfg, res.Values)
+	}
+	return nil
+}
+
+func plan0Stack(p *planner.Plan) string {
+	if p == nil {
+		return ""
+	}
+	return p.Stack
+}
+
+func (m *Main) approve(what string) error {
+	if !m.interactive() {
+		return fmt.Errorf("%s needs approval: run it at a terminal, or pass -auto-approve", what)
+	}
+	fmt.Fprintf(m.Stdout, "\nDo you want to %s these changes? Only 'yes' will be accepted: ", what)
+	line, _ := bufio.NewReader(m.Stdin).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return fmt.Errorf("%s cancelled; nothing was changed", what)
+	}
+	return nil
+}
+
+var verbs = map[string][2]string{
+	"create": {"Creating", "Created"},
+	"update": {"Updating", "Updated"},
+	"retire": {"Retiring", "Retired"},
+	"purge":  {"Purging", "Purged"},
+}
+
+func (m *Main) printEvent(ev executor.Event) {
+	v := verbs[ev.Operation]
+	el := ev.Elapsed.Round(100 * time.Millisecond).Seconds()
+	switch ev.Kind {
+	case executor.EventStart:
+		fmt.Fprintf(m.Stdout, "%s: %s...\n", ev.Address, v[0])
+	case executor.EventDone, executor.EventPurged:
+		fmt.Fprintf(m.Stdout, "%s: %s in %.1fs\n", ev.Address, v[1], el)
+	case executor.EventFailed:
+		fmt.Fprintf(m.Stdout, "%s: %s FAILED after %.1fs\n", ev.Address, ev.Operation, el)
+	case executor.EventUndoStart:
+		fmt.Fprintf(m.Stdout, "%s: Rolling back %s...\n", ev.Address, ev.Operation)
+	case executor.EventUndone:
+		fmt.Fprintf(m.Stdout, "%s: Rolled back in %.1fs\n", ev.Address, el)
+	case executor.EventUndoFailed:
+		fmt.Fprintf(m.Stdout, "%s: Roll back of %s FAILED: %s\n", ev.Address, ev.Operation, ev.Err)
+	case executor.EventPurgeFailed:
+		fmt.Fprintf(m.Stdout, "%s: purge FAILED: %s\n", ev.Address, ev.Err)
+	case executor.EventCommitted:
+		fmt.Fprintf(m.Stdout, "Committed store revision %d.\n", ev.Revision)
+	}
+}
+
+func (m *Main) printOutputs(cfg *hcl.Config, vals map[string]ctyValue) {
+	outs, diags := cfg.EvalOutputs(hcl.Values(vals))
+	if diags.HasErrors() {
+		m.printError(newDiagError(diags, cfg.Files))
+		return
+	}
+	if len(outs) == 0 {
+		return
+	}
+	fmt.Fprintln(m.Stdout, "\nOutputs:")
+	for _, name := range sortedNames(outs) {
+		val := planner.FormatValue(outs[name])
+		if cfg.Outputs[name].Sensitive {
+			val = "(sensitive)"
+		}
+		fmt.Fprintf(m.Stdout, "  %s = %s\n", name, val)
+	}
+}
+
+func fiatVarEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "FIAT_VAR_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	hcl2 "github.com/hashicorp/hcl/v2"
+)
+
+// Exit codes. With -detailed-exitcode, plan exits 2 when there are changes.
+const (
+	exitOK      = 0
+	exitError   = 1
+	exitChanges = 2
+)
+
+// Main is the CLI; tests drive it with their own streams.
+type Main struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Interactive reports whether approval can be asked on Stdin; nil
+	// means "is Stdin a terminal".
+	Interactive func() bool
+}
+
+const usage = `Usage: fiat <command> [flags] [DIR]
+
+Commands:
+  validate            check the configuration in DIR (default .)
+  plan                show what apply would change
+  apply [FILE]        apply the configuration, or a plan saved with plan -out
+  destroy             delete everything the stack manages
+  state list          list the stack's entities
+  state show ADDRESS  show one entity
+  history             list the stack's revisions
+
+Run "fiat <command> -h" for a command's flags.
+`
+
+// Run runs one command and returns the process exit code.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return exitError
+	}
+	var err error
+	code := exitOK
+	switch args[0] {
+	case "validate":
+		err = m.validate(ctx, args[1:])
+	case "plan":
+		code, err = m.plan(ctx, args[1:])
+	case "apply":
+		err = m.apply(ctx, args[1:], false)
+	case "destroy":
+		err = m.apply(ctx, args[1:], true)
+	case "state":
+		err = m.state(ctx, args[1:])
+	case "history":
+		err = m.history(ctx, args[1:])
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(m.Stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(m.Stderr, "fiat: unknown command %q\n\n%s", args[0], usage)
+		return exitError
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		m.printError(err)
+		return exitError
+	}
+	return code
+}
+
+// diagError carries HCL diagnostics and the sources to quote them from.
+type diagError struct {
+	diags hcl2.Diagnostics
+	files map[string]*hcl2.File
+}
+
+func (e *diagError) Error() string { return e.diags.Error() }
+
+func (m *Main) printError(err error) {
+	var de *diagError
+	if errors.As(err, &de) {
+		wr := hcl2.NewDiagnosticTextWriter(m.Stderr, de.files, 100, false)
+		wr.WriteDiagnostics(de.diags)
+		return
+	}
+	msg := err.Error()
+	fmt.Fprintf(m.Stderr, "Error: %s\n", strings.ReplaceAll(msg, "\n", "\n       "))
+}
+
+func (m *Main) interactive() bool {
+	if m.Interactive != nil {
+		return m.Interactive()
+	}
+	f, ok := m.Stdin.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// varFlags collects repeated -var name=value flags.
+type varFlags map[string]string
+
+func (v varFlags) String() string { return "" }
+
+func (v varFlags) Set(s string) error {
+	name, val, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("-var wants name=value, got %q", s)
+	}
+	v[name] = val
+	return nil
+}

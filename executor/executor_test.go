@@ -1,0 +1,260 @@
+package executor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"fiat/executor"
+	"fiat/hcl"
+	"fiat/planner"
+	"fiat/providers"
+	"fiat/providers/fake"
+	"fiat/state"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+const stack = "test"
+
+type env struct {
+	t     *testing.T
+	store *state.Store
+	fake  *fake.Provider
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	st, err := state.Open(context.Background(), state.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &env{t: t, store: st, fake: fake.New()}
+}
+
+func (e *env) schemas() map[string]providers.Schema {
+	return map[string]providers.Schema{"fake": e.fake.Schema()}
+}
+
+func (e *env) plan(src string) (*planner.Plan, *hcl.Config) {
+	e.t.Helper()
+	cfg, diags := hcl.LoadFiles("", map[string][]byte{"main.hcl": []byte(src)}, hcl.Options{Env: []string{}})
+	if diags.HasErrors() {
+		e.t.Fatal(diags)
+	}
+	ctx := context.Background()
+	rev, _ := e.store.Revision(ctx)
+	ents, err := e.store.List(ctx, stack)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p, diags := planner.Build(planner.Input{Stack: stack, Config: cfg, Entities: ents, Revision: rev, Schemas: e.schemas()})
+	if diags.HasErrors() {
+		e.t.Fatal(diags)
+	}
+	return p, cfg
+}
+
+func (e *env) apply(p *planner.Plan, cfg *hcl.Config, par int) (*executor.Result, error) {
+	sch := e.fake.Schema().Resources[fake.Type]
+	return executor.Apply(context.Background(), p, executor.Options{
+		Store:       e.store,
+		Providers:   map[string]providers.Provider{"fake": e.fake},
+		Parallelism: par,
+		PlanID:      "testplan",
+		Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
+			v, diags := planner.ConfigValue(cfg, addr, sch, hcl.Values(vals))
+			if diags.HasErrors() {
+				return cty.NilVal, diags
+			}
+			return v, nil
+		},
+	})
+}
+
+// storeSnapshot renders the stack's entities for comparison.
+func (e *env) storeSnapshot() []string {
+	ents, err := e.store.List(context.Background(), stack)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, en := range ents {
+		out = append(out, fmt.Sprintf("%s id=%s rev=%d %s", en.Address, en.ID, en.Revision, en.Attributes))
+	}
+	return out
+}
+
+// config generates n things; variant changes which get updated, replaced,
+// deleted or added, with dependencies chaining every fifth resource.
+func config(n int, variant bool) string {
+	b := &strings.Builder{}
+	for i := 0; i < n; i++ {
+		if variant && i%7 == 3 && i%5 != 0 {
+			continue // deleted
+		}
+		value, forced := "v1", "f1"
+		if variant && i%5 == 1 {
+			value = "v2" // update
+		}
+		if variant && i%6 == 2 {
+			forced = "f2" // replace
+		}
+		fmt.Fprintf(b, "resource \"fake_thing\" \"r%02d\" {\n  name = \"r%02d\"\n  value = %q\n  forced = %q\n", i, i, value, forced)
+		if i%5 != 0 {
+			fmt.Fprintf(b, "  depends_on = [fake_thing.r%02d]\n", i-1-(i-1)%5)
+		}
+		b.WriteString("}\n")
+	}
+	if variant {
+		for i := n; i < n+4; i++ {
+			fmt.Fprintf(b, "resource \"fake_thing\" \"r%02d\" {\n  name = fake_thing.r02.id\n}\n", i)
+		}
+	}
+	return b.String()
+}
+
+func TestApplyThenNoChanges(t *testing.T) {
+	e := newEnv(t)
+	p, cfg := e.plan(config(10, false))
+	if c := p.Counts(); c[planner.Create] != 10 {
+		t.Fatalf("want 10 creates, got %v", c)
+	}
+	res, err := e.apply(p, cfg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Revision != 1 {
+		t.Fatalf("want revision 1, got %d", res.Revision)
+	}
+	if got := len(e.fake.Objects); got != 10 {
+		t.Fatalf("want 10 objects, got %d", got)
+	}
+	p2, _ := e.plan(config(10, false))
+	if p2.HasChanges() {
+		t.Fatalf("re-plan after apply has changes: %v", p2.Counts())
+	}
+}
+
+// TestFaultInjection fails each mutating call of a mixed plan in turn; every
+// run must leave the store and the fake's objects exactly as before, and the
+// error must name the failing step.
+func TestFaultInjection(t *testing.T) {
+	const n = 30
+	e := newEnv(t)
+	p0, cfg0 := e.plan(config(n, false))
+	if _, err := e.apply(p0, cfg0, 10); err != nil {
+		t.Fatal(err)
+	}
+	beforeStore, beforeObjs := e.storeSnapshot(), e.fake.Snapshot()
+
+	p, cfg := e.plan(config(n, true))
+	c := p.Counts()
+	if c[planner.Create] == 0 || c[planner.Update] == 0 || c[planner.Replace] == 0 || c[planner.Delete] == 0 {
+		t.Fatalf("plan is not mixed: %v", c)
+	}
+	// Count the mutating calls of a clean run on a copy of the world.
+	calls := 0
+	for _, s := range p.Steps {
+		switch s.Action {
+		case planner.Create, planner.Update, planner.Delete:
+			calls++
+		case planner.Replace:
+			calls += 2
+		}
+	}
+	for k := 1; k <= calls; k++ {
+		var seen atomic.Int32
+		var failedAt atomic.Value
+		e.fake.Fail = func(op, addr string) error {
+			if op == "undo" || op == "purge" {
+				return nil
+			}
+			if int(seen.Add(1)) == k {
+				failedAt.Store(addr)
+				return &providers.Error{Op: op + " " + addr, Code: 42, Message: "injected failure"}
+			}
+			return nil
+		}
+		_, err := e.apply(p, cfg, 10)
+		var aerr *executor.Error
+		if !errors.As(err, &aerr) {
+			t.Fatalf("call %d: want *executor.Error, got %v", k, err)
+		}
+		if want, _ := failedAt.Load().(string); aerr.Address != want || aerr.Source == "" {
+			t.Fatalf("call %d: error names %q (%s), failure was at %q", k, aerr.Address, aerr.Source, want)
+		}
+		if len(aerr.Stuck) != 0 {
+			t.Fatalf("call %d: stuck %v", k, aerr.Stuck)
+		}
+		if got := e.storeSnapshot(); !reflect.DeepEqual(got, beforeStore) {
+			t.Fatalf("call %d: store changed:\n%v\nwant\n%v", k, got, beforeStore)
+		}
+		if got := e.fake.Snapshot(); !reflect.DeepEqual(got, beforeObjs) {
+			t.Fatalf("call %d: objects changed:\n%v\nwant\n%v", k, got, beforeObjs)
+		}
+	}
+	e.fake.Fail = nil
+	t.Logf("%d failure points tried, all rolled back to the exact prior state", calls)
+	if _, err := e.apply(p, cfg, 10); err != nil {
+		t.Fatalf("clean apply after faults: %v", err)
+	}
+	p3, _ := e.plan(config(n, true))
+	if p3.HasChanges() {
+		t.Fatalf("re-plan has changes: %v", p3.Counts())
+	}
+}
+
+func TestUndoFailureIsReported(t *testing.T) {
+	e := newEnv(t)
+	p, cfg := e.plan(config(3, false))
+	e.fake.Fail = func(op, addr string) error {
+		switch {
+		case op == "create" && addr == "fake_thing.r02":
+			return errors.New("boom")
+		case op == "undo" && addr == "fake_thing.r01":
+			return errors.New("undo refused")
+		}
+		return nil
+	}
+	_, err := e.apply(p, cfg, 1)
+	var aerr *executor.Error
+	if !errors.As(err, &aerr) {
+		t.Fatalf("want *executor.Error, got %v", err)
+	}
+	if len(aerr.Stuck) != 1 || aerr.Stuck[0].Address != "fake_thing.r01" {
+		t.Fatalf("want r01 stuck, got %+v", aerr.Stuck)
+	}
+	if !strings.Contains(err.Error(), "undo refused") || !strings.Contains(err.Error(), "fake_thing.r02") {
+		t.Fatalf("error does not say what failed:\n%s", err)
+	}
+	if got := e.storeSnapshot(); len(got) != 0 {
+		t.Fatalf("store changed: %v", got)
+	}
+}
+
+func TestStalePlanRefused(t *testing.T) {
+	e := newEnv(t)
+	p0, cfg0 := e.plan(config(2, false))
+	if _, err := e.apply(p0, cfg0, 2); err != nil {
+		t.Fatal(err)
+	}
+	stale, cfg := e.plan(strings.Replace(config(2, false), `"v1"`, `"v9"`, 1))
+	fresh, cfgF := e.plan(strings.Replace(config(2, false), `"v1"`, `"v8"`, 1))
+	if _, err := e.apply(fresh, cfgF, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.apply(stale, cfg, 2)
+	var se *state.StaleError
+	if !errors.As(err, &se) {
+		t.Fatalf("want stale error, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "test/fake_thing.r00") {
+		t.Fatalf("stale error does not name the entity: %v", err)
+	}
+}

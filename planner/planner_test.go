@@ -1,0 +1,217 @@
+package planner
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"fiat/hcl"
+	"fiat/providers"
+	"fiat/providers/fake"
+	"fiat/state"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func schemas() map[string]providers.Schema {
+	return map[string]providers.Schema{"fake": fake.New().Schema()}
+}
+
+func loadCfg(t *testing.T, src string) *hcl.Config {
+	t.Helper()
+	cfg, diags := hcl.LoadFiles("", map[string][]byte{"main.hcl": []byte(src)}, hcl.Options{Env: []string{}})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return cfg
+}
+
+func entity(t *testing.T, name, value, forced string, rev uint64) state.Entity {
+	t.Helper()
+	v := cty.ObjectVal(map[string]cty.Value{
+		"name": cty.StringVal(name), "value": cty.StringVal(value),
+		"forced": cty.StringVal(forced), "id": cty.StringVal("id-" + name),
+	})
+	b, err := EncodeValue(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state.Entity{Address: "s/fake_thing." + name, Stack: "s", Type: fake.Type, Name: name,
+		Provider: "fake", ID: "id-" + name, Attributes: b, Revision: rev, Source: "main.hcl:1"}
+}
+
+const mixed = `
+resource "fake_thing" "keep" {
+  name   = "keep"
+  value  = "v"
+  forced = "f"
+}
+resource "fake_thing" "upd" {
+  name   = "upd"
+  value  = "new"
+  forced = "f"
+}
+resource "fake_thing" "repl" {
+  name   = "repl"
+  value  = "v"
+  forced = "g"
+}
+resource "fake_thing" "fresh" {
+  name  = fake_thing.repl.id
+  value = "v"
+}
+`
+
+func mixedPlan(t *testing.T) *Plan {
+	ents := []state.Entity{
+		entity(t, "keep", "v", "f", 1), entity(t, "upd", "old", "f", 2),
+		entity(t, "repl", "v", "f", 1), entity(t, "gone", "v", "f", 3),
+	}
+	p, diags := Build(Input{Stack: "s", Config: loadCfg(t, mixed), Entities: ents, Revision: 3, Schemas: schemas()})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return p
+}
+
+func TestBuildActions(t *testing.T) {
+	p := mixedPlan(t)
+	want := map[string]Action{
+		"fake_thing.keep": NoOp, "fake_thing.upd": Update, "fake_thing.repl": Replace,
+		"fake_thing.fresh": Create, "fake_thing.gone": Delete,
+	}
+	for addr, a := range want {
+		s := p.Step(addr)
+		if s == nil || s.Action != a {
+			t.Errorf("%s: want %s, got %+v", addr, a, s)
+		}
+	}
+	if fn := p.Step("fake_thing.repl").ForceNew; len(fn) != 1 || fn[0] != "forced" {
+		t.Errorf("repl forced by %v", fn)
+	}
+	if p.Reads["fake_thing.upd"] != 2 || p.Reads["fake_thing.fresh"] != 0 {
+		t.Errorf("reads = %v", p.Reads)
+	}
+	if v := p.Step("fake_thing.fresh").After.GetAttr("name"); v.IsKnown() {
+		t.Errorf("fresh.name depends on a replaced id and must be unknown, got %#v", v)
+	}
+}
+
+func TestRenderTextGolden(t *testing.T) {
+	var buf bytes.Buffer
+	if err := RenderText(&buf, mixedPlan(t)); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "mixed.txt", buf.Bytes())
+}
+
+func TestSavedPlanRoundTrip(t *testing.T) {
+	p := mixedPlan(t)
+	f := &File{Plan: p, ConfigDir: "x", Files: map[string][]byte{"main.hcl": []byte(mixed)}, Vars: map[string]string{"a": "b"}}
+	path := filepath.Join(t.TempDir(), "p.plan")
+	digest, err := f.Save(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, digest2, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest != digest2 || len(digest) != 64 {
+		t.Fatalf("digest %s vs %s", digest, digest2)
+	}
+	var a, b bytes.Buffer
+	RenderText(&a, p)
+	RenderText(&b, g.Plan)
+	if a.String() != b.String() {
+		t.Fatalf("round trip changed the plan:\n%s\nvs\n%s", a.String(), b.String())
+	}
+	if g.Vars["a"] != "b" || string(g.Files["main.hcl"]) != mixed {
+		t.Fatal("config snapshot or vars lost")
+	}
+}
+
+func TestCycleNamesEveryMember(t *testing.T) {
+	cfg := loadCfg(t, `
+resource "fake_thing" "a" { name = fake_thing.c.id }
+resource "fake_thing" "b" { name = fake_thing.a.id }
+resource "fake_thing" "c" { name = fake_thing.b.id }
+resource "fake_thing" "d" { name = "free" }
+`)
+	_, diags := Build(Input{Stack: "s", Config: cfg, Schemas: schemas()})
+	msg := diags.Error()
+	for _, m := range []string{"fake_thing.a (main.hcl:2)", "fake_thing.b (main.hcl:3)", "fake_thing.c (main.hcl:4)"} {
+		if !strings.Contains(msg, m) {
+			t.Fatalf("cycle diagnostic %q does not name %s", msg, m)
+		}
+	}
+	if strings.Contains(msg, "fake_thing.d") {
+		t.Fatalf("cycle diagnostic names a non-member: %s", msg)
+	}
+}
+
+func TestUnknownTypeAndAttribute(t *testing.T) {
+	cfg := loadCfg(t, "resource \"fake_thin\" \"a\" {\n  name = \"x\"\n}\n")
+	_, diags := Build(Input{Stack: "s", Config: cfg, Schemas: map[string]providers.Schema{"fake": fake.New().Schema()}})
+	if !strings.Contains(diags.Error(), `main.hcl:1,10-21: Unknown resource type; Provider "fake" has no resource type "fake_thin". Did you mean "fake_thing"?`) {
+		t.Fatalf("got %s", diags.Error())
+	}
+	cfg = loadCfg(t, "resource \"fake_thing\" \"a\" {\n  name = \"x\"\n  nmae = \"y\"\n}\n")
+	_, diags = Build(Input{Stack: "s", Config: cfg, Schemas: schemas()})
+	if !strings.Contains(diags.Error(), `main.hcl:3,3-7: Unsupported argument`) {
+		t.Fatalf("got %s", diags.Error())
+	}
+	cfg = loadCfg(t, "resource \"fake_thing\" \"a\" {\n  name = [1]\n}\n")
+	_, diags = Build(Input{Stack: "s", Config: cfg, Schemas: schemas()})
+	if !strings.Contains(diags.Error(), `main.hcl:2,10-13: Incorrect attribute value type`) {
+		t.Fatalf("got %s", diags.Error())
+	}
+}
+
+func TestGraphOrderLongChain(t *testing.T) {
+	const n = 100000
+	nodes := make([]string, n)
+	for i := range nodes {
+		nodes[i] = string(rune('a'+i%26)) + strings.Repeat("x", i/26%5) + "-" + strconv.Itoa(i)
+	}
+	deps := map[string][]string{}
+	for i := 1; i < n; i++ {
+		deps[nodes[i]] = []string{nodes[i-1]}
+	}
+	order, cycles := NewGraph(nodes, func(s string) []string { return deps[s] }).Order()
+	if len(cycles) > 0 || len(order) != n {
+		t.Fatalf("order %d cycles %v", len(order), cycles)
+	}
+	pos := map[string]int{}
+	for i, s := range order {
+		pos[s] = i
+	}
+	for i := 1; i < n; i++ {
+		if pos[nodes[i]] < pos[nodes[i-1]] {
+			t.Fatalf("%s before its dependency", nodes[i])
+		}
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}

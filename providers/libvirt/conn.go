@@ -1,0 +1,150 @@
+package libvirt
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+)
+
+// DefaultURI is used when the provider block sets no uri.
+const DefaultURI = "qemu:///system"
+
+// conn is the provider's connection to one libvirtd. go-libvirt does not
+// reconnect by itself; client dials again when the last connection dropped,
+// so a call after a lost connection (typically the Read that settles an
+// unknown outcome) reaches libvirtd again.
+type conn struct {
+	uri *url.URL
+
+	mu sync.Mutex
+	l  *golibvirt.Libvirt
+}
+
+func newConn(rawURI string) (*conn, error) {
+	u, err := url.Parse(rawURI)
+	if err != nil {
+		return nil, fmt.Errorf("parse libvirt uri %q: %w", rawURI, err)
+	}
+	if u.Scheme == "" {
+		return nil, fmt.Errorf("parse libvirt uri %q: no scheme (want e.g. %s or qemu+tcp://host/system)", rawURI, DefaultURI)
+	}
+	return &conn{uri: u}, nil
+}
+
+// client returns a connected client, dialling if there is none. ctx bounds
+// the wait; a dial that outlives ctx is closed when it completes.
+func (c *conn) client(ctx context.Context) (*golibvirt.Libvirt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.l != nil && c.l.IsConnected() {
+		return c.l, nil
+	}
+	type result struct {
+		l   *golibvirt.Libvirt
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		l, err := golibvirt.ConnectToURI(c.uri)
+		done <- result{l, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("connect to libvirt at %s: %w", c.uri.Redacted(), r.err)
+		}
+		c.l = r.l
+		return c.l, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.err == nil {
+				_ = r.l.Disconnect()
+			}
+		}()
+		return nil, fmt.Errorf("connect to libvirt at %s: %w", c.uri.Redacted(), ctx.Err())
+	}
+}
+
+func (c *conn) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.l == nil || !c.l.IsConnected() {
+		c.l = nil
+		return nil
+	}
+	err := c.l.Disconnect()
+	c.l = nil
+	return err
+}
+
+// poolLocks serialises the jobs on one storage pool: libvirt runs one job per
+// pool at a time and fails the others with "pool has asynchronous jobs
+// running". Keyed by pool name; entries are never removed (a few bytes per
+// pool the provider has touched).
+type poolLocks struct {
+	mu    sync.Mutex
+	locks map[string]chan struct{}
+}
+
+// lock waits for the pool's lock or for ctx.
+func (pl *poolLocks) lock(ctx context.Context, pool string) (unlock func(), err error) {
+	pl.mu.Lock()
+	if pl.locks == nil {
+		pl.locks = make(map[string]chan struct{})
+	}
+	ch, ok := pl.locks[pool]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		pl.locks[pool] = ch
+	}
+	pl.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for pool %s: %w", pool, ctx.Err())
+	}
+}
+
+// newUUID returns the UUID a created object gets. It is derived from the
+// operation id (plus address), so the identity is known before the call and
+// a replayed operation names the same object; without an op id it is random.
+func newUUID(opID, address string) golibvirt.UUID {
+	var u golibvirt.UUID
+	if opID == "" {
+		_, _ = rand.Read(u[:])
+	} else {
+		sum := sha256.Sum256([]byte("fiat\x00" + opID + "\x00" + address))
+		copy(u[:], sum[:])
+	}
+	u[6] = u[6]&0x0f | 0x80 // version 8 (custom)
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return u
+}
+
+func formatUUID(u golibvirt.UUID) string {
+	h := hex.EncodeToString(u[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func parseUUID(s string) (golibvirt.UUID, error) {
+	var u golibvirt.UUID
+	h := strings.ReplaceAll(s, "-", "")
+	if len(h) != 32 {
+		return u, fmt.Errorf("invalid uuid %q", s)
+	}
+	if _, err := hex.Decode(u[:], []byte(h)); err != nil {
+		return u, fmt.Errorf("invalid uuid %q", s)
+	}
+	return u, nil
+}

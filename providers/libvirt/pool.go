@@ -1,0 +1,452 @@
+package libvirt
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/zclconf/go-cty/cty"
+	"libvirt.org/go/libvirtxml"
+
+	"fiat/providers"
+)
+
+// libvirt_pool: a storage pool. Only "dir" pools for now.
+//
+//	create: define (with a UUID chosen up front), start; if the directory is
+//	        missing, build it (mkdir) and remember that fiat made it; autostart.
+//	retire: autostart off, stop; definition and files stay. Undo starts it.
+//	purge:  stop, remove the directory if it is empty (never files), undefine.
+//	undo of create: stop, remove the directory only if fiat built it and it
+//	        is empty, undefine.
+var poolSchema = providers.ResourceSchema{
+	Attributes: map[string]providers.Attribute{
+		"name": {Type: cty.String, Required: true, ForceNew: true,
+			Description: "Name of the storage pool on the host."},
+		"type": {Type: cty.String, Optional: true, ForceNew: true, Default: cty.StringVal(poolTypeDir),
+			Description: `Pool type; only "dir" is supported for now.`},
+		"path": {Type: cty.String, Required: true, ForceNew: true,
+			Description: "Absolute target directory; built if missing."},
+		"id": {Type: cty.String, Computed: true,
+			Description: "The pool's UUID."},
+	},
+	Delete: providers.Lossy,
+	Update: providers.Reversible,
+}
+
+const poolTypeDir = "dir"
+
+type poolSpec struct {
+	Name, Type, Path string
+}
+
+func poolSpecFrom(v cty.Value) (poolSpec, error) {
+	m, err := knownStrings(v, map[string]string{"type": poolTypeDir}, "name", "type", "path")
+	if err != nil {
+		return poolSpec{}, err
+	}
+	s := poolSpec{Name: m["name"], Type: m["type"], Path: m["path"]}
+	for _, problem := range []string{checkName("pool", s.Name), checkPoolType(s.Type), checkPoolPath(s.Path)} {
+		if problem != "" {
+			return s, fmt.Errorf("%s", problem)
+		}
+	}
+	return s, nil
+}
+
+func checkName(kind, name string) string {
+	if name == "" {
+		return kind + " name is empty"
+	}
+	return ""
+}
+
+func checkPoolType(t string) string {
+	if t != poolTypeDir {
+		return fmt.Sprintf("pool type %q is not supported; only %q pools are supported for now", t, poolTypeDir)
+	}
+	return ""
+}
+
+// checkPoolPath wants the path as libvirt stores it, so state and config
+// agree: absolute and clean.
+func checkPoolPath(p string) string {
+	switch {
+	case p == "":
+		return "pool path is empty"
+	case !filepath.IsAbs(p):
+		return fmt.Sprintf("pool path %q is not absolute", p)
+	case filepath.Clean(p) != p:
+		return fmt.Sprintf("pool path %q is not clean; write it as %q", p, filepath.Clean(p))
+	}
+	return ""
+}
+
+func poolXML(s poolSpec, uuid string) (string, error) {
+	doc := libvirtxml.StoragePool{
+		Type:   s.Type,
+		Name:   s.Name,
+		UUID:   uuid,
+		Target: &libvirtxml.StoragePoolTarget{Path: s.Path},
+	}
+	out, err := doc.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("marshal pool XML: %w", err)
+	}
+	return out, nil
+}
+
+// poolDoc reads a pool's live definition.
+func poolDoc(l *golibvirt.Libvirt, pool golibvirt.StoragePool) (libvirtxml.StoragePool, error) {
+	var doc libvirtxml.StoragePool
+	x, err := l.StoragePoolGetXMLDesc(pool, 0)
+	if err != nil {
+		return doc, readErr("read pool "+pool.Name, err)
+	}
+	if err := doc.Unmarshal(x); err != nil {
+		return doc, fmt.Errorf("read pool %s: parse XML: %w", pool.Name, err)
+	}
+	return doc, nil
+}
+
+func poolState(l *golibvirt.Libvirt, pool golibvirt.StoragePool) (cty.Value, error) {
+	doc, err := poolDoc(l, pool)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	path := ""
+	if doc.Target != nil {
+		path = doc.Target.Path
+	}
+	return cty.ObjectVal(map[string]cty.Value{
+		"name": cty.StringVal(doc.Name),
+		"type": cty.StringVal(doc.Type),
+		"path": cty.StringVal(path),
+		"id":   cty.StringVal(formatUUID(pool.UUID)),
+	}), nil
+}
+
+// findPool looks a pool up by UUID, or by the name in state when id is empty.
+func findPool(l *golibvirt.Libvirt, id string, state cty.Value) (golibvirt.StoragePool, bool, error) {
+	var (
+		pool golibvirt.StoragePool
+		err  error
+		what string
+	)
+	if id != "" {
+		u, perr := parseUUID(id)
+		if perr != nil {
+			return pool, false, fmt.Errorf("look up pool: %w", perr)
+		}
+		what = id
+		pool, err = l.StoragePoolLookupByUUID(u)
+	} else {
+		name, known, serr := strAttr(state, "name")
+		if serr != nil || !known || name == "" {
+			return pool, false, fmt.Errorf("look up pool: neither an id nor a name is known")
+		}
+		what = name
+		pool, err = l.StoragePoolLookupByName(name)
+	}
+	if notFound(err) {
+		return pool, false, nil
+	}
+	if err != nil {
+		return pool, false, readErr("look up pool "+what, err)
+	}
+	return pool, true, nil
+}
+
+// poolName is the name to lock for an existing pool: from state, else the
+// id (a pool the provider knows by UUID only).
+func poolName(id string, state cty.Value) string {
+	if name, known, err := strAttr(state, "name"); err == nil && known && name != "" {
+		return name
+	}
+	return id
+}
+
+func (p *Provider) createPool(ctx context.Context, req providers.CreateRequest) (providers.CreateResponse, error) {
+	spec, err := poolSpecFrom(req.Config)
+	if err != nil {
+		return providers.CreateResponse{}, fmt.Errorf("create pool %s: %w", req.Address, err)
+	}
+	op := "create pool " + spec.Name
+	unlock, err := p.pools.lock(ctx, spec.Name)
+	if err != nil {
+		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
+	}
+	defer unlock()
+	l, err := p.client(ctx)
+	if err != nil {
+		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
+	}
+	uuid := formatUUID(newUUID(req.OpID, req.Address))
+	doc, err := poolXML(spec, uuid)
+	if err != nil {
+		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
+	}
+	undo := undoRecord{Op: undoCreatePool, UUID: uuid, Pool: spec.Name, Path: spec.Path}
+
+	pool, err := l.StoragePoolDefineXML(doc, 0)
+	if err != nil {
+		err = mutErr(op, err)
+		if isOutcomeUnknown(err) {
+			return providers.CreateResponse{ID: uuid, Undo: undo.encode()}, err
+		}
+		return providers.CreateResponse{}, err
+	}
+
+	// fail takes back what this call did. The response keeps the Undo
+	// when that is not certain (outcome unknown, or cleanup failed).
+	fail := func(err error) (providers.CreateResponse, error) {
+		resp := providers.CreateResponse{ID: uuid, Undo: undo.encode()}
+		if isOutcomeUnknown(err) {
+			return resp, err
+		}
+		if cerr := removePool(l, pool, undo.Built, "clean up pool "+spec.Name); cerr != nil {
+			return resp, fmt.Errorf("%w (clean up: %v)", err, cerr)
+		}
+		return providers.CreateResponse{}, err
+	}
+	step := func(err error) error {
+		if err != nil {
+			return mutErr(op, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		return nil
+	}
+
+	if err := ctx.Err(); err != nil {
+		return fail(fmt.Errorf("%s: %w", op, err))
+	}
+	// Starting a dir pool fails when its directory is missing; that is how
+	// the provider learns, over any transport, whether the directory
+	// existed. Only a directory fiat built is ever removed again.
+	if err := l.StoragePoolCreate(pool, 0); err != nil {
+		if !hasMessage(err, "No such file or directory") {
+			return fail(mutErr(op, err))
+		}
+		undo.Built = true // before the call: the undo must cover a build whose outcome is unknown
+		if err := step(l.StoragePoolBuild(pool, 0)); err != nil {
+			return fail(err)
+		}
+		if err := step(l.StoragePoolCreate(pool, 0)); err != nil {
+			return fail(err)
+		}
+	}
+	if err := step(l.StoragePoolSetAutostart(pool, 1)); err != nil {
+		return fail(err)
+	}
+	state, err := poolState(l, pool)
+	if err != nil {
+		return fail(err)
+	}
+	return providers.CreateResponse{ID: uuid, State: state, Undo: undo.encode()}, nil
+}
+
+// removePool stops the pool, removes its directory when rmDir (rmdir: a
+// directory with files stays, silently), and undefines it. Each step
+// tolerates having been done already.
+func removePool(l *golibvirt.Libvirt, pool golibvirt.StoragePool, rmDir bool, op string) error {
+	active, err := l.StoragePoolIsActive(pool)
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return readErr(op, err)
+	}
+	if active == 1 {
+		if err := l.StoragePoolDestroy(pool); err != nil && !hasCode(err, golibvirt.ErrOperationInvalid) {
+			return mutErr(op, err)
+		}
+	}
+	if rmDir {
+		err := l.StoragePoolDelete(pool, golibvirt.StoragePoolDeleteNormal)
+		if err != nil && !hasMessage(err, "Directory not empty") && !hasMessage(err, "No such file or directory") {
+			return mutErr(op, err)
+		}
+	}
+	if err := l.StoragePoolUndefine(pool); err != nil && !notFound(err) {
+		return mutErr(op, err)
+	}
+	return nil
+}
+
+func (p *Provider) undoCreatePool(ctx context.Context, u undoRecord) error {
+	op := "undo create pool " + u.Pool
+	unlock, err := p.pools.lock(ctx, u.Pool)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	defer unlock()
+	l, err := p.client(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	pool, found, err := findPool(l, u.UUID, cty.NilVal)
+	if err != nil || !found {
+		return err
+	}
+	return removePool(l, pool, u.Built, op)
+}
+
+func (p *Provider) updatePool(ctx context.Context, req providers.UpdateRequest) (providers.UpdateResponse, error) {
+	prior, err := poolSpecFrom(req.Prior)
+	if err != nil {
+		return providers.UpdateResponse{}, fmt.Errorf("update pool %s: prior state: %w", req.Address, err)
+	}
+	next, err := poolSpecFrom(req.Config)
+	if err != nil {
+		return providers.UpdateResponse{}, fmt.Errorf("update pool %s: %w", req.Address, err)
+	}
+	if prior != next {
+		return providers.UpdateResponse{}, fmt.Errorf("update pool %s: a pool's name, type and path cannot change in place; it must be replaced", prior.Name)
+	}
+	l, err := p.client(ctx)
+	if err != nil {
+		return providers.UpdateResponse{}, fmt.Errorf("update pool %s: %w", prior.Name, err)
+	}
+	pool, found, err := findPool(l, req.ID, req.Prior)
+	if err != nil {
+		return providers.UpdateResponse{}, err
+	}
+	if !found {
+		return providers.UpdateResponse{}, fmt.Errorf("update pool %s: pool %s no longer exists", prior.Name, req.ID)
+	}
+	state, err := poolState(l, pool)
+	if err != nil {
+		return providers.UpdateResponse{}, err
+	}
+	return providers.UpdateResponse{State: state, Undo: undoRecord{Op: undoNone}.encode()}, nil
+}
+
+func (p *Provider) retirePool(ctx context.Context, req providers.RetireRequest) (providers.RetireResponse, error) {
+	name := poolName(req.ID, req.State)
+	op := "retire pool " + name
+	unlock, err := p.pools.lock(ctx, name)
+	if err != nil {
+		return providers.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
+	}
+	defer unlock()
+	l, err := p.client(ctx)
+	if err != nil {
+		return providers.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
+	}
+	pool, found, err := findPool(l, req.ID, req.State)
+	if err != nil {
+		return providers.RetireResponse{}, err
+	}
+	if !found { // already gone: nothing to retire, nothing to bring back
+		return providers.RetireResponse{Undo: undoRecord{Op: undoNone}.encode()}, nil
+	}
+	active, err := l.StoragePoolIsActive(pool)
+	if err != nil {
+		return providers.RetireResponse{}, readErr(op, err)
+	}
+	autostart, err := l.StoragePoolGetAutostart(pool)
+	if err != nil {
+		return providers.RetireResponse{}, readErr(op, err)
+	}
+	undo := undoRecord{Op: undoRetirePool, UUID: formatUUID(pool.UUID), Pool: pool.Name,
+		WasActive: active == 1, Autostart: autostart == 1}
+	unknown := func(err error) (providers.RetireResponse, error) {
+		if isOutcomeUnknown(err) {
+			return providers.RetireResponse{Undo: undo.encode()}, err
+		}
+		return providers.RetireResponse{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return providers.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if undo.Autostart {
+		if err := l.StoragePoolSetAutostart(pool, 0); err != nil {
+			return unknown(mutErr(op, err))
+		}
+	}
+	if undo.WasActive {
+		if err := l.StoragePoolDestroy(pool); err != nil {
+			err = mutErr(op, err)
+			if !isOutcomeUnknown(err) && undo.Autostart {
+				_ = l.StoragePoolSetAutostart(pool, 1) // put back what this call changed
+			}
+			return unknown(err)
+		}
+	}
+	return providers.RetireResponse{Undo: undo.encode()}, nil
+}
+
+func (p *Provider) undoRetirePool(ctx context.Context, u undoRecord) error {
+	op := "undo retire pool " + u.Pool
+	unlock, err := p.pools.lock(ctx, u.Pool)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	defer unlock()
+	l, err := p.client(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	pool, found, err := findPool(l, u.UUID, cty.NilVal)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%s: pool %s (uuid %s) no longer exists; it cannot be started again", op, u.Pool, u.UUID)
+	}
+	if u.WasActive {
+		active, err := l.StoragePoolIsActive(pool)
+		if err != nil {
+			return readErr(op, err)
+		}
+		if active == 0 {
+			if err := l.StoragePoolCreate(pool, 0); err != nil {
+				return mutErr(op, err)
+			}
+		}
+	}
+	if u.Autostart {
+		if err := l.StoragePoolSetAutostart(pool, 1); err != nil {
+			return mutErr(op, err)
+		}
+	}
+	return nil
+}
+
+func (p *Provider) purgePool(ctx context.Context, req providers.PurgeRequest) error {
+	name := poolName(req.ID, req.State)
+	op := "purge pool " + name
+	unlock, err := p.pools.lock(ctx, name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	defer unlock()
+	l, err := p.client(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	pool, found, err := findPool(l, req.ID, req.State)
+	if err != nil || !found {
+		return err
+	}
+	return removePool(l, pool, true, op)
+}
+
+func (p *Provider) readPool(ctx context.Context, req providers.ReadRequest) (providers.ReadResponse, error) {
+	l, err := p.client(ctx)
+	if err != nil {
+		return providers.ReadResponse{}, fmt.Errorf("read pool %s: %w", req.Address, err)
+	}
+	pool, found, err := findPool(l, req.ID, req.State)
+	if err != nil || !found {
+		return providers.ReadResponse{}, err
+	}
+	state, err := poolState(l, pool)
+	if err != nil {
+		return providers.ReadResponse{}, err
+	}
+	return providers.ReadResponse{Exists: true, State: state}, nil
+}

@@ -1,0 +1,257 @@
+// Package providers holds the contract between fiat's executor and the systems
+// it changes. A provider declares its resource types and their schemas and
+// implements the side effects; the planner and executor decide what to change
+// and in which order. One subpackage per provider (providers/libvirt).
+//
+// Every call takes a context and a request struct and returns a response
+// struct, so a new field breaks no caller. Calls on one Provider may run
+// concurrently for unrelated objects; the provider serialises what its backend
+// needs serialised (for libvirt: one job per storage pool at a time).
+//
+// Errors: a provider returns *Error (or wraps one) for failures the backend
+// reported, so the user sees the backend's own message and code. Any error that
+// leaves the outcome of a mutating call in doubt (lost connection, timeout)
+// must satisfy errors.Is(err, ErrOutcomeUnknown): the executor then reads the
+// object before deciding what happened. It is never treated as success.
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Provider is one configured connection to a backend (one libvirt URI).
+type Provider interface {
+	// Schema lists the resource types this provider manages.
+	Schema() Schema
+
+	// Configure connects the provider. It is called once before any other
+	// call except Schema.
+	Configure(ctx context.Context, req ConfigureRequest) error
+
+	// Preflight checks, read-only, that every step of a plan can be
+	// applied: the backend can be reached, names are free, referenced
+	// objects exist or are created by an earlier step of the same plan.
+	// Problems are returned in the response, one per offending step; err
+	// is for failing to check at all.
+	Preflight(ctx context.Context, req PreflightRequest) (PreflightResponse, error)
+
+	// Create makes a new object and returns its identity, its full state
+	// (config plus computed attributes) and the Undo that deletes it.
+	Create(ctx context.Context, req CreateRequest) (CreateResponse, error)
+
+	// Update changes an object in place and returns its new state and the
+	// Undo that restores the prior definition.
+	Update(ctx context.Context, req UpdateRequest) (UpdateResponse, error)
+
+	// Retire makes an object that is to be deleted inert but recoverable
+	// (stopped, kept defined). It runs before the commit; its Undo brings
+	// the object back. Purge destroys it after the commit.
+	Retire(ctx context.Context, req RetireRequest) (RetireResponse, error)
+
+	// Purge destroys a retired object for good. It runs after the commit
+	// and must be idempotent: purging an object that is gone succeeds.
+	Purge(ctx context.Context, req PurgeRequest) error
+
+	// Undo reverses one earlier Create, Update or Retire, given the Undo
+	// bytes that call returned. It must be idempotent: undoing an undo
+	// that already took effect succeeds.
+	Undo(ctx context.Context, req UndoRequest) error
+
+	// Read reports the real object: for drift, and to settle a mutating
+	// call whose outcome is unknown.
+	Read(ctx context.Context, req ReadRequest) (ReadResponse, error)
+
+	// Close releases the connection.
+	Close() error
+}
+
+// Schema is what a provider manages.
+type Schema struct {
+	// Provider describes the provider block's attributes (e.g. uri).
+	Provider  map[string]Attribute
+	Resources map[string]ResourceSchema
+}
+
+// ResourceSchema describes one resource type.
+type ResourceSchema struct {
+	Attributes map[string]Attribute
+	// Delete says what deleting an object of this type loses once the
+	// purge runs: a volume's data is Irreversible, a pool's definition
+	// Lossy, and so on. Shown in the plan before approval.
+	Delete Reversibility
+	// Update says what an in-place update loses (usually Reversible).
+	Update Reversibility
+}
+
+// Attribute describes one attribute of a resource type.
+type Attribute struct {
+	Type      cty.Type
+	Required  bool // must be set in config
+	Optional  bool // may be set in config
+	Computed  bool // set by the provider (may also be Optional)
+	ForceNew  bool // a change replaces the object instead of updating it
+	Sensitive bool // never shown in output
+	// Default is used when an Optional attribute is not set in config
+	// (cty.NilVal: no default; the attribute is null, or computed).
+	Default     cty.Value
+	Description string
+}
+
+// ImpliedType is the object type of a resource's full state.
+func (s ResourceSchema) ImpliedType() cty.Type {
+	attrs := make(map[string]cty.Type, len(s.Attributes))
+	for name, a := range s.Attributes {
+		attrs[name] = a.Type
+	}
+	return cty.Object(attrs)
+}
+
+// Reversibility says what an undo of a step can restore.
+type Reversibility int
+
+const (
+	Reversible   Reversibility = iota // undo restores everything
+	Lossy                             // undo restores the definition, not the data
+	Irreversible                      // nothing restores it
+)
+
+func (r Reversibility) String() string {
+	switch r {
+	case Reversible:
+		return "reversible"
+	case Lossy:
+		return "lossy"
+	case Irreversible:
+		return "irreversible"
+	}
+	return fmt.Sprintf("Reversibility(%d)", int(r))
+}
+
+// ConfigureRequest carries the provider block's attributes.
+type ConfigureRequest struct {
+	Config cty.Value
+}
+
+// Action is what a plan step does to one object.
+type Action string
+
+const (
+	ActionCreate Action = "create"
+	ActionUpdate Action = "update"
+	ActionDelete Action = "delete"
+)
+
+// PreflightStep is one step of a plan as the provider sees it. Config may
+// hold unknown values (computed attributes of objects not created yet).
+type PreflightStep struct {
+	Address string
+	Type    string
+	Action  Action
+	ID      string    // existing object's identity (update, delete)
+	Prior   cty.Value // stored state (update, delete); cty.NilVal for create
+	Config  cty.Value // planned state (create, update)
+}
+
+type PreflightRequest struct {
+	Steps []PreflightStep
+}
+
+// Problem is one reason a step cannot be applied.
+type Problem struct {
+	Address string
+	Message string
+}
+
+type PreflightResponse struct {
+	Problems []Problem
+}
+
+type CreateRequest struct {
+	Address string
+	Type    string
+	OpID    string    // stable id of this operation (plan id + step)
+	Config  cty.Value // fully known
+}
+
+type CreateResponse struct {
+	ID    string
+	State cty.Value
+	Undo  json.RawMessage
+}
+
+type UpdateRequest struct {
+	Address string
+	Type    string
+	OpID    string
+	ID      string
+	Prior   cty.Value
+	Config  cty.Value
+}
+
+type UpdateResponse struct {
+	State cty.Value
+	Undo  json.RawMessage
+}
+
+type RetireRequest struct {
+	Address string
+	Type    string
+	OpID    string
+	ID      string
+	State   cty.Value
+}
+
+type RetireResponse struct {
+	Undo json.RawMessage
+}
+
+type PurgeRequest struct {
+	Address string
+	Type    string
+	ID      string
+	State   cty.Value
+}
+
+type UndoRequest struct {
+	Address string
+	Type    string
+	Undo    json.RawMessage
+}
+
+type ReadRequest struct {
+	Address string
+	Type    string
+	ID      string
+	State   cty.Value // last known state, may be cty.NilVal
+}
+
+type ReadResponse struct {
+	Exists bool
+	State  cty.Value
+}
+
+// ErrOutcomeUnknown marks a failure after which the provider cannot tell
+// whether a mutating call took effect.
+var ErrOutcomeUnknown = errors.New("outcome unknown")
+
+// Error is a failure reported by the backend itself.
+type Error struct {
+	Op      string // "create pool", "delete volume", ...
+	Code    int    // the backend's error code, 0 if none
+	Message string // the backend's own words
+	Err     error  // the underlying error, if any
+}
+
+func (e *Error) Error() string {
+	if e.Code != 0 {
+		return fmt.Sprintf("%s: %s (code %d)", e.Op, e.Message, e.Code)
+	}
+	return fmt.Sprintf("%s: %s", e.Op, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }

@@ -1,0 +1,94 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Entity is one object fiat manages, addressed "<stack>/<type>.<name>[<key>]".
+type Entity struct {
+	Address  string `json:"address"`
+	Stack    string `json:"stack"`
+	Type     string `json:"type"`
+	Name     string `json:"name"`
+	Provider string `json:"provider"` // provider config address: "libvirt", "libvirt.host2"
+	ID       string `json:"id"`       // the provider's identity (libvirt UUID, volume key)
+	// Attributes is the full state as a go-cty SimpleJSONValue (type and
+	// value), so the store stays ignorant of schemas.
+	Attributes   json.RawMessage `json:"attributes"`
+	Dependencies []string        `json:"dependencies,omitempty"` // addresses
+	Revision     uint64          `json:"revision"`               // revision at which it last changed
+	Status       Status          `json:"status"`
+	Reason       string          `json:"reason,omitempty"` // why it needs attention
+	Source       string          `json:"source,omitempty"` // file:line of its block when last applied
+}
+
+// Status of an entity.
+type Status string
+
+const (
+	StatusOK             Status = "ok"
+	StatusNeedsAttention Status = "needs-attention"
+)
+
+// Meta says who/what/why for one revision.
+type Meta struct {
+	PlanID    string    `json:"plan_id,omitempty"`
+	Actor     string    `json:"actor,omitempty"`
+	Command   string    `json:"command,omitempty"` // "apply", "destroy", ...
+	GitCommit string    `json:"git_commit,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// Commit is everything one apply changes, made visible at once.
+type Commit struct {
+	Stack string `json:"stack"`
+	TxID  string `json:"tx_id,omitempty"`
+	// Expect maps each address the plan read to the revision it read
+	// (0 = it did not exist). If any differs now the commit fails with a
+	// *StaleError and nothing changes.
+	Expect map[string]uint64 `json:"expect,omitempty"`
+	Put    []Entity          `json:"put,omitempty"`
+	Delete []string          `json:"delete,omitempty"`
+	Meta   Meta              `json:"meta"`
+}
+
+// Change is one entity's change in a revision.
+type Change struct {
+	Address string `json:"address"`
+	Action  string `json:"action"` // "create", "update", "delete"
+}
+
+// Revision is one entry of history.
+type Revision struct {
+	Revision uint64   `json:"revision"`
+	Stack    string   `json:"stack"`
+	Meta     Meta     `json:"meta"`
+	Changes  []Change `json:"changes"`
+}
+
+// ErrNotFound is returned for an address the store does not hold.
+var ErrNotFound = errors.New("not found")
+
+// StaleError says which entities changed since a plan read them.
+type StaleError struct {
+	Entities []StaleEntity
+}
+
+// StaleEntity is one entity that changed since it was read.
+type StaleEntity struct {
+	Address string
+	Read    uint64 // revision the plan read (0: absent)
+	Now     uint64 // revision now (0: absent)
+}
+
+func (e *StaleError) Error() string {
+	parts := make([]string, len(e.Entities))
+	for i, s := range e.Entities {
+		parts[i] = fmt.Sprintf("%s changed since the plan read it (read at revision %d, now at revision %d)", s.Address, s.Read, s.Now)
+	}
+	return "stale plan: " + strings.Join(parts, "; ")
+}
