@@ -70,40 +70,42 @@ func renderStep(b *strings.Builder, s *Step) {
 	for _, n := range s.ForceNew {
 		forces[n] = true
 	}
-	names := attrNames(s.Before, s.After)
-	width := 0
-	for _, n := range names {
-		width = max(width, len(n))
-	}
-	for _, n := range names {
-		before, after := attr(s.Before, n), attr(s.After, n)
-		show := func(v cty.Value) string {
-			if sensitive[n] && v.IsKnown() && !v.IsNull() {
-				return "(sensitive)"
-			}
-			return FormatValue(v)
+	type line struct{ mark, name, text string }
+	var lines []line
+	show := func(n string, v cty.Value) string {
+		if sensitive[n] && v.IsKnown() && !v.IsNull() {
+			return "(sensitive)"
 		}
+		return FormatValue(v)
+	}
+	for _, n := range attrNames(s.Before, s.After) {
+		before, after := attr(s.Before, n), attr(s.After, n)
 		switch s.Action {
 		case Create:
-			if after.IsNull() {
-				continue
+			if !after.IsNull() {
+				lines = append(lines, line{"+", n, show(n, after)})
 			}
-			fmt.Fprintf(b, "      + %-*s = %s\n", width, n, show(after))
 		case Delete:
-			if before.IsNull() {
-				continue
+			if !before.IsNull() {
+				lines = append(lines, line{"-", n, show(n, before)})
 			}
-			fmt.Fprintf(b, "      - %-*s = %s\n", width, n, show(before))
 		default:
 			if eq := after.Equals(before); after.IsWhollyKnown() && eq.IsKnown() && eq.True() {
 				continue
 			}
-			note := ""
+			text := show(n, before) + " -> " + show(n, after)
 			if forces[n] {
-				note = " # forces replacement"
+				text += " # forces replacement"
 			}
-			fmt.Fprintf(b, "      ~ %-*s = %s -> %s%s\n", width, n, show(before), show(after), note)
+			lines = append(lines, line{"~", n, text})
 		}
+	}
+	width := 0
+	for _, l := range lines {
+		width = max(width, len(l.name))
+	}
+	for _, l := range lines {
+		fmt.Fprintf(b, "      %s %-*s = %s\n", l.mark, width, l.name, l.text)
 	}
 	b.WriteString("    }\n")
 }
