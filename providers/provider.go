@@ -8,6 +8,12 @@
 // concurrently for unrelated objects; the provider serialises what its backend
 // needs serialised (for libvirt: one job per storage pool at a time).
 //
+// Undo with an error: when Create, Update or Retire fails after something may
+// have taken effect (the outcome is unknown, or the provider's own cleanup
+// failed), the response still carries the Undo that takes it back; the
+// executor journals it and runs it. Undos are idempotent, so running one for a
+// call that did nothing succeeds.
+//
 // Errors: a provider returns *Error (or wraps one) for failures the backend
 // reported, so the user sees the backend's own message and code. Any error that
 // leaves the outcome of a mutating call in doubt (lost connection, timeout)
@@ -63,8 +69,26 @@ type Provider interface {
 	Undo(ctx context.Context, req UndoRequest) error
 
 	// Read reports the real object: for drift, and to settle a mutating
-	// call whose outcome is unknown.
+	// call whose outcome is unknown. With an empty ID it looks the object
+	// up by the identifying attributes in State (e.g. its name).
 	Read(ctx context.Context, req ReadRequest) (ReadResponse, error)
+
+	// Settle decides what became of a Create, Update or Retire whose
+	// outcome is unknown (the connection dropped, or the fiat process died
+	// between journaling the intent and the result). It reads the real
+	// object and says whether the operation took effect; if it did, it
+	// returns the Undo that reverses it, exactly as the original call
+	// would have. Read-only.
+	Settle(ctx context.Context, req SettleRequest) (SettleResponse, error)
+
+	// Import finds an existing object by the identity a user gives (a
+	// UUID, a name, a path: whatever the type documents) and returns its
+	// canonical ID and full state, so fiat can start managing it.
+	Import(ctx context.Context, req ImportRequest) (ImportResponse, error)
+
+	// ReadData evaluates a data source: it reads an existing object that
+	// fiat does not manage, found by the data block's arguments.
+	ReadData(ctx context.Context, req ReadDataRequest) (ReadDataResponse, error)
 
 	// Close releases the connection.
 	Close() error
@@ -73,8 +97,9 @@ type Provider interface {
 // Schema is what a provider manages.
 type Schema struct {
 	// Provider describes the provider block's attributes (e.g. uri).
-	Provider  map[string]Attribute
-	Resources map[string]ResourceSchema
+	Provider    map[string]Attribute
+	Resources   map[string]ResourceSchema
+	DataSources map[string]ResourceSchema // data "type" "name" { ... }
 }
 
 // ResourceSchema describes one resource type.
@@ -234,6 +259,49 @@ type ReadResponse struct {
 	Exists bool
 	State  cty.Value
 }
+
+// SettleRequest describes an operation whose outcome is unknown.
+type SettleRequest struct {
+	Address string
+	Type    string
+	Action  Action    // ActionCreate, ActionUpdate, or ActionDelete for a Retire
+	OpID    string    // the OpID the original call carried
+	ID      string    // the object's identity if known (update, retire; a create may not know it)
+	Prior   cty.Value // state before the operation (update, retire); cty.NilVal for create
+	Config  cty.Value // what the operation asked for (create, update)
+}
+
+type SettleResponse struct {
+	TookEffect bool
+	ID         string    // the object's identity (for a create that took effect)
+	State      cty.Value // its state now
+	Undo       json.RawMessage
+}
+
+type ImportRequest struct {
+	Address string
+	Type    string
+	ID      string // as the user wrote it
+}
+
+type ImportResponse struct {
+	ID    string
+	State cty.Value
+}
+
+type ReadDataRequest struct {
+	Address string
+	Type    string
+	Config  cty.Value
+}
+
+type ReadDataResponse struct {
+	State cty.Value
+}
+
+// ErrConflict marks a create refused because an object with the same name
+// (or another unique property) exists; the message names that object.
+var ErrConflict = errors.New("conflicts with an existing object")
 
 // ErrOutcomeUnknown marks a failure after which the provider cannot tell
 // whether a mutating call took effect.

@@ -184,3 +184,47 @@ func withID(v cty.Value, id string) cty.Value {
 	m["id"] = cty.StringVal(id)
 	return cty.ObjectVal(m)
 }
+
+// Settle reports a create as having taken effect if an object with the
+// requested name exists (the fake's stand-in for an OpID-derived identity).
+func (p *Provider) Settle(_ context.Context, req providers.SettleRequest) (providers.SettleResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch req.Action {
+	case providers.ActionCreate:
+		for id, v := range p.Objects {
+			if v.GetAttr("name").RawEquals(req.Config.GetAttr("name")) {
+				u, _ := json.Marshal(undo{Op: "delete", ID: id})
+				return providers.SettleResponse{TookEffect: true, ID: id, State: v, Undo: u}, nil
+			}
+		}
+	case providers.ActionUpdate:
+		if v, ok := p.Objects[req.ID]; ok && v.GetAttr("value").RawEquals(req.Config.GetAttr("value")) {
+			pb, _ := json.Marshal(ctyjson.SimpleJSONValue{Value: req.Prior})
+			u, _ := json.Marshal(undo{Op: "restore", ID: req.ID, Prior: pb})
+			return providers.SettleResponse{TookEffect: true, ID: req.ID, State: v, Undo: u}, nil
+		}
+	case providers.ActionDelete:
+		if p.Retired[req.ID] {
+			u, _ := json.Marshal(undo{Op: "unretire", ID: req.ID})
+			return providers.SettleResponse{TookEffect: true, ID: req.ID, Undo: u}, nil
+		}
+	}
+	return providers.SettleResponse{}, nil
+}
+
+// Import adopts an object by id.
+func (p *Provider) Import(_ context.Context, req providers.ImportRequest) (providers.ImportResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.Objects[req.ID]
+	if !ok {
+		return providers.ImportResponse{}, &providers.Error{Op: "import " + req.Address, Code: 404, Message: "no such object " + req.ID}
+	}
+	return providers.ImportResponse{ID: req.ID, State: v}, nil
+}
+
+// ReadData: the fake has no data sources.
+func (p *Provider) ReadData(_ context.Context, req providers.ReadDataRequest) (providers.ReadDataResponse, error) {
+	return providers.ReadDataResponse{}, fmt.Errorf("read data %s: fake has no data sources", req.Address)
+}

@@ -14,7 +14,7 @@ import (
 // ErrConflict marks a create that libvirt refused because an object with the
 // same name (or, for a pool, the same source path) already exists. The error
 // is a *providers.Error whose Message names the existing object.
-var ErrConflict = errors.New("conflicts with an existing object")
+var ErrConflict = providers.ErrConflict
 
 // conflictError is a *providers.Error for which errors.Is(err, ErrConflict).
 type conflictError struct{ cause error }

@@ -200,3 +200,18 @@ func (p *Provider) Read(ctx context.Context, req providers.ReadRequest) (provide
 	}
 	return rt.read(p, ctx, req)
 }
+
+// Settle is not implemented yet for any libvirt type.
+func (p *Provider) Settle(ctx context.Context, req providers.SettleRequest) (providers.SettleResponse, error) {
+	return providers.SettleResponse{}, fmt.Errorf("settle %s: not implemented for %s", req.Address, req.Type)
+}
+
+// Import is not implemented yet for any libvirt type.
+func (p *Provider) Import(ctx context.Context, req providers.ImportRequest) (providers.ImportResponse, error) {
+	return providers.ImportResponse{}, fmt.Errorf("import %s: not implemented for %s", req.Address, req.Type)
+}
+
+// ReadData is not implemented yet: the libvirt provider has no data sources.
+func (p *Provider) ReadData(ctx context.Context, req providers.ReadDataRequest) (providers.ReadDataResponse, error) {
+	return providers.ReadDataResponse{}, fmt.Errorf("read data %s: libvirt has no data source %s yet", req.Address, req.Type)
+}
