@@ -2,7 +2,9 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"fiat/planner"
@@ -10,43 +12,133 @@ import (
 	"fiat/state"
 )
 
+// undoItem is one operation that took effect and may have to be reversed:
+// from a live apply's ops, or from a crashed run's journal.
+type undoItem struct {
+	Address, Type, Provider, Source string
+	Op                              opKind
+	ID                              string
+	Undo                            json.RawMessage
+	State                           json.RawMessage // create/update: the object's new state; retire: its prior state
+}
+
+func itemOf(o *op) undoItem {
+	it := undoItem{Address: o.step.Address, Type: o.step.Type, Provider: o.step.Provider, Source: o.step.Source,
+		Op: o.kind, ID: o.id, Undo: o.undo}
+	if o.kind == opRetire {
+		it.State, _ = planner.EncodeValue(o.step.Before)
+	} else {
+		it.State, _ = planner.EncodeValue(o.state)
+	}
+	return it
+}
+
 // rollback undoes completed ops in reverse completion order (a valid reverse
-// dependency order) and completes the error with what was undone.
+// dependency order), marks what could not be undone as needs-attention, and
+// completes the error with what was done.
 func (x *txn) rollback(ctx context.Context, done []*op, failed *Error) *Error {
 	// Undo must run even when the apply was cancelled (Ctrl-C).
 	ctx = context.WithoutCancel(ctx)
-	for i := len(done) - 1; i >= 0; i-- {
-		o := done[i]
-		x.events.emit(Event{Kind: EventUndoStart, Address: o.step.Address, Operation: string(o.kind)})
-		start := time.Now()
-		if err := x.undoOne(ctx, o); err != nil {
-			failed.Stuck = append(failed.Stuck, Stuck{Address: o.step.Address, Operation: string(o.kind), Err: err.Error()})
-			x.events.emit(Event{Kind: EventUndoFailed, Address: o.step.Address, Operation: string(o.kind), Err: err.Error()})
-			continue
-		}
-		failed.RolledBack = append(failed.RolledBack, Undone{Address: o.step.Address, Operation: string(o.kind)})
-		x.events.emit(Event{Kind: EventUndone, Address: o.step.Address, Operation: string(o.kind), Elapsed: time.Since(start)})
+	items := make([]undoItem, len(done))
+	for i, o := range done {
+		items[i] = itemOf(o)
 	}
-	// Only a fully rolled-back transaction is closed; one with stuck
-	// objects stays open in the journal for `fiat recover`.
-	if len(failed.Stuck) == 0 && x.txID != "" {
-		if err := x.opts.Store.EndTx(ctx, x.lock, x.txID); err != nil {
-			failed.Stuck = append(failed.Stuck, Stuck{Address: "(journal)", Operation: "end transaction", Err: err.Error()})
-		}
+	failed.RolledBack, failed.Stuck = undoAll(ctx, x.opts.Providers, items, x.journal, x.events)
+	if x.txID == "" {
+		return failed
+	}
+	if err := x.journal.flush(ctx); err != nil {
+		failed.Stuck = append(failed.Stuck, Stuck{Address: "(journal)", Operation: "rollback", Err: err.Error()})
+		return failed // the transaction stays open; recovery finishes it
+	}
+	if err := settleStuck(ctx, x.opts.Store, x.lock(), x.plan.Stack, x.txID, failed.Stuck, items); err != nil {
+		failed.Stuck = append(failed.Stuck, Stuck{Address: "(store)", Operation: "mark needs-attention", Err: err.Error()})
 	}
 	return failed
 }
 
-func (x *txn) undoOne(ctx context.Context, o *op) error {
-	p := x.opts.Providers[o.step.Provider]
-	base := record{Op: o.kind, Address: o.step.Address, Type: o.step.Type, Provider: o.step.Provider, ID: o.id}
-	if err := p.Undo(ctx, providers.UndoRequest{Address: o.step.Address, Type: o.step.Type, Undo: o.undo}); err != nil {
-		base.Kind, base.Err = "undo-failed", err.Error()
-		_ = x.journal(ctx, base) // best effort: the report carries it either way
-		return err
+// undoAll reverses items, last first, journaling each outcome.
+func undoAll(ctx context.Context, provs map[string]providers.Provider, items []undoItem, j *journal, ev *emitter) (undone []Undone, stuck []Stuck) {
+	for i := len(items) - 1; i >= 0; i-- {
+		it := items[i]
+		ev.emit(Event{Kind: EventUndoStart, Address: it.Address, Operation: string(it.Op)})
+		start := time.Now()
+		err := undoOne(ctx, provs, it)
+		failpoint("after-undo")
+		rec := record{Kind: recUndone, Op: it.Op, Address: it.Address, ID: it.ID}
+		if err != nil {
+			rec.Kind, rec.Err = recUndoFailed, err.Error()
+			stuck = append(stuck, Stuck{Address: it.Address, Operation: string(it.Op), Err: err.Error()})
+			ev.emit(Event{Kind: EventUndoFailed, Address: it.Address, Operation: string(it.Op), Err: err.Error()})
+		} else {
+			undone = append(undone, Undone{Address: it.Address, Operation: string(it.Op)})
+			ev.emit(Event{Kind: EventUndone, Address: it.Address, Operation: string(it.Op), Elapsed: time.Since(start)})
+		}
+		if j != nil {
+			j.post(rec)
+		}
 	}
-	base.Kind = "undone"
-	return x.journal(ctx, base)
+	return undone, stuck
+}
+
+func undoOne(ctx context.Context, provs map[string]providers.Provider, it undoItem) error {
+	if len(it.Undo) == 0 {
+		return nil // the call took no effect that needs reversing
+	}
+	p, ok := provs[it.Provider]
+	if !ok {
+		return fmt.Errorf("provider %s is not configured (its provider block is needed to roll back)", it.Provider)
+	}
+	return p.Undo(ctx, providers.UndoRequest{Address: it.Address, Type: it.Type, Undo: it.Undo})
+}
+
+// settleStuck ends a rolled-back transaction. Objects whose undo failed are
+// first marked needs-attention in the store, each with the undo to retry, so
+// the journal is no longer needed and unrelated plans can run.
+func settleStuck(ctx context.Context, store Store, lock state.Lock, stack, txID string, stuck []Stuck, items []undoItem) error {
+	if len(stuck) > 0 {
+		byOp := map[string]undoItem{}
+		for _, it := range items {
+			byOp[it.Address+" "+string(it.Op)] = it
+		}
+		c := state.Commit{Stack: stack, TxID: "", Expect: map[string]uint64{},
+			Meta: state.Meta{Actor: Holder(), Command: "rollback", Time: time.Now().UTC()}}
+		for _, s := range stuck {
+			it, ok := byOp[s.Address+" "+s.Operation]
+			if !ok {
+				continue
+			}
+			addr := stack + "/" + it.Address
+			e, err := store.Get(ctx, addr)
+			switch {
+			case err == nil:
+				c.Expect[addr] = e.Revision
+			case it.Op == opCreate:
+				// A created object the store never knew: record it so it
+				// is not lost track of.
+				c.Expect[addr] = 0
+				e = state.Entity{Address: addr, Stack: stack, Type: it.Type, Name: strings.TrimPrefix(it.Address, it.Type+"."),
+					Provider: it.Provider, ID: it.ID, Attributes: it.State, Source: it.Source}
+			default:
+				return fmt.Errorf("read %s: %w", addr, err)
+			}
+			untracked := err != nil
+			e.Status = state.StatusNeedsAttention
+			e.Reason = fmt.Sprintf("rollback of %s failed: %s", it.Op, s.Err)
+			e.Attention = &state.Attention{TxID: txID, Operation: string(it.Op), Error: s.Err, Undo: it.Undo,
+				Time: time.Now().UTC(), Untracked: untracked}
+			c.Put = append(c.Put, e)
+		}
+		if len(c.Put) > 0 {
+			if _, err := store.Commit(ctx, lock, c); err != nil {
+				return fmt.Errorf("mark needs-attention: %w", err)
+			}
+		}
+	}
+	if err := store.EndTx(ctx, lock, txID); err != nil {
+		return fmt.Errorf("end transaction %s: %w", txID, err)
+	}
+	return nil
 }
 
 // commit makes the new revision visible in one store write.
@@ -55,7 +147,7 @@ func (x *txn) commit(ctx context.Context, ops []*op) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	rev, err := x.opts.Store.Commit(ctx, x.lock, c)
+	rev, err := x.opts.Store.Commit(ctx, x.lock(), c)
 	if err != nil {
 		return 0, fmt.Errorf("commit stack %s: %w", x.plan.Stack, err)
 	}
@@ -66,7 +158,7 @@ func (x *txn) commitRequest(ops []*op) (state.Commit, error) {
 	stack := x.plan.Stack
 	c := state.Commit{
 		Stack: stack, TxID: x.txID, Expect: map[string]uint64{},
-		Meta: state.Meta{PlanID: x.opts.PlanID, Actor: holderName(x.opts.Actor), Command: x.opts.Command, Time: time.Now().UTC()},
+		Meta: state.Meta{PlanID: x.opts.PlanID, Actor: x.opts.Actor, Command: x.opts.Command, Time: time.Now().UTC()},
 	}
 	for addr, rev := range x.plan.Reads {
 		c.Expect[stack+"/"+addr] = rev
@@ -97,25 +189,45 @@ func (x *txn) commitRequest(ops []*op) (state.Commit, error) {
 	return c, nil
 }
 
-// purge destroys retired objects after the commit, dependents first. A
-// failure leaves the infrastructure correct (the object is inert); it is
-// reported, not retried in a loop.
-func (x *txn) purge(ctx context.Context, done []*op) []error {
-	var errs []error
+func retiredOf(done []*op) []undoItem {
+	var out []undoItem
 	for _, o := range done {
-		if o.kind != opRetire {
-			continue
+		if o.kind == opRetire {
+			out = append(out, itemOf(o))
 		}
-		p := x.opts.Providers[o.step.Provider]
+	}
+	return out
+}
+
+// purgeAll destroys retired objects after the commit, dependents first. A
+// failure leaves the infrastructure correct (the object is inert); it is
+// reported and stays pending in the journal, never retried in a loop.
+func purgeAll(ctx context.Context, provs map[string]providers.Provider, retired []undoItem, j *journal, ev *emitter) []error {
+	var errs []error
+	for _, it := range retired {
 		start := time.Now()
-		err := p.Purge(ctx, providers.PurgeRequest{Address: o.step.Address, Type: o.step.Type, ID: o.id, State: o.step.Before})
+		err := purgeOne(ctx, provs, it)
+		failpoint("after-purge")
 		if err != nil {
-			err = fmt.Errorf("purge %s: %w", o.step.Address, err)
+			err = fmt.Errorf("purge %s: %w", it.Address, err)
 			errs = append(errs, err)
-			x.events.emit(Event{Kind: EventPurgeFailed, Address: o.step.Address, Operation: "purge", Err: err.Error()})
+			ev.emit(Event{Kind: EventPurgeFailed, Address: it.Address, Operation: "purge", Err: err.Error()})
 			continue
 		}
-		x.events.emit(Event{Kind: EventPurged, Address: o.step.Address, Operation: "purge", Elapsed: time.Since(start)})
+		j.post(record{Kind: recPurged, Address: it.Address, Op: opRetire, ID: it.ID})
+		ev.emit(Event{Kind: EventPurged, Address: it.Address, Operation: "purge", Elapsed: time.Since(start)})
 	}
 	return errs
+}
+
+func purgeOne(ctx context.Context, provs map[string]providers.Provider, it undoItem) error {
+	p, ok := provs[it.Provider]
+	if !ok {
+		return fmt.Errorf("provider %s is not configured", it.Provider)
+	}
+	st, err := planner.DecodeValue(it.State)
+	if err != nil {
+		return err
+	}
+	return p.Purge(ctx, providers.PurgeRequest{Address: it.Address, Type: it.Type, ID: it.ID, State: st})
 }

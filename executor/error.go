@@ -24,6 +24,8 @@ type Error struct {
 	// Stuck lists operations whose undo failed: those objects are left as
 	// described and need attention.
 	Stuck []Stuck
+	// Recovered lists crashed runs' transactions settled before this one.
+	Recovered []*Recovery
 }
 
 // Problem is one preflight finding.

@@ -1,8 +1,9 @@
 // Package executor runs a Plan as one transaction: lock, preflight, journaled
 // steps in dependency order, commit, purge. A failure before the commit undoes
 // every completed step in reverse order and returns one *Error saying what
-// failed and what was undone. It decides nothing about what to change: that
-// is the plan.
+// failed and what was undone. A transaction left open by a crashed process is
+// rolled back (or its purge finished) by Recover. The executor decides nothing
+// about what to change: that is the plan.
 package executor
 
 import (
@@ -12,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -25,11 +25,16 @@ import (
 
 // Store is what the executor needs of the state store.
 type Store interface {
+	Get(ctx context.Context, address string) (state.Entity, error)
 	List(ctx context.Context, stack string) ([]state.Entity, error)
 	Lock(ctx context.Context, stack, holder string, ttl time.Duration) (state.Lock, error)
+	Renew(ctx context.Context, lock state.Lock, ttl time.Duration) (state.Lock, error)
 	Unlock(ctx context.Context, lock state.Lock) error
+	ForceUnlock(ctx context.Context, lockID string) (state.Lock, error)
 	BeginTx(ctx context.Context, lock state.Lock, tx state.Tx) error
 	AppendJournal(ctx context.Context, lock state.Lock, txID string, records ...json.RawMessage) error
+	Journal(ctx context.Context, txID string) ([]json.RawMessage, error)
+	OpenTxs(ctx context.Context, stack string) ([]state.Tx, error)
 	Commit(ctx context.Context, lock state.Lock, c state.Commit) (uint64, error)
 	EndTx(ctx context.Context, lock state.Lock, txID string) error
 }
@@ -42,123 +47,170 @@ type EvalFunc func(addr string, vals map[string]cty.Value) (cty.Value, error)
 
 // Options configures one apply.
 type Options struct {
-	Store       Store
-	Providers   map[string]providers.Provider // by provider address, configured
+	Store Store
+	// Providers by provider address, configured. Recovery of a crashed
+	// transaction may need providers the plan itself does not use.
+	Providers   map[string]providers.Provider
 	Eval        EvalFunc
-	Events      func(Event) // progress; called from several goroutines, serialised by the executor
+	Events      func(Event) // progress; calls are serialised
 	Parallelism int         // default 10
 	PlanID      string
-	Actor       string
+	Actor       string // recorded in history; default Holder()
 	Command     string // "apply", "destroy"
 	LockTTL     time.Duration
+	// Progress is how often a slow operation reports "still running"
+	// (default 10s).
+	Progress time.Duration
 }
 
 // Result is a committed apply.
 type Result struct {
 	Revision uint64
 	Values   map[string]cty.Value // final state of every resource in the config
+	// Recovered lists transactions of crashed runs that were settled first.
+	Recovered []*Recovery
 	// PurgeErrors are retired objects that could not be destroyed after
-	// the commit. The infrastructure is already correct; they are garbage.
+	// the commit. The infrastructure is already correct; they stay recorded
+	// as pending cleanup, finished by the next apply or `fiat recover`.
 	PurgeErrors []error
+	// JournalWrites and JournalRecords count store writes of the journal.
+	JournalWrites, JournalRecords int64
 }
 
 // Apply runs the plan. On error nothing is committed and every completed step
-// has been undone, except those listed as stuck in the returned *Error.
+// has been undone, except those the returned *Error lists as stuck, which are
+// marked needs-attention in the store.
 func Apply(ctx context.Context, plan *planner.Plan, opts Options) (*Result, error) {
-	if opts.Parallelism <= 0 {
-		opts.Parallelism = 10
-	}
-	if opts.LockTTL == 0 {
-		opts.LockTTL = time.Hour
-	}
-	if opts.Events == nil {
-		opts.Events = func(Event) {}
-	}
+	opts.defaults()
 	x := &txn{opts: opts, plan: plan, events: newEmitter(opts.Events)}
 	return x.run(ctx)
 }
 
-type txn struct {
-	opts   Options
-	plan   *planner.Plan
-	events *emitter
-	lock   state.Lock
-	txID   string
+func (o *Options) defaults() {
+	if o.Parallelism <= 0 {
+		o.Parallelism = 10
+	}
+	if o.Events == nil {
+		o.Events = func(Event) {}
+	}
+	if o.Actor == "" {
+		o.Actor = Holder()
+	}
+	if o.Progress <= 0 {
+		o.Progress = 10 * time.Second
+	}
 }
 
-func (x *txn) run(ctx context.Context) (*Result, error) {
-	holder := holderName(x.opts.Actor)
-	lock, err := x.opts.Store.Lock(ctx, x.plan.Stack, holder, x.opts.LockTTL)
+type txn struct {
+	opts    Options
+	plan    *planner.Plan
+	events  *emitter
+	lease   *lease
+	txID    string
+	journal *journal
+}
+
+func (x *txn) lock() state.Lock { return x.lease.current() }
+
+func (x *txn) run(parent context.Context) (*Result, error) {
+	ls, err := acquire(parent, x.opts.Store, x.plan.Stack, Holder(), x.opts.LockTTL)
 	if err != nil {
 		return nil, &Error{Phase: "lock", Cause: fmt.Errorf("lock stack %s: %w", x.plan.Stack, err)}
 	}
-	x.lock = lock
-	// The lock is released with a fresh context: a cancelled apply must
-	// still let go of it.
-	defer x.opts.Store.Unlock(context.WithoutCancel(ctx), lock)
+	x.lease = ls
+	defer ls.release(parent)
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	ls.onLost(cancel)
 
+	res := &Result{}
+	// A crashed run's transaction is settled before anything else: its
+	// objects may be exactly the ones this plan is about to touch.
+	if res.Recovered, err = recoverOpen(ctx, x.opts.Store, ls, x.plan.Stack, x.opts.Providers, x.events); err != nil {
+		return nil, &Error{Phase: "recover", Cause: err, Recovered: res.Recovered}
+	}
 	if err := x.checkStale(ctx); err != nil {
-		return nil, &Error{Phase: "preflight", Cause: err}
+		return nil, err
 	}
 	if err := x.preflight(ctx); err != nil {
 		return nil, err
 	}
 	x.txID = newID()
-	tx := state.Tx{ID: x.txID, Stack: x.plan.Stack, PlanID: x.opts.PlanID, LockID: lock.ID, Started: time.Now().UTC()}
-	if err := x.opts.Store.BeginTx(ctx, lock, tx); err != nil {
+	tx := state.Tx{ID: x.txID, Stack: x.plan.Stack, PlanID: x.opts.PlanID, Started: time.Now().UTC()}
+	if err := x.opts.Store.BeginTx(ctx, x.lock(), tx); err != nil {
 		return nil, &Error{Phase: "apply", Cause: fmt.Errorf("begin transaction: %w", err)}
 	}
+	failpoint("after-begin")
+	x.journal = newJournal(x.opts.Store, x.lock, x.txID)
+	defer func() { res.JournalWrites, res.JournalRecords = x.journal.writes.Load(), x.journal.recs.Load() }()
 
 	ops := buildOps(x.plan)
 	done, vals, failed := x.walk(ctx, ops)
 	if failed != nil {
 		return nil, x.rollback(ctx, done, failed)
 	}
+	if err := x.journal.flush(ctx); err != nil {
+		return nil, x.rollback(ctx, done, &Error{Phase: "commit", Cause: err})
+	}
+	failpoint("before-commit")
 	rev, err := x.commit(ctx, ops)
 	if err != nil {
 		return nil, x.rollback(ctx, done, &Error{Phase: "commit", Cause: err})
 	}
+	failpoint("after-commit")
 	x.events.emit(Event{Kind: EventCommitted, Revision: rev})
-	res := &Result{Revision: rev, Values: vals}
-	res.PurgeErrors = x.purge(context.WithoutCancel(ctx), done)
-	if err := x.opts.Store.EndTx(context.WithoutCancel(ctx), lock, x.txID); err != nil {
-		res.PurgeErrors = append(res.PurgeErrors, fmt.Errorf("end transaction %s: %w", x.txID, err))
+	res.Revision, res.Values = rev, vals
+	// Past the point of no return: cleanup runs even if ctx ended.
+	cctx := context.WithoutCancel(ctx)
+	res.PurgeErrors = purgeAll(cctx, x.opts.Providers, retiredOf(done), x.journal, x.events)
+	if len(res.PurgeErrors) == 0 {
+		failpoint("before-end")
+		if err := x.opts.Store.EndTx(cctx, x.lock(), x.txID); err != nil {
+			res.PurgeErrors = append(res.PurgeErrors, fmt.Errorf("end transaction %s: %w", x.txID, err))
+		}
+	} else if err := x.journal.flush(cctx); err != nil {
+		res.PurgeErrors = append(res.PurgeErrors, err)
 	}
 	return res, nil
 }
 
-func holderName(actor string) string {
-	if actor != "" {
-		return actor
-	}
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s pid %d", host, os.Getpid())
-}
-
-// checkStale refuses a plan whose reads no longer hold, before touching
-// anything. The commit checks again, atomically.
+// checkStale refuses a plan whose reads no longer hold, and one that would
+// touch an entity needing attention, before touching anything. The commit
+// checks staleness again, atomically.
 func (x *txn) checkStale(ctx context.Context) error {
 	ents, err := x.opts.Store.List(ctx, x.plan.Stack)
 	if err != nil {
-		return fmt.Errorf("read stack %s: %w", x.plan.Stack, err)
+		return &Error{Phase: "preflight", Cause: fmt.Errorf("read stack %s: %w", x.plan.Stack, err)}
 	}
-	now := make(map[string]uint64, len(ents))
+	prefix := x.plan.Stack + "/"
+	now := make(map[string]state.Entity, len(ents))
 	for _, e := range ents {
-		now[strings.TrimPrefix(e.Address, x.plan.Stack+"/")] = e.Revision
+		now[strings.TrimPrefix(e.Address, prefix)] = e
 	}
 	stale := &state.StaleError{}
 	for addr, read := range x.plan.Reads {
-		if now[addr] != read {
-			stale.Entities = append(stale.Entities, state.StaleEntity{Address: x.plan.Stack + "/" + addr, Read: read, Now: now[addr]})
+		if now[addr].Revision != read {
+			stale.Entities = append(stale.Entities, state.StaleEntity{Address: prefix + addr, Read: read, Now: now[addr].Revision})
 		}
 	}
-	for addr, rev := range now {
+	for addr, e := range now {
 		if _, ok := x.plan.Reads[addr]; !ok {
-			stale.Entities = append(stale.Entities, state.StaleEntity{Address: x.plan.Stack + "/" + addr, Now: rev})
+			stale.Entities = append(stale.Entities, state.StaleEntity{Address: prefix + addr, Now: e.Revision})
 		}
 	}
 	if len(stale.Entities) > 0 {
-		return stale
+		return &Error{Phase: "preflight", Cause: stale}
+	}
+	perr := &Error{Phase: "preflight"}
+	for _, s := range x.plan.Steps {
+		if e, ok := now[s.Address]; ok && s.Action != planner.NoOp && e.Status == state.StatusNeedsAttention {
+			perr.Problems = append(perr.Problems, Problem{Address: s.Address, Source: s.Source,
+				Message: fmt.Sprintf("needs attention: %s; resolve it first with `fiat recover`, or stop managing it with `fiat state forget %s`", e.Reason, s.Address)})
+		}
+	}
+	if len(perr.Problems) > 0 {
+		perr.Cause = errors.New(perr.Problems[0].Message)
+		return perr
 	}
 	return nil
 }

@@ -233,8 +233,42 @@ func TestUndoFailureIsReported(t *testing.T) {
 	if !strings.Contains(err.Error(), "undo refused") || !strings.Contains(err.Error(), "fake_thing.r02") {
 		t.Fatalf("error does not say what failed:\n%s", err)
 	}
-	if got := e.storeSnapshot(); len(got) != 0 {
-		t.Fatalf("store changed: %v", got)
+	// Exactly the stuck object is in the store, marked needs-attention.
+	ents, _ := e.store.List(context.Background(), stack)
+	if len(ents) != 1 || ents[0].Address != "test/fake_thing.r01" || ents[0].Status != state.StatusNeedsAttention ||
+		!strings.Contains(ents[0].Reason, "undo refused") || ents[0].Attention == nil {
+		t.Fatalf("want only r01 needs-attention, got %+v", ents)
+	}
+	e.fake.Fail = nil
+
+	// A plan that leaves r01 alone still applies.
+	p2, cfg2 := e.plan(config(3, false))
+	if s := p2.Step("fake_thing.r01"); s.Action != planner.NoOp {
+		t.Fatalf("r01 should be untouched, got %s", s.Action)
+	}
+	if _, err := e.apply(p2, cfg2, 2); err != nil {
+		t.Fatalf("unrelated plan refused: %v", err)
+	}
+	// A plan that touches r01 is refused, saying why and what to run.
+	p3, cfg3 := e.plan(strings.Replace(config(3, false), `name = "r01"
+  value = "v1"`, `name = "r01"
+  value = "changed"`, 1))
+	_, err = e.apply(p3, cfg3, 2)
+	if err == nil || !strings.Contains(err.Error(), "fake_thing.r01") || !strings.Contains(err.Error(), "fiat recover") {
+		t.Fatalf("plan touching a needs-attention entity: %v", err)
+	}
+	// recover retries the undo; the untracked entity goes with its object.
+	objs := len(e.fake.Objects)
+	_, att, err := executor.Recover(context.Background(), stack, executor.RecoverOptions{
+		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}})
+	if err != nil || len(att.Resolved) != 1 || len(att.Stuck) != 0 {
+		t.Fatalf("recover: %v %+v", err, att)
+	}
+	if len(e.fake.Objects) != objs-1 {
+		t.Fatalf("recover did not delete the stuck object")
+	}
+	if _, err := e.store.Get(context.Background(), "test/fake_thing.r01"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("r01 still in the store: %v", err)
 	}
 }
 

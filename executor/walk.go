@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -13,34 +12,6 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// record is one journal entry. The journal lives in the replicated store, so
-// another process can roll back a transaction this one left open.
-type record struct {
-	Kind     string          `json:"k"` // "intent", "done", "undone", "undo-failed"
-	Op       opKind          `json:"op"`
-	Address  string          `json:"a"`
-	Type     string          `json:"t"`
-	Provider string          `json:"p"`
-	ID       string          `json:"id,omitempty"`
-	Undo     json.RawMessage `json:"u,omitempty"`
-	Err      string          `json:"e,omitempty"`
-}
-
-func (x *txn) journal(ctx context.Context, recs ...record) error {
-	raw := make([]json.RawMessage, len(recs))
-	for i, r := range recs {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode journal record: %w", err)
-		}
-		raw[i] = b
-	}
-	if err := x.opts.Store.AppendJournal(ctx, x.lock, x.txID, raw...); err != nil {
-		return fmt.Errorf("write journal: %w", err)
-	}
-	return nil
-}
-
 type opResult struct {
 	op  *op
 	err error
@@ -48,7 +19,8 @@ type opResult struct {
 
 // walk runs ops in dependency order, up to Parallelism at once. The first
 // failure cancels the rest; ops that depend on a failed or unstarted op never
-// start. It returns the ops that completed, in completion order.
+// start. It returns the ops that took effect, in completion order (a failed
+// op whose partial effect has an undo is included, last).
 func (x *txn) walk(parent context.Context, ops []*op) (done []*op, vals map[string]cty.Value, failed *Error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
@@ -74,7 +46,7 @@ func (x *txn) walk(parent context.Context, ops []*op) (done []*op, vals map[stri
 	results := make(chan opResult, len(ops)) // buffered: a worker never blocks on send
 	running := 0
 	for {
-		for len(ready) > 0 && running < x.opts.Parallelism && failed == nil {
+		for len(ready) > 0 && running < x.opts.Parallelism && failed == nil && ctx.Err() == nil {
 			o := ready[0]
 			ready = ready[1:]
 			inputs := depValues(o, vals)
@@ -87,6 +59,9 @@ func (x *txn) walk(parent context.Context, ops []*op) (done []*op, vals map[stri
 		r := <-results
 		running--
 		if r.err != nil {
+			if r.op.undo != nil {
+				done = append(done, r.op) // partial effect: roll it back too
+			}
 			if failed == nil {
 				failed = x.opError(r.op, r.err)
 				cancel()
@@ -104,7 +79,7 @@ func (x *txn) walk(parent context.Context, ops []*op) (done []*op, vals map[stri
 		}
 	}
 	if failed == nil && parent.Err() != nil {
-		failed = &Error{Phase: "apply", Cause: fmt.Errorf("apply interrupted: %w", parent.Err())}
+		failed = &Error{Phase: "apply", Cause: fmt.Errorf("apply interrupted: %w", context.Cause(parent))}
 	}
 	return done, vals, failed
 }
@@ -125,14 +100,16 @@ func (x *txn) opError(o *op, err error) *Error {
 	return &Error{Phase: "apply", Address: o.step.Address, Source: o.step.Source, Operation: string(o.kind), Cause: err}
 }
 
-// runOp journals the intent, calls the provider, and journals the result
-// with its undo. Nothing is done to an object without an intent on record.
+// runOp journals the intent, calls the provider, and records the result
+// with its undo. Nothing is done to an object without a durable intent.
 func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) error {
 	s := o.step
 	p, ok := x.opts.Providers[s.Provider]
 	if !ok {
 		return fmt.Errorf("provider %s is not configured", s.Provider)
 	}
+	intent := record{Kind: recIntent, Op: o.kind, Address: s.Address, Type: s.Type, Provider: s.Provider,
+		ID: s.ID, OpID: fmt.Sprintf("%s/%s/%s", x.opts.PlanID, s.Address, o.kind), Source: s.Source, Action: string(s.Action)}
 	var config cty.Value
 	if o.kind != opRetire {
 		var err error
@@ -142,19 +119,57 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 		if !config.IsWhollyKnown() {
 			return fmt.Errorf("evaluate %s: a value is still unknown after its dependencies were applied", s.Address)
 		}
+		if intent.Config, err = planner.EncodeValue(config); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if intent.State, err = planner.EncodeValue(s.Before); err != nil {
+			return err
+		}
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("not started: %w", err)
+		return fmt.Errorf("not started: %w", context.Cause(ctx))
 	}
-	base := record{Op: o.kind, Address: s.Address, Type: s.Type, Provider: s.Provider, ID: s.ID}
-	intent := base
-	intent.Kind = "intent"
-	if err := x.journal(ctx, intent); err != nil {
+	if err := x.journal.write(ctx, intent); err != nil {
 		return err
 	}
+	failpoint("after-intent")
 	start := time.Now()
 	x.events.emit(Event{Kind: EventStart, Address: s.Address, Operation: string(o.kind)})
-	opID := fmt.Sprintf("%s/%s/%s", x.opts.PlanID, s.Address, o.kind)
+	stopProgress := x.progress(o, start)
+	err := x.call(ctx, p, o, intent.OpID, config)
+	stopProgress()
+	failpoint("after-call")
+	if err != nil && errors.Is(err, providers.ErrOutcomeUnknown) {
+		err = x.settle(ctx, p, o, intent.OpID, config, err)
+	}
+	res := record{Kind: recDone, Op: o.kind, Address: s.Address, ID: o.id, Undo: o.undo}
+	if err != nil {
+		res.Kind, res.Err = recFailed, err.Error()
+	} else if o.kind != opRetire {
+		var eerr error
+		if res.State, eerr = planner.EncodeValue(o.state); eerr != nil {
+			err = eerr
+		}
+	}
+	// The result need only be durable before the commit; it rides along
+	// with the next journal write (often a dependent's intent).
+	if jerr := x.journal.post(res); jerr != nil && err == nil {
+		err = jerr
+	}
+	if err != nil {
+		x.events.emit(Event{Kind: EventFailed, Address: s.Address, Operation: string(o.kind), Elapsed: time.Since(start), Err: err.Error()})
+		return err
+	}
+	x.events.emit(Event{Kind: EventDone, Address: s.Address, Operation: string(o.kind), Elapsed: time.Since(start)})
+	return nil
+}
+
+// call makes the provider call. An Undo returned with an error is kept:
+// the call had a partial effect that the rollback must reverse.
+func (x *txn) call(ctx context.Context, p providers.Provider, o *op, opID string, config cty.Value) error {
+	s := o.step
 	var err error
 	switch o.kind {
 	case opCreate:
@@ -170,18 +185,48 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 		resp, err = p.Retire(ctx, providers.RetireRequest{Address: s.Address, Type: s.Type, OpID: opID, ID: s.ID, State: s.Before})
 		o.id, o.undo = s.ID, resp.Undo
 	}
+	return err
+}
+
+// settle decides an operation whose outcome is unknown by reading the real
+// object: if it took effect, the op succeeded; otherwise the original error
+// stands and there is nothing to undo.
+func (x *txn) settle(ctx context.Context, p providers.Provider, o *op, opID string, config cty.Value, cause error) error {
+	s := o.step
+	action := map[opKind]providers.Action{opCreate: providers.ActionCreate, opUpdate: providers.ActionUpdate, opRetire: providers.ActionDelete}[o.kind]
+	resp, err := p.Settle(context.WithoutCancel(ctx), providers.SettleRequest{
+		Address: s.Address, Type: s.Type, Action: action, OpID: opID, ID: s.ID, Prior: s.Before, Config: config,
+	})
 	if err != nil {
-		x.events.emit(Event{Kind: EventFailed, Address: s.Address, Operation: string(o.kind), Elapsed: time.Since(start), Err: err.Error()})
-		return err
+		return fmt.Errorf("%w; reading the object to settle it also failed: %v", cause, err)
 	}
-	res := base
-	res.Kind, res.ID, res.Undo = "done", o.id, o.undo
-	// The object changed: the undo must be on record even if this apply
-	// was cancelled meanwhile, so the journal write ignores cancellation.
-	if err := x.journal(context.WithoutCancel(ctx), res); err != nil {
-		// The op is done: roll it back with the rest.
-		return errors.Join(err, x.undoOne(context.WithoutCancel(ctx), o))
+	if !resp.TookEffect {
+		return cause
 	}
-	x.events.emit(Event{Kind: EventDone, Address: s.Address, Operation: string(o.kind), Elapsed: time.Since(start)})
+	if resp.ID != "" {
+		o.id = resp.ID
+	}
+	o.undo = resp.Undo
+	if o.kind != opRetire {
+		o.state = resp.State
+	}
 	return nil
+}
+
+// progress reports a slow operation every Progress interval until stopped.
+func (x *txn) progress(o *op, start time.Time) func() {
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(x.opts.Progress)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				x.events.emit(Event{Kind: EventProgress, Address: o.step.Address, Operation: string(o.kind), Elapsed: time.Since(start)})
+			}
+		}
+	}()
+	return func() { close(stop) }
 }

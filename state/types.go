@@ -24,6 +24,21 @@ type Entity struct {
 	Status       Status          `json:"status"`
 	Reason       string          `json:"reason,omitempty"` // why it needs attention
 	Source       string          `json:"source,omitempty"` // file:line of its block when last applied
+	// Attention, on a needs-attention entity, is the rollback step that
+	// failed; `fiat recover` retries it.
+	Attention *Attention `json:"attention,omitempty"`
+}
+
+// Attention records an undo that failed during a rollback.
+type Attention struct {
+	TxID      string          `json:"tx_id"`
+	Operation string          `json:"operation"` // the operation whose undo failed: create, update, retire
+	Error     string          `json:"error"`     // the provider's message
+	Undo      json.RawMessage `json:"undo"`      // the provider's undo, to retry
+	Time      time.Time       `json:"time"`
+	// Untracked: the store had no entity for the object before; this one
+	// was added so the object is not lost track of, and goes once undone.
+	Untracked bool `json:"untracked,omitempty"`
 }
 
 // Status of an entity.

@@ -1,0 +1,63 @@
+package executor
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Failpoints let a test kill the fiat process at a precise moment of an apply
+// or recovery, to prove that recovery leaves the world entirely before or
+// entirely after. FIAT_FAILPOINT=name kills at the first hit of name;
+// name:N at the Nth. Unset in normal use, where failpoint costs one check.
+const failpointEnv = "FIAT_FAILPOINT"
+
+// FailPoints lists every failpoint, in the order an apply reaches them.
+var FailPoints = []string{
+	"after-begin",   // the transaction is open, nothing journaled
+	"after-intent",  // an intent is durable, the provider not yet called
+	"after-call",    // the provider call returned, its result not yet journaled
+	"before-commit", // every operation done and journaled, not committed
+	"after-commit",  // committed, nothing purged
+	"after-purge",   // a retired object was purged, not yet journaled
+	"before-end",    // everything purged, the transaction not yet ended
+	"after-undo",    // during a rollback: an undo ran, not yet journaled
+}
+
+var fp = struct {
+	once  sync.Once
+	name  string
+	nth   int
+	mu    sync.Mutex
+	count int
+}{}
+
+func failpoint(name string) {
+	fp.once.Do(func() {
+		v := os.Getenv(failpointEnv)
+		if v == "" {
+			return
+		}
+		fp.name, fp.nth = v, 1
+		if n, c, ok := strings.Cut(v, ":"); ok {
+			fp.name = n
+			if i, err := strconv.Atoi(c); err == nil && i > 0 {
+				fp.nth = i
+			}
+		}
+	})
+	if fp.name == "" || fp.name != name {
+		return
+	}
+	fp.mu.Lock()
+	fp.count++
+	hit := fp.count == fp.nth
+	fp.mu.Unlock()
+	if hit {
+		// As abrupt as a power cut: no deferred cleanup runs.
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+}

@@ -1,0 +1,122 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"fiat/state"
+)
+
+// The lease is short and renewed, so a crashed apply's lock frees itself
+// soon; a holder on this host whose process is gone is taken over at once.
+const (
+	defaultLockTTL = 30 * time.Second
+	renewEvery     = 3 // renewals per TTL
+)
+
+// Holder names this process in a lock: "fiat pid N on HOST".
+func Holder() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("fiat pid %d on %s", os.Getpid(), host)
+}
+
+// deadLocalHolder reports whether holder is a fiat process on this host that
+// no longer runs.
+func deadLocalHolder(holder string) bool {
+	var pid int
+	var host string
+	if _, err := fmt.Sscanf(holder, "fiat pid %d on %s", &pid, &host); err != nil {
+		return false
+	}
+	me, _ := os.Hostname()
+	if host != me || pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return errors.Is(err, syscall.ESRCH)
+}
+
+// lease is a held stack lock, renewed in the background until released.
+type lease struct {
+	store  Store
+	ttl    time.Duration
+	mu     sync.Mutex
+	lock   state.Lock
+	stop   chan struct{}
+	done   chan struct{}
+	lostFn func(error)
+}
+
+// acquire takes the stack's lock. A lock held by a dead fiat process on this
+// host is released first (the crashed run's journal is then recovered).
+func acquire(ctx context.Context, store Store, stack, holder string, ttl time.Duration) (*lease, error) {
+	if ttl <= 0 {
+		ttl = defaultLockTTL
+	}
+	lock, err := store.Lock(ctx, stack, holder, ttl)
+	var le *state.LockedError
+	if errors.As(err, &le) && deadLocalHolder(le.Lock.Holder) {
+		if _, ferr := store.ForceUnlock(ctx, le.Lock.ID); ferr == nil {
+			lock, err = store.Lock(ctx, stack, holder, ttl)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	l := &lease{store: store, ttl: ttl, lock: lock, stop: make(chan struct{}), done: make(chan struct{})}
+	go l.renew()
+	return l, nil
+}
+
+func (l *lease) current() state.Lock {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lock
+}
+
+// onLost registers what to do if the lease cannot be renewed: the apply
+// must stop, since the store will refuse its writes anyway.
+func (l *lease) onLost(fn func(error)) {
+	l.mu.Lock()
+	l.lostFn = fn
+	l.mu.Unlock()
+}
+
+func (l *lease) renew() {
+	defer close(l.done)
+	t := time.NewTicker(l.ttl / renewEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.ttl/renewEvery)
+		lock, err := l.store.Renew(ctx, l.current(), l.ttl)
+		cancel()
+		l.mu.Lock()
+		if err == nil {
+			l.lock = lock
+		}
+		fn := l.lostFn
+		l.mu.Unlock()
+		if errors.Is(err, state.ErrFenced) {
+			if fn != nil {
+				fn(fmt.Errorf("lost the stack lock: %w", err))
+			}
+			return
+		}
+	}
+}
+
+func (l *lease) release(ctx context.Context) {
+	close(l.stop)
+	<-l.done
+	l.store.Unlock(context.WithoutCancel(ctx), l.current())
+}
