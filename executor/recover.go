@@ -57,6 +57,9 @@ type RecoverOptions struct {
 	Providers map[string]providers.Provider
 	Events    func(Event)
 	LockTTL   time.Duration
+	// RetryAttention also retries the failed undos of needs-attention
+	// entities (fiat recover); plan and apply only settle crashed runs.
+	RetryAttention bool
 }
 
 // Recover settles a stack: it rolls back every transaction a crashed run left
@@ -74,7 +77,7 @@ func Recover(ctx context.Context, stack string, opts RecoverOptions) ([]*Recover
 	}
 	defer ls.release(ctx)
 	recs, err := recoverOpen(ctx, opts.Store, ls, stack, opts.Providers, ev)
-	if err != nil {
+	if err != nil || !opts.RetryAttention {
 		return recs, nil, err
 	}
 	att, err := retryAttention(ctx, opts.Store, ls.current(), stack, opts.Providers, ev)
@@ -289,4 +292,38 @@ func containsPrefix(list []string, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// ProvidersNeeded lists the provider addresses that recovering the stack
+// would call: those of open transactions' journals and of entities that
+// need attention.
+func ProvidersNeeded(ctx context.Context, store Store, stack string) ([]string, error) {
+	set := map[string]bool{}
+	txs, err := store.OpenTxs(ctx, stack)
+	if err != nil {
+		return nil, fmt.Errorf("read open transactions of %s: %w", stack, err)
+	}
+	for _, tx := range txs {
+		raw, err := store.Journal(ctx, tx.ID)
+		if err != nil {
+			return nil, fmt.Errorf("read journal of %s: %w", tx.ID, err)
+		}
+		ops, err := replay(raw)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range ops {
+			set[o.intent.Provider] = true
+		}
+	}
+	ents, err := store.List(ctx, stack)
+	if err != nil {
+		return nil, fmt.Errorf("read stack %s: %w", stack, err)
+	}
+	for _, e := range ents {
+		if e.Status == state.StatusNeedsAttention {
+			set[e.Provider] = true
+		}
+	}
+	return sortedKeys(set), nil
 }

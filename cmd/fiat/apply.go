@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,10 +27,14 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	c.register(fs)
 	auto := fs.Bool("auto-approve", false, "apply without asking for approval")
 	par := fs.Int("parallelism", 10, "run at most N operations at once")
+	jsonOut := fs.Bool("json", false, "print progress and the outcome as JSON lines (one object per line) instead of text")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	arg := dirArg(fs)
+	if *jsonOut {
+		m.jsonOut = json.NewEncoder(m.Stdout)
+	}
 
 	var (
 		cfg   *hcl.Config
@@ -75,6 +80,9 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		return err
 	}
 	defer store.Close()
+	if _, err := m.recoverFirst(ctx, store, stack, cfg, false); err != nil {
+		return err
+	}
 
 	if !saved {
 		planCfg := cfg
@@ -90,7 +98,11 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		}
 		enc = []byte(planner.Digest(enc))
 	}
-	if err := planner.RenderText(m.Stdout, plan); err != nil {
+	if m.jsonOut != nil {
+		cnt := plan.Counts()
+		m.jsonOut.Encode(map[string]any{"type": "plan", "stack": plan.Stack, "base_revision": plan.BaseRevision,
+			"create": cnt[planner.Create], "update": cnt[planner.Update], "replace": cnt[planner.Replace], "delete": cnt[planner.Delete]})
+	} else if err := planner.RenderText(m.Stdout, plan); err != nil {
 		return err
 	}
 	if !plan.HasChanges() {
@@ -102,18 +114,28 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		}
 	}
 
-	provs, closeProvs, err := configureProviders(ctx, cfg, plan)
+	provs, closeProvs, err := configureProviders(ctx, cfg, planProviders(plan))
 	if err != nil {
 		return err
 	}
 	defer closeProvs()
-	fmt.Fprintln(m.Stdout)
+	if m.jsonOut == nil {
+		fmt.Fprintln(m.Stdout)
+	}
 	res, err := executor.Apply(ctx, plan, executor.Options{
 		Store: store, Providers: provs, Eval: evalFunc(cfg), Events: m.printEvent,
 		Parallelism: *par, PlanID: string(enc[:16]), Command: name,
 	})
 	if err != nil {
 		return err
+	}
+	if m.jsonOut != nil {
+		perrs := []string{}
+		for _, e := range res.PurgeErrors {
+			perrs = append(perrs, e.Error())
+		}
+		return m.jsonOut.Encode(map[string]any{"type": "result", "revision": res.Revision, "pending_cleanup": perrs,
+			"journal_writes": res.JournalWrites, "journal_records": res.JournalRecords})
 	}
 	cnt := plan.Counts()
 	fmt.Fprintf(m.Stdout, "\n%s complete: %d created, %d updated, %d replaced, %d deleted. Store revision %d.\n",
@@ -154,6 +176,13 @@ var verbs = map[string][2]string{
 }
 
 func (m *Main) printEvent(ev executor.Event) {
+	if m.jsonOut != nil {
+		m.jsonOut.Encode(struct {
+			Type string `json:"type"`
+			executor.Event
+		}{"event", ev})
+		return
+	}
 	v := verbs[ev.Operation]
 	el := ev.Elapsed.Round(100 * time.Millisecond).Seconds()
 	switch ev.Kind {
@@ -171,8 +200,12 @@ func (m *Main) printEvent(ev executor.Event) {
 		fmt.Fprintf(m.Stdout, "%s: Roll back of %s FAILED: %s\n", ev.Address, ev.Operation, ev.Err)
 	case executor.EventPurgeFailed:
 		fmt.Fprintf(m.Stdout, "%s: purge FAILED: %s\n", ev.Address, ev.Err)
+	case executor.EventProgress:
+		fmt.Fprintf(m.Stdout, "%s: Still %s... %.0fs elapsed\n", ev.Address, strings.ToLower(v[0]), el)
 	case executor.EventCommitted:
 		fmt.Fprintf(m.Stdout, "Committed store revision %d.\n", ev.Revision)
+	case executor.EventRecovering:
+		fmt.Fprintf(m.Stdout, "Settling transaction %s left by an interrupted run...\n", ev.TxID)
 	}
 }
 

@@ -55,6 +55,9 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 		return exitError, err
 	}
 	defer st.Close()
+	if _, err := m.recoverFirst(ctx, st, stack, cfg, false); err != nil {
+		return exitError, err
+	}
 	plan, err := buildPlan(ctx, st, stack, cfg)
 	if err != nil {
 		return exitError, err

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"fiat/executor"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
 )
@@ -26,6 +29,8 @@ type Main struct {
 	// Interactive reports whether approval can be asked on Stdin; nil
 	// means "is Stdin a terminal".
 	Interactive func() bool
+
+	jsonOut *json.Encoder // set by commands run with -json
 }
 
 const usage = `Usage: fiat <command> [flags] [DIR]
@@ -38,6 +43,9 @@ Commands:
   state list          list the stack's entities
   state show ADDRESS  show one entity
   history             list the stack's revisions
+  recover             roll back a crashed run, finish pending cleanup, retry failed undos
+  unlock LOCK_ID      release a stack lock held by a run that is gone
+  state forget ADDR   stop managing an object (the object is not touched)
 
 Run "fiat <command> -h" for a command's flags.
 `
@@ -63,6 +71,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.state(ctx, args[1:])
 	case "history":
 		err = m.history(ctx, args[1:])
+	case "recover":
+		err = m.recover(ctx, args[1:])
+	case "unlock":
+		err = m.unlock(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(m.Stdout, usage)
 		return exitOK
@@ -89,6 +101,15 @@ type diagError struct {
 func (e *diagError) Error() string { return e.diags.Error() }
 
 func (m *Main) printError(err error) {
+	if m.jsonOut != nil {
+		var ae *executor.Error
+		if errors.As(err, &ae) {
+			m.jsonOut.Encode(map[string]any{"type": "error", "error": ae})
+		} else {
+			m.jsonOut.Encode(map[string]any{"type": "error", "error": map[string]string{"message": err.Error()}})
+		}
+		return
+	}
 	var de *diagError
 	if errors.As(err, &de) {
 		wr := hcl2.NewDiagnosticTextWriter(m.Stderr, de.files, 100, false)

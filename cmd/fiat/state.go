@@ -32,13 +32,13 @@ func (m *Main) state(ctx context.Context, args []string) error {
 	rest := fs.Args()
 	switch sub {
 	case "list":
-	case "show":
+	case "show", "forget":
 		if len(rest) == 0 {
 			return errors.New("state show needs an ADDRESS, e.g. libvirt_pool.images")
 		}
 		addr, rest = rest[0], rest[1:]
 	default:
-		return fmt.Errorf("unknown state subcommand %q: use list or show", sub)
+		return fmt.Errorf("unknown state subcommand %q: use list, show or forget", sub)
 	}
 	dir := "."
 	if len(rest) > 0 {
@@ -62,6 +62,9 @@ func (m *Main) state(ctx context.Context, args []string) error {
 			fmt.Fprintf(m.Stdout, "%s\n", strings.TrimPrefix(e.Address, stack+"/"))
 		}
 		return nil
+	}
+	if sub == "forget" {
+		return m.forget(ctx, st, stack, addr)
 	}
 	full := addr
 	if !strings.Contains(addr, "/") {

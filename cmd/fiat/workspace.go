@@ -129,13 +129,22 @@ func buildPlan(ctx context.Context, st *state.Store, stack string, cfg *hcl.Conf
 	return plan, nil
 }
 
-// configureProviders connects every provider the plan's steps use.
-func configureProviders(ctx context.Context, cfg *hcl.Config, plan *planner.Plan) (map[string]providers.Provider, func(), error) {
-	used := map[string]bool{}
+// planProviders lists the provider addresses a plan's steps use.
+func planProviders(plan *planner.Plan) []string {
+	var out []string
 	for _, s := range plan.Steps {
 		if s.Action != planner.NoOp {
-			used[s.Provider] = true
+			out = append(out, s.Provider)
 		}
+	}
+	return out
+}
+
+// configureProviders connects each named provider address (duplicates ignored).
+func configureProviders(ctx context.Context, cfg *hcl.Config, addrs []string) (map[string]providers.Provider, func(), error) {
+	used := map[string]bool{}
+	for _, a := range addrs {
+		used[a] = true
 	}
 	out := map[string]providers.Provider{}
 	closeAll := func() {

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"fiat/executor"
+	"fiat/hcl"
+	"fiat/state"
+)
+
+// recoverFirst settles transactions a crashed run left open in the stack,
+// before anything plans against it, and reports what it did.
+func (m *Main) recoverFirst(ctx context.Context, st *state.Store, stack string, cfg *hcl.Config, retryAttention bool) (clean bool, err error) {
+	txs, err := st.OpenTxs(ctx, stack)
+	if err != nil {
+		return false, fmt.Errorf("read open transactions of %s: %w", stack, err)
+	}
+	needAttention := false
+	if retryAttention {
+		ents, err := st.List(ctx, stack)
+		if err != nil {
+			return false, fmt.Errorf("read stack %s: %w", stack, err)
+		}
+		for _, e := range ents {
+			needAttention = needAttention || e.Status == state.StatusNeedsAttention
+		}
+	}
+	if len(txs) == 0 && !needAttention {
+		return true, nil
+	}
+	addrs, err := executor.ProvidersNeeded(ctx, st, stack)
+	if err != nil {
+		return false, err
+	}
+	provs, closeProvs, err := configureProviders(ctx, cfg, addrs)
+	if err != nil {
+		return false, fmt.Errorf("recover stack %s: %w", stack, err)
+	}
+	defer closeProvs()
+	if len(txs) > 0 {
+		fmt.Fprintf(m.Stdout, "Stack %q has %d transaction(s) left by an interrupted run; settling them first.\n", stack, len(txs))
+	}
+	recs, att, err := executor.Recover(ctx, stack, executor.RecoverOptions{
+		Store: st, Providers: provs, Events: m.printEvent, RetryAttention: retryAttention,
+	})
+	clean = err == nil
+	for _, r := range recs {
+		fmt.Fprintln(m.Stdout, r.String())
+		clean = clean && len(r.Stuck) == 0 && len(r.Pending) == 0
+	}
+	if att != nil {
+		fmt.Fprint(m.Stdout, att.String())
+		clean = clean && len(att.Stuck) == 0
+	}
+	return clean, err
+}
+
+func (m *Main) recover(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("recover", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	var c common
+	c.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir := dirArg(fs)
+	cfg, err := loadConfig(dir, c.vars)
+	if err != nil {
+		return err
+	}
+	stack, err := c.stackFor(dir)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, c.dataDirFor(dir))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	clean, err := m.recoverFirst(ctx, st, stack, cfg, true)
+	if err != nil {
+		return err
+	}
+	if !clean {
+		return errors.New("recovery is incomplete: see above for what is left and how to resolve it")
+	}
+	fmt.Fprintf(m.Stdout, "Stack %q is consistent: no open transaction, nothing needs attention.\n", stack)
+	return nil
+}
+
+func (m *Main) unlock(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("unlock", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	var c common
+	c.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("unlock needs the exact LOCK_ID (shown in the error of the run that found the stack locked)")
+	}
+	id := fs.Arg(0)
+	dir := "."
+	if fs.NArg() > 1 {
+		dir = fs.Arg(1)
+	}
+	st, err := openStore(ctx, c.dataDirFor(dir))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	l, err := st.ForceUnlock(ctx, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "Released lock %s of stack %q, held by %s since %s.\nIf that run had started an apply, the next apply or `fiat recover` rolls it back.\n",
+		l.ID, l.Stack, l.Holder, l.Acquired.Format(time.RFC3339))
+	return nil
+}
+
+// forget removes an entity from the store without touching the object.
+func (m *Main) forget(ctx context.Context, st *state.Store, stack, addr string) error {
+	full := addr
+	if !strings.Contains(addr, "/") {
+		full = stack + "/" + addr
+	}
+	e, err := st.Get(ctx, full)
+	if err != nil {
+		return fmt.Errorf("forget %s: %w", full, err)
+	}
+	lock, err := st.Lock(ctx, stack, executor.Holder(), time.Minute)
+	if err != nil {
+		return fmt.Errorf("forget %s: %w", full, err)
+	}
+	defer st.Unlock(context.WithoutCancel(ctx), lock)
+	rev, err := st.Commit(ctx, lock, state.Commit{
+		Stack: stack, Expect: map[string]uint64{full: e.Revision}, Delete: []string{full},
+		Meta: state.Meta{Actor: executor.Holder(), Command: "state forget", Time: time.Now().UTC()},
+	})
+	if err != nil {
+		return fmt.Errorf("forget %s: %w", full, err)
+	}
+	fmt.Fprintf(m.Stdout, "Forgot %s (store revision %d). The %s object %s was not touched; fiat no longer manages it.\n", full, rev, e.Type, e.ID)
+	return nil
+}
