@@ -2,12 +2,14 @@ package executor_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"fiat/executor"
 	"fiat/hcl"
@@ -290,5 +292,53 @@ func TestStalePlanRefused(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "test/fake_thing.r00") {
 		t.Fatalf("stale error does not name the entity: %v", err)
+	}
+}
+
+func TestSlowStepReportsProgress(t *testing.T) {
+	e := newEnv(t)
+	p, cfg := e.plan(config(1, false))
+	e.fake.Fail = func(op, addr string) error {
+		time.Sleep(120 * time.Millisecond)
+		return nil
+	}
+	var progress atomic.Int32
+	sch := e.fake.Schema().Resources[fake.Type]
+	_, err := executor.Apply(context.Background(), p, executor.Options{
+		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}, PlanID: "p",
+		Progress: 25 * time.Millisecond,
+		Events: func(ev executor.Event) {
+			if ev.Kind == executor.EventProgress && ev.Address == "fake_thing.r00" && ev.Elapsed > 0 {
+				progress.Add(1)
+			}
+		},
+		Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
+			v, diags := planner.ConfigValue(cfg, addr, sch, hcl.Values(vals))
+			if diags.HasErrors() {
+				return cty.NilVal, diags
+			}
+			return v, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if progress.Load() < 2 {
+		t.Fatalf("want periodic progress events for a slow step, got %d", progress.Load())
+	}
+}
+
+func TestErrorJSON(t *testing.T) {
+	e := &executor.Error{Phase: "apply", Address: "libvirt_pool.x", Source: "main.hcl:3", Operation: "create",
+		Cause:      fmt.Errorf("create pool x: %w", &providers.Error{Op: "create pool x", Code: 38, Message: "cannot create path"}),
+		RolledBack: []executor.Undone{{Address: "libvirt_volume.y", Operation: "create"}}}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"address":"libvirt_pool.x"`, `"source":"main.hcl:3"`, `"provider_code":38`, `"rolled_back":[{"address":"libvirt_volume.y","operation":"create"}]`, `"needs_attention":[]`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
 	}
 }

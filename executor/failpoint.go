@@ -6,12 +6,14 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Failpoints let a test kill the fiat process at a precise moment of an apply
 // or recovery, to prove that recovery leaves the world entirely before or
 // entirely after. FIAT_FAILPOINT=name kills at the first hit of name;
-// name:N at the Nth. Unset in normal use, where failpoint costs one check.
+// name:N at the Nth; name:N:pause sleeps there for 3 s instead (for signal
+// tests). Unset in normal use, where failpoint costs one check.
 const failpointEnv = "FIAT_FAILPOINT"
 
 // FailPoints lists every failpoint, in the order an apply reaches them.
@@ -30,6 +32,7 @@ var fp = struct {
 	once  sync.Once
 	name  string
 	nth   int
+	pause bool
 	mu    sync.Mutex
 	count int
 }{}
@@ -41,12 +44,14 @@ func failpoint(name string) {
 			return
 		}
 		fp.name, fp.nth = v, 1
-		if n, c, ok := strings.Cut(v, ":"); ok {
-			fp.name = n
-			if i, err := strconv.Atoi(c); err == nil && i > 0 {
+		parts := strings.Split(v, ":")
+		fp.name = parts[0]
+		if len(parts) > 1 {
+			if i, err := strconv.Atoi(parts[1]); err == nil && i > 0 {
 				fp.nth = i
 			}
 		}
+		fp.pause = len(parts) > 2 && parts[2] == "pause"
 	})
 	if fp.name == "" || fp.name != name {
 		return
@@ -55,6 +60,10 @@ func failpoint(name string) {
 	fp.count++
 	hit := fp.count == fp.nth
 	fp.mu.Unlock()
+	if hit && fp.pause {
+		time.Sleep(3 * time.Second)
+		return
+	}
 	if hit {
 		// As abrupt as a power cut: no deferred cleanup runs.
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)

@@ -78,8 +78,10 @@ func (x *txn) walk(parent context.Context, ops []*op) (done []*op, vals map[stri
 			}
 		}
 	}
-	if failed == nil && parent.Err() != nil {
-		failed = &Error{Phase: "apply", Cause: fmt.Errorf("apply interrupted: %w", context.Cause(parent))}
+	if parent.Err() != nil {
+		// Interrupted (Ctrl-C, or the lock was lost): whatever op failed
+		// failed because of it, so say so rather than blame the op.
+		failed = &Error{Phase: "apply", Cause: fmt.Errorf("apply interrupted before it finished: %w", context.Cause(parent))}
 	}
 	return done, vals, failed
 }
