@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,6 +40,15 @@ func itemOf(o *op) undoItem {
 func (x *txn) rollback(ctx context.Context, done []*op, failed *Error) *Error {
 	// Undo must run even when the apply was cancelled (Ctrl-C).
 	ctx = context.WithoutCancel(ctx)
+	if x.lease != nil && len(done) > 0 {
+		if err := x.lease.check(ctx); errors.Is(err, state.ErrFenced) {
+			// Another run took the stack over and owns this journal now:
+			// it rolls these operations back. Undoing them here could
+			// destroy what it has made since.
+			failed.Cause = fmt.Errorf("%w; this run lost the stack lock (%v), so the run that took it over rolls back its %d completed operation(s) from the journal", failed.Cause, err, len(done))
+			return failed
+		}
+	}
 	items := make([]undoItem, len(done))
 	for i, o := range done {
 		items[i] = itemOf(o)

@@ -262,7 +262,7 @@ func TestUndoFailureIsReported(t *testing.T) {
 	// recover retries the undo; the untracked entity goes with its object.
 	objs := len(e.fake.Objects)
 	_, att, err := executor.Recover(context.Background(), stack, executor.RecoverOptions{
-		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}})
+		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}, RetryAttention: true})
 	if err != nil || len(att.Resolved) != 1 || len(att.Stuck) != 0 {
 		t.Fatalf("recover: %v %+v", err, att)
 	}

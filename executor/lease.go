@@ -115,6 +115,19 @@ func (l *lease) renew() {
 	}
 }
 
+// check renews the lease now; it fails with ErrFenced if another run has
+// taken the stack over (this run was paused or partitioned past its lease).
+func (l *lease) check(ctx context.Context) error {
+	lock, err := l.store.Renew(ctx, l.current(), l.ttl)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.lock = lock
+	l.mu.Unlock()
+	return nil
+}
+
 func (l *lease) release(ctx context.Context) {
 	close(l.stop)
 	<-l.done

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"fiat/state"
+
 	golibvirt "github.com/digitalocean/go-libvirt"
 )
 
@@ -302,4 +304,36 @@ resource "libvirt_volume" "disk" {
 	if !strings.Contains(errs, `Did you mean "libvirt_pool.images"?`) || !strings.Contains(errs, "pool = libvirt_pool.imgs.name") {
 		t.Fatalf("diagnostic lacks suggestion or snippet:\n%s", errs)
 	}
+}
+
+// A stack locked by a live run refuses apply, naming the holder and the
+// exact unlock command; unlock needs that exact id and says who held it.
+func TestLockedStackAndUnlock(t *testing.T) {
+	l := requireLibvirt(t)
+	name := uniq()
+	cleanupPool(t, l, name)
+	c := newCLI(t, map[string]string{"main.hcl": poolConfig(name, "1048576")})
+	st, err := state.Open(context.Background(), state.Options{Dir: c.dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := st.Lock(context.Background(), "e2e", "ci-runner 42 on elsewhere", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	code, _, errs := c.run("apply", "-auto-approve", c.dir)
+	if code == 0 || !strings.Contains(errs, "locked by ci-runner 42 on elsewhere") || !strings.Contains(errs, "fiat unlock "+lock.ID) {
+		t.Fatalf("apply on a locked stack: exit %d\n%s", code, errs)
+	}
+	if code, _, errs := c.run("unlock", "not-the-id", c.dir); code == 0 {
+		t.Fatalf("unlock with a wrong id succeeded: %s", errs)
+	}
+	out := c.must("unlock", lock.ID, c.dir)
+	if !strings.Contains(out, "held by ci-runner 42 on elsewhere") {
+		t.Fatalf("unlock output: %s", out)
+	}
+	c.must("apply", "-auto-approve", c.dir)
+	c.must("destroy", "-auto-approve", c.dir)
 }
