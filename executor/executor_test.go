@@ -342,3 +342,46 @@ func TestErrorJSON(t *testing.T) {
 		}
 	}
 }
+
+// An apply that runs longer than its lock's TTL keeps the lock by renewing it.
+func TestLeaseRenewedDuringLongApply(t *testing.T) {
+	e := newEnv(t)
+	p, cfg := e.plan(config(2, false))
+	e.fake.Fail = func(op, addr string) error {
+		time.Sleep(400 * time.Millisecond)
+		return nil
+	}
+	// A competitor keeps trying to take the stack: it must never get it.
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			// If it got the lock mid-apply, the apply's next write
+			// would be fenced and the apply would fail.
+			if l, err := e.store.Lock(context.Background(), stack, "competitor", time.Minute); err == nil {
+				e.store.Unlock(context.Background(), l)
+			}
+		}
+	}()
+	defer close(stop)
+	sch := e.fake.Schema().Resources[fake.Type]
+	_, err := executor.Apply(context.Background(), p, executor.Options{
+		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}, PlanID: "p",
+		Parallelism: 1, LockTTL: 300 * time.Millisecond,
+		Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
+			v, diags := planner.ConfigValue(cfg, addr, sch, hcl.Values(vals))
+			if diags.HasErrors() {
+				return cty.NilVal, diags
+			}
+			return v, nil
+		},
+	})
+	if err != nil {
+		t.Fatalf("apply longer than the lock TTL failed: %v", err)
+	}
+
+}
