@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"fiat/planner"
@@ -61,6 +62,9 @@ type Options struct {
 	// Progress is how often a slow operation reports "still running"
 	// (default 10s).
 	Progress time.Duration
+	// DurableLocal makes intents of local providers' calls durable before
+	// the call too, as for any other provider (for measuring the journal).
+	DurableLocal bool
 }
 
 // Result is a committed apply.
@@ -102,6 +106,8 @@ func (o *Options) defaults() {
 }
 
 type txn struct {
+	localMu sync.Mutex
+	localOf map[string]bool // provider address → Schema().Local
 	opts    Options
 	plan    *planner.Plan
 	events  *emitter

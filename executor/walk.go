@@ -133,7 +133,13 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("not started: %w", context.Cause(ctx))
 	}
-	if err := x.journal.write(ctx, intent); err != nil {
+	if x.local(s.Provider) {
+		// No effect outside the store: the intent rides along with the
+		// next write instead of costing one of its own.
+		if err := x.journal.post(intent); err != nil {
+			return err
+		}
+	} else if err := x.journal.write(ctx, intent); err != nil {
 		return err
 	}
 	failpoint("after-intent")
@@ -231,4 +237,21 @@ func (x *txn) progress(o *op, start time.Time) func() {
 		}
 	}()
 	return func() { close(stop) }
+}
+
+// local reports whether a provider's calls affect nothing outside the store.
+func (x *txn) local(addr string) bool {
+	x.localMu.Lock()
+	defer x.localMu.Unlock()
+	if x.localOf == nil {
+		x.localOf = map[string]bool{}
+	}
+	l, ok := x.localOf[addr]
+	if !ok {
+		if p, found := x.opts.Providers[addr]; found {
+			l = p.Schema().Local && !x.opts.DurableLocal
+		}
+		x.localOf[addr] = l
+	}
+	return l
 }

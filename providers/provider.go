@@ -100,6 +100,11 @@ type Schema struct {
 	Provider    map[string]Attribute
 	Resources   map[string]ResourceSchema
 	DataSources map[string]ResourceSchema // data "type" "name" { ... }
+	// Local says the provider's objects live only in fiat's store: its
+	// calls have no effect outside it (fiat_data). The executor then need
+	// not make an intent durable before each call, since a crash leaves
+	// nothing outside the store to undo; the journal still records it.
+	Local bool
 }
 
 // ResourceSchema describes one resource type.
@@ -121,17 +126,24 @@ type Attribute struct {
 	Computed  bool // set by the provider (may also be Optional)
 	ForceNew  bool // a change replaces the object instead of updating it
 	Sensitive bool // never shown in output
+	// RestartNeeded says that an in-place change of this attribute is
+	// stored at once but takes effect only when the object next restarts
+	// (e.g. a running VM's memory). The plan shows it beside the change.
+	RestartNeeded bool
 	// Default is used when an Optional attribute is not set in config
 	// (cty.NilVal: no default; the attribute is null, or computed).
 	Default     cty.Value
 	Description string
 }
 
-// ImpliedType is the object type of a resource's full state.
+// ImpliedType is the object type of a resource's full state. Attribute
+// types may mark nested object attributes optional
+// (cty.ObjectWithOptionalAttrs) so config can leave them out; values never
+// carry those marks, so the implied type drops them.
 func (s ResourceSchema) ImpliedType() cty.Type {
 	attrs := make(map[string]cty.Type, len(s.Attributes))
 	for name, a := range s.Attributes {
-		attrs[name] = a.Type
+		attrs[name] = a.Type.WithoutOptionalAttributesDeep()
 	}
 	return cty.Object(attrs)
 }
