@@ -385,3 +385,129 @@ func TestLeaseRenewedDuringLongApply(t *testing.T) {
 	}
 
 }
+
+// Dependents of a failed step never start; independent steps already
+// running finish and are rolled back.
+func TestDependentsOfFailedStepNeverStart(t *testing.T) {
+	e := newEnv(t)
+	p, cfg := e.plan(`
+resource "fake_thing" "a" { name = "a" }
+resource "fake_thing" "b" { name = fake_thing.a.id }
+resource "fake_thing" "c" { name = fake_thing.b.id }
+`)
+	e.fake.Fail = func(op, addr string) error {
+		if op == "create" && addr == "fake_thing.b" {
+			return errors.New("refused")
+		}
+		return nil
+	}
+	_, err := e.apply(p, cfg, 10)
+	if err == nil {
+		t.Fatal("apply succeeded")
+	}
+	for _, c := range e.fake.Calls {
+		if strings.HasSuffix(c, "fake_thing.c") {
+			t.Fatalf("dependent of the failed step was called: %v", e.fake.Calls)
+		}
+	}
+	if len(e.fake.Objects) != 0 {
+		t.Fatalf("objects left: %v", e.fake.Snapshot())
+	}
+}
+
+// A purge that fails after the commit leaves the apply committed and the
+// purge pending; recover finishes it.
+func TestPurgeFailureIsPendingUntilRecover(t *testing.T) {
+	e := newEnv(t)
+	p0, cfg0 := e.plan(config(2, false))
+	if _, err := e.apply(p0, cfg0, 2); err != nil {
+		t.Fatal(err)
+	}
+	p, cfg := e.plan(config(1, false)) // deletes r01
+	e.fake.Fail = func(op, addr string) error {
+		if op == "purge" {
+			return errors.New("disk busy")
+		}
+		return nil
+	}
+	res, err := e.apply(p, cfg, 2)
+	if err != nil || len(res.PurgeErrors) != 1 || !strings.Contains(res.PurgeErrors[0].Error(), "disk busy") {
+		t.Fatalf("want a committed apply with one purge error, got %v %+v", err, res)
+	}
+	if len(e.fake.Objects) != 2 || len(e.fake.Retired) != 1 {
+		t.Fatalf("the retired object should remain, inert: %v", e.fake.Snapshot())
+	}
+	txs, _ := e.store.OpenTxs(context.Background(), stack)
+	if len(txs) != 1 || txs[0].State != state.TxCommitted {
+		t.Fatalf("want the committed transaction kept open for cleanup, got %+v", txs)
+	}
+	e.fake.Fail = nil
+	recs, _, err := executor.Recover(context.Background(), stack, executor.RecoverOptions{
+		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}})
+	if err != nil || len(recs) != 1 || !recs[0].Committed || len(recs[0].Purged) != 1 {
+		t.Fatalf("recover: %v %+v", err, recs)
+	}
+	if len(e.fake.Objects) != 1 {
+		t.Fatalf("purge not finished: %v", e.fake.Snapshot())
+	}
+	if txs, _ := e.store.OpenTxs(context.Background(), stack); len(txs) != 0 {
+		t.Fatalf("transaction still open: %+v", txs)
+	}
+}
+
+// A create whose connection drops after the object was made is settled by
+// reading it: the apply goes on, and a later failure rolls it back too.
+func TestOutcomeUnknownIsSettledByReading(t *testing.T) {
+	e := newEnv(t)
+	p, cfg := e.plan(`
+resource "fake_thing" "a" { name = "a" }
+resource "fake_thing" "b" {
+  name       = "b"
+  depends_on = [fake_thing.a]
+}
+`)
+	var dropped bool
+	e.fake.Fail = func(op, addr string) error {
+		if op == "create" && addr == "fake_thing.b" {
+			return errors.New("refused")
+		}
+		return nil
+	}
+	// Wrap the fake: the create of a succeeds but reports a lost connection.
+	prov := &lossy{Provider: e.fake, dropped: &dropped}
+	sch := e.fake.Schema().Resources[fake.Type]
+	_, err := executor.Apply(context.Background(), p, executor.Options{
+		Store: e.store, Providers: map[string]providers.Provider{"fake": prov}, PlanID: "p",
+		Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
+			v, diags := planner.ConfigValue(cfg, addr, sch, hcl.Values(vals))
+			if diags.HasErrors() {
+				return cty.NilVal, diags
+			}
+			return v, nil
+		},
+	})
+	var aerr *executor.Error
+	if !errors.As(err, &aerr) || aerr.Address != "fake_thing.b" {
+		t.Fatalf("want b's failure, got %v", err)
+	}
+	if !dropped || len(aerr.RolledBack) != 1 || aerr.RolledBack[0].Address != "fake_thing.a" {
+		t.Fatalf("a's settled create should have been rolled back: %+v", aerr.RolledBack)
+	}
+	if len(e.fake.Objects) != 0 {
+		t.Fatalf("objects left: %v", e.fake.Snapshot())
+	}
+}
+
+type lossy struct {
+	*fake.Provider
+	dropped *bool
+}
+
+func (l *lossy) Create(ctx context.Context, req providers.CreateRequest) (providers.CreateResponse, error) {
+	resp, err := l.Provider.Create(ctx, req)
+	if err == nil && req.Address == "fake_thing.a" {
+		*l.dropped = true
+		return providers.CreateResponse{}, fmt.Errorf("create %s: connection reset: %w", req.Address, providers.ErrOutcomeUnknown)
+	}
+	return resp, err
+}
