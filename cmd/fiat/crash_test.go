@@ -30,6 +30,7 @@ func TestCrashAtEveryPoint(t *testing.T) {
 	l := requireLibvirt(t)
 	bin := buildFiat(t)
 	tried, pre, post := 0, 0, 0
+	hits := map[string]int{}
 	for _, point := range executor.FailPoints {
 		for n := 1; ; n++ {
 			w := newCrashWorld(t, l, bin)
@@ -43,6 +44,7 @@ func TestCrashAtEveryPoint(t *testing.T) {
 				break
 			}
 			tried++
+			hits[point]++
 			if rout, err := w.fiat("recover", w.dir); err != nil {
 				t.Fatalf("%s:%d: recover failed: %v\n%s", point, n, err, rout)
 			}
@@ -60,9 +62,11 @@ func TestCrashAtEveryPoint(t *testing.T) {
 			w.cleanup()
 		}
 	}
-	t.Logf("crash points tried: %d; all consistent after recover (%d pre-apply, %d post-apply)", tried, pre, post)
-	if tried < len(executor.FailPoints) {
-		t.Fatalf("only %d crash points were hit", tried)
+	t.Logf("crash points tried: %d; all consistent after recover (%d pre-apply, %d post-apply); hits per point: %v", tried, pre, post, hits)
+	for _, point := range executor.FailPoints {
+		if hits[point] == 0 {
+			t.Errorf("failpoint %s was never hit", point)
+		}
 	}
 }
 
@@ -289,4 +293,41 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestCrashDuringRecovery kills `fiat recover` itself mid-rollback and
+// mid-purge; the next recover still ends entirely pre- or post-apply.
+func TestCrashDuringRecovery(t *testing.T) {
+	l := requireLibvirt(t)
+	bin := buildFiat(t)
+	cases := []struct{ applyAt, recoverAt, want string }{
+		{"after-call:3", "after-undo:1", "pre"},
+		{"after-call:3", "after-undo:2", "pre"},
+		{"after-commit:1", "after-purge:1", "post"},
+	}
+	for _, c := range cases {
+		w := newCrashWorld(t, l, bin)
+		point, n, _ := strings.Cut(c.applyAt, ":")
+		nn := 0
+		fmt.Sscan(n, &nn)
+		if _, killed := w.crashApply(point, nn, false); !killed {
+			t.Fatalf("%s: apply was not killed", c.applyAt)
+		}
+		out, err := w.fiatEnv([]string{"FIAT_FAILPOINT=" + c.recoverAt}, "recover", w.dir)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ProcessState.String() != "signal: killed" {
+			t.Fatalf("%s then %s: recover was not killed: %v\n%s", c.applyAt, c.recoverAt, err, out)
+		}
+		if out, err := w.fiat("recover", w.dir); err != nil {
+			t.Fatalf("second recover: %v\n%s", err, out)
+		}
+		want := w.pre
+		if c.want == "post" {
+			want = w.post
+		}
+		if got := w.observe(); got != want {
+			t.Fatalf("%s then %s: got %s, want %s", c.applyAt, c.recoverAt, got, want)
+		}
+		w.cleanup()
+	}
 }
