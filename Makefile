@@ -28,7 +28,10 @@ test: libvirtd
 unit:
 	$(GO) test -count=1 -short ./...
 
-bench:
+# Plan benchmark table (time and peak RSS per case, one process each; see
+# README "Performance"), then every Go benchmark.
+bench: build
+	$(GO) run ./internal/benchplan -cli $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
 clean:

@@ -173,6 +173,13 @@ func (x *txn) commitRequest(ops []*op) (state.Commit, error) {
 	for addr, rev := range x.plan.Reads {
 		c.Expect[stack+"/"+addr] = rev
 	}
+	// Imports, moves, adopted drift and forgotten entities change only the
+	// store: they ride in the same commit as everything else.
+	put, del, err := x.plan.StoreChanges()
+	if err != nil {
+		return c, err
+	}
+	c.Put, c.Delete = append(c.Put, put...), append(c.Delete, del...)
 	for _, o := range ops {
 		s := o.step
 		switch o.kind {

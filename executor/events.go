@@ -20,6 +20,7 @@ const (
 	EventPurged      EventKind = "purged"       // a retired object was destroyed
 	EventPurgeFailed EventKind = "purge-failed" // ...or could not be
 	EventRecovering  EventKind = "recovering"   // a crashed run's transaction is being settled
+	EventWarning     EventKind = "warning"      // something the operator should know (in Err)
 )
 
 // Event is one line of progress.

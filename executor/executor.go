@@ -150,7 +150,10 @@ func (x *txn) run(parent context.Context) (*Result, error) {
 	x.journal = newJournal(x.opts.Store, x.lock, x.txID)
 	defer func() { res.JournalWrites, res.JournalRecords = x.journal.writes.Load(), x.journal.recs.Load() }()
 
-	ops := buildOps(x.plan)
+	ops, warn := orderOps(x.plan)
+	if warn != "" {
+		x.events.emit(Event{Kind: EventWarning, Err: warn})
+	}
 	done, vals, failed := x.walk(ctx, ops)
 	if failed != nil {
 		return nil, x.rollback(ctx, done, failed)
@@ -193,15 +196,12 @@ func (x *txn) checkStale(ctx context.Context) error {
 	for _, e := range ents {
 		now[strings.TrimPrefix(e.Address, prefix)] = e
 	}
+	// Reads is exactly what the plan relied on: entities it did not read
+	// (other targets, created since) do not make it stale.
 	stale := &state.StaleError{}
 	for addr, read := range x.plan.Reads {
 		if now[addr].Revision != read {
 			stale.Entities = append(stale.Entities, state.StaleEntity{Address: prefix + addr, Read: read, Now: now[addr].Revision})
-		}
-	}
-	for addr, e := range now {
-		if _, ok := x.plan.Reads[addr]; !ok {
-			stale.Entities = append(stale.Entities, state.StaleEntity{Address: prefix + addr, Now: e.Revision})
 		}
 	}
 	if len(stale.Entities) > 0 {
@@ -209,7 +209,7 @@ func (x *txn) checkStale(ctx context.Context) error {
 	}
 	perr := &Error{Phase: "preflight"}
 	for _, s := range x.plan.Steps {
-		if e, ok := now[s.Address]; ok && s.Action != planner.NoOp && e.Status == state.StatusNeedsAttention {
+		if e, ok := now[s.Address]; ok && s.Action != planner.NoOp && s.Action != planner.Read && e.Status == state.StatusNeedsAttention {
 			perr.Problems = append(perr.Problems, Problem{Address: s.Address, Source: s.Source,
 				Message: fmt.Sprintf("needs attention: %s; resolve it first with `fiat recover`, or stop managing it with `fiat state forget %s`", e.Reason, s.Address)})
 		}
@@ -225,8 +225,8 @@ func (x *txn) checkStale(ctx context.Context) error {
 func (x *txn) preflight(ctx context.Context) error {
 	byProvider := map[string][]providers.PreflightStep{}
 	for _, s := range x.plan.Steps {
-		if s.Action == planner.NoOp {
-			continue
+		if s.Action == planner.NoOp || s.Action == planner.Read || s.Action.StoreOnly() {
+			continue // nothing for a provider to do
 		}
 		ps := providers.PreflightStep{Address: s.Address, Type: s.Type, ID: s.ID, Prior: s.Before, Config: s.After}
 		switch s.Action {

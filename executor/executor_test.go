@@ -511,3 +511,33 @@ func (l *lossy) Create(ctx context.Context, req providers.CreateRequest) (provid
 	}
 	return resp, err
 }
+
+// create_before_destroy makes the new object before retiring the old one;
+// without it the old one is retired first.
+func TestReplaceOrder(t *testing.T) {
+	for _, cbd := range []bool{false, true} {
+		e := newEnv(t)
+		src := func(forced string) string {
+			return fmt.Sprintf("resource \"fake_thing\" \"x\" {\n  name = \"x\"\n  forced = %q\n  lifecycle {\n    create_before_destroy = %v\n  }\n}\n", forced, cbd)
+		}
+		p0, cfg0 := e.plan(src("a"))
+		if _, err := e.apply(p0, cfg0, 2); err != nil {
+			t.Fatal(err)
+		}
+		e.fake.Calls = nil
+		p, cfg := e.plan(src("b"))
+		if s := p.Step("fake_thing.x"); s.Action != planner.Replace || s.CreateBeforeDestroy != cbd {
+			t.Fatalf("cbd=%v: step %+v", cbd, s)
+		}
+		if _, err := e.apply(p, cfg, 2); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"retire fake_thing.x", "create fake_thing.x", "purge fake_thing.x"}
+		if cbd {
+			want = []string{"create fake_thing.x", "retire fake_thing.x", "purge fake_thing.x"}
+		}
+		if !reflect.DeepEqual(e.fake.Calls, want) {
+			t.Fatalf("cbd=%v: calls %v, want %v", cbd, e.fake.Calls, want)
+		}
+	}
+}

@@ -27,8 +27,11 @@ func (x *txn) walk(parent context.Context, ops []*op) (done []*op, vals map[stri
 
 	vals = map[string]cty.Value{}
 	for _, s := range x.plan.Steps {
-		if s.Action == planner.NoOp || s.Action == planner.Update {
+		switch {
+		case s.Action == planner.NoOp || s.Action == planner.Update:
 			vals[s.Address] = s.Before
+		case s.Action == planner.Read || s.Action.StoreOnly():
+			vals[s.Address] = s.After
 		}
 	}
 	pending := make(map[*op]int, len(ops))

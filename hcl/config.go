@@ -1,34 +1,71 @@
 // Package hcl turns a directory of *.hcl files into a typed Config:
-// providers, variables, locals, resources and outputs, with every problem
-// reported as an HCL diagnostic carrying file:line:col. It evaluates
-// expressions (cty) against a Scope the caller supplies, and never touches the
-// store or providers.
+// providers, variables, locals, resources, data sources, outputs, local
+// modules, moved and import blocks, with every problem reported as an HCL
+// diagnostic carrying file:line:col. It evaluates expressions (cty) with an
+// Evaluator that puts into scope only what an expression references, and
+// never touches the store or providers.
 package hcl
 
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/zclconf/go-cty/cty"
 )
 
-// Config is one directory of specs: one stack.
+// Config is one directory of specs (one stack) and the local modules it
+// calls, flattened: every resource of every module is in Resources under its
+// full address (module.net.libvirt_volume.disk).
 type Config struct {
-	Dir       string
-	Files     map[string][]byte // file name → source, the snapshot a saved plan carries
-	Providers map[string]*Provider
+	Dir string
+	// Files is the snapshot a saved plan carries: path relative to Dir
+	// ("main.hcl", "modules/net/main.hcl") → source.
+	Files     map[string][]byte
+	Providers map[string]*Provider // root provider blocks by address ("libvirt", "libvirt.host2")
+	Variables map[string]*Variable // the root module's variables
+	Locals    map[string]*Local    // the root module's locals
+	Outputs   map[string]*Output   // the root module's outputs
+	Resources map[string]*Resource // every module's resources and data blocks, by full address
+	Modules   map[string]*Module   // every module by path; "" is the root
+	Moved     []*Moved
+	Imports   []*Import
+
+	inputs    map[string]cty.Value // resolved root variable values (marked when sensitive)
+	inputsObj cty.Value            // the same as one object, for var.NAME
+	sources   map[string]string    // where each root variable's value came from
+	graph     *refGraph
+}
+
+// Module is one module of the configuration.
+type Module struct {
+	Path      string // "" for the root, else "module.a" or "module.a.module.b"
+	Dir       string // directory relative to Config.Dir ("." for the root)
+	Call      *ModuleCall
 	Variables map[string]*Variable
 	Locals    map[string]*Local
-	Resources map[string]*Resource // keyed by address "type.name"
 	Outputs   map[string]*Output
+	Calls     map[string]*ModuleCall // child module blocks by name
 
-	vars  cty.Value       // object of variable values, set by Load
-	types map[string]bool // resource types in use, for reference lookup
+	types     map[string]bool   // managed resource types declared here
+	dataTypes map[string]bool   // data source types declared here
+	providers map[string]string // provider address as written here → root provider address
+}
+
+// ModuleCall is a module block: module "net" { source = "./net" ... }.
+type ModuleCall struct {
+	Name      string
+	Parent    string // path of the calling module
+	Path      string // path of the called module
+	Source    string
+	Args      map[string]*hcl2.Attribute // input variables
+	Providers map[string]string          // child provider address → parent provider address
+	DependsOn []hcl2.Traversal
+	DeclRange hcl2.Range
 }
 
 // Provider is a provider block: `provider "libvirt" { uri = "..." }`.
@@ -50,53 +87,122 @@ func (p *Provider) Addr() string {
 // Variable is a variable block.
 type Variable struct {
 	Name        string
+	Module      string
 	Type        cty.Type // cty.DynamicPseudoType when not constrained
 	Default     cty.Value
 	Description string
 	Sensitive   bool
+	Validations []*Validation
 	DeclRange   hcl2.Range
+
+	defaults typeDefaults
+}
+
+// Validation is a validation block of a variable.
+type Validation struct {
+	Condition    hcl2.Expression
+	ErrorMessage hcl2.Expression
+	DeclRange    hcl2.Range
 }
 
 // Local is one entry of a locals block.
 type Local struct {
-	Name string
-	Expr hcl2.Expression
+	Name      string
+	Module    string
+	Expr      hcl2.Expression
+	DeclRange hcl2.Range
 }
 
 // Output is an output block.
 type Output struct {
 	Name      string
+	Module    string
 	Expr      hcl2.Expression
 	Sensitive bool
+	DependsOn []hcl2.Traversal
 	DeclRange hcl2.Range
 }
 
-// Resource is a resource block.
+// Lifecycle is a resource's lifecycle block.
+type Lifecycle struct {
+	PreventDestroy      bool
+	CreateBeforeDestroy bool
+	IgnoreChanges       []string // top-level attribute names
+	IgnoreAll           bool     // ignore_changes = all
+	PreventRange        hcl2.Range
+}
+
+// Resource is a resource or data block.
 type Resource struct {
+	Mode      Mode
 	Type      string
 	Name      string
-	Provider  string // provider address: "libvirt" or "libvirt.alias"
+	Module    string // path of the declaring module, "" for the root
+	Provider  string // root provider address: "libvirt" or "libvirt.alias"
 	Body      hcl2.Body
-	DependsOn []string // explicit depends_on addresses
+	Count     hcl2.Expression // nil unless count is set
+	ForEach   hcl2.Expression // nil unless for_each is set
+	DependsOn []string        // explicit depends_on, as full resource addresses
+	Lifecycle Lifecycle
 	DeclRange hcl2.Range
 	TypeRange hcl2.Range
+
+	dependsOn []hcl2.Traversal
+	bodyRefs  []hcl2.Traversal // references of the body (not meta-arguments)
+	metaRefs  []hcl2.Traversal // references of count / for_each
+	dynamic   bool             // the body has dynamic blocks
 }
 
-// Addr is "type.name".
-func (r *Resource) Addr() string { return r.Type + "." + r.Name }
+// Addr is the resource's full configuration address: [module.m.][data.]type.name.
+func (r *Resource) Addr() string {
+	return Address{Module: r.Module, Mode: r.Mode, Type: r.Type, Name: r.Name}.Resource()
+}
+
+// Expanded says whether the resource has count or for_each.
+func (r *Resource) Expanded() bool { return r.Count != nil || r.ForEach != nil }
 
 // Source is "file:line" of the block, for error messages.
 func (r *Resource) Source() string {
 	return fmt.Sprintf("%s:%d", r.DeclRange.Filename, r.DeclRange.Start.Line)
 }
 
+// Moved is a moved block: the stored object at From is now at To.
+type Moved struct {
+	From, To  Address
+	DeclRange hcl2.Range
+}
+
+// Import is an import block: adopt the existing object ID as To.
+type Import struct {
+	To        Address
+	ID        hcl2.Expression
+	Provider  string // root provider address; "" means the default for To's type
+	DeclRange hcl2.Range
+}
+
 // Options controls Load.
 type Options struct {
-	// Vars are values given on the command line (-var name=value); they
-	// win over FIAT_VAR_name environment variables, which win over defaults.
+	// Args are -var and -var-file arguments in command-line order; a later
+	// one wins over an earlier one, and all win over FIAT_VAR_name
+	// environment variables, which win over defaults.
+	Args []VarArg
+	// Vars are -var values given as a map; they win over Args.
 	Vars map[string]string
 	// Env is the environment to read FIAT_VAR_* from; nil means os.Environ.
 	Env []string
+	// Unset makes a required variable with no value unknown instead of an
+	// error (fiat validate checks a configuration without its inputs).
+	Unset bool
+	// Values, when not nil, are the exact values of the root variables (as
+	// a saved plan carries them); Args, Vars and Env are then ignored and a
+	// variable missing from Values takes its default.
+	Values map[string]cty.Value
+}
+
+// VarArg is one -var name=value or -var-file FILE argument.
+type VarArg struct {
+	Name, Value string // -var
+	File        string // -var-file
 }
 
 var rootSchema = &hcl2.BodySchema{
@@ -105,111 +211,231 @@ var rootSchema = &hcl2.BodySchema{
 		{Type: "variable", LabelNames: []string{"name"}},
 		{Type: "locals"},
 		{Type: "resource", LabelNames: []string{"type", "name"}},
+		{Type: "data", LabelNames: []string{"type", "name"}},
 		{Type: "output", LabelNames: []string{"name"}},
+		{Type: "module", LabelNames: []string{"name"}},
+		{Type: "moved"},
+		{Type: "import"},
 	},
 }
 
-// Load reads every *.hcl file of dir.
+// Load reads every *.hcl file of dir and of the local modules it calls.
 func Load(dir string, opts Options) (*Config, hcl2.Diagnostics) {
-	names, err := filepath.Glob(filepath.Join(dir, "*.hcl"))
-	if err != nil {
+	files := map[string][]byte{}
+	read := func(rel string) (map[string][]byte, error) {
+		names, err := filepath.Glob(filepath.Join(dir, filepath.FromSlash(rel), "*.hcl"))
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string][]byte, len(names))
+		for _, name := range names {
+			src, err := os.ReadFile(name)
+			if err != nil {
+				return nil, err
+			}
+			key := path.Join(rel, filepath.Base(name))
+			out[key] = src
+			files[key] = src
+		}
+		return out, nil
+	}
+	if _, err := os.Stat(dir); err != nil {
 		return nil, errorDiag("Cannot read configuration", err.Error(), nil)
 	}
-	if len(names) == 0 {
-		return nil, errorDiag("No configuration files",
-			fmt.Sprintf("The directory %s contains no *.hcl files.", dir), nil)
-	}
-	files := make(map[string][]byte, len(names))
-	for _, name := range names {
-		src, err := os.ReadFile(name)
-		if err != nil {
-			return nil, errorDiag("Cannot read configuration", err.Error(), nil)
-		}
-		files[filepath.Base(name)] = src
-	}
-	return LoadFiles(dir, files, opts)
+	return loadAll(dir, files, read, opts)
 }
 
-// LoadFiles parses a snapshot of files (name → source), as a saved plan holds.
+// LoadFiles parses a snapshot of files (path relative to dir → source), as a
+// saved plan holds.
 func LoadFiles(dir string, files map[string][]byte, opts Options) (*Config, hcl2.Diagnostics) {
+	byDir := map[string]map[string][]byte{}
+	for name, src := range files {
+		d := path.Dir(path.Clean(name))
+		if byDir[d] == nil {
+			byDir[d] = map[string][]byte{}
+		}
+		byDir[d][path.Clean(name)] = src
+	}
+	read := func(rel string) (map[string][]byte, error) { return byDir[path.Clean(rel)], nil }
+	return loadAll(dir, files, read, opts)
+}
+
+func loadAll(dir string, files map[string][]byte, read func(rel string) (map[string][]byte, error), opts Options) (*Config, hcl2.Diagnostics) {
 	cfg := &Config{
 		Dir:       dir,
 		Files:     files,
 		Providers: map[string]*Provider{},
-		Variables: map[string]*Variable{},
-		Locals:    map[string]*Local{},
 		Resources: map[string]*Resource{},
-		Outputs:   map[string]*Output{},
-		types:     map[string]bool{},
+		Modules:   map[string]*Module{},
 	}
-	parser := hclparse.NewParser()
-	var diags hcl2.Diagnostics
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
+	l := &loader{cfg: cfg, dir: dir, read: read}
+	root, diags := l.loadModule("", ".", nil)
+	if root == nil {
+		return nil, diags
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		// Diagnostics name the file as the user would open it.
-		f, d := parser.ParseHCL(files[name], displayName(dir, name))
-		diags = append(diags, d...)
-		if f == nil {
-			continue
-		}
-		content, d := f.Body.Content(rootSchema)
-		diags = append(diags, d...)
-		for _, b := range content.Blocks {
-			diags = append(diags, cfg.addBlock(b)...)
-		}
-	}
+	cfg.Variables, cfg.Locals, cfg.Outputs = root.Variables, root.Locals, root.Outputs
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	vars, d := resolveVariables(cfg.Variables, opts)
+	diags = append(diags, cfg.resolveProviders()...)
+	vals, sources, d := resolveVariables(cfg, root.Variables, opts)
 	diags = append(diags, d...)
-	cfg.vars = vars
+	cfg.inputs, cfg.sources, cfg.inputsObj = vals, sources, cty.ObjectVal(vals)
 	diags = append(diags, cfg.checkReferences()...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
+	g, d := cfg.buildGraph()
+	diags = append(diags, d...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	cfg.graph = g
 	return cfg, diags
 }
 
-func displayName(dir, name string) string {
-	if dir == "" || dir == "." {
-		return name
-	}
-	return filepath.Join(dir, name)
+type loader struct {
+	cfg  *Config
+	dir  string
+	read func(rel string) (map[string][]byte, error)
 }
 
-func (c *Config) addBlock(b *hcl2.Block) hcl2.Diagnostics {
+const maxModuleDepth = 16
+
+func (l *loader) loadModule(modPath, rel string, call *ModuleCall) (*Module, hcl2.Diagnostics) {
+	srcs, err := l.read(rel)
+	if err != nil {
+		return nil, errorDiag("Cannot read configuration", err.Error(), nil)
+	}
+	if len(srcs) == 0 {
+		if call == nil {
+			return nil, errorDiag("No configuration files",
+				fmt.Sprintf("The directory %s contains no *.hcl files.", l.dir), nil)
+		}
+		return nil, errorDiag("Module has no configuration",
+			fmt.Sprintf("Module %q has source %q, but %s holds no *.hcl files.", call.Name, call.Source, l.display(rel)),
+			call.DeclRange.Ptr())
+	}
+	m := &Module{
+		Path: modPath, Dir: rel, Call: call,
+		Variables: map[string]*Variable{}, Locals: map[string]*Local{}, Outputs: map[string]*Output{},
+		Calls: map[string]*ModuleCall{}, types: map[string]bool{}, dataTypes: map[string]bool{},
+	}
+	l.cfg.Modules[modPath] = m
+	var diags hcl2.Diagnostics
+	for _, name := range sortedKeys(srcs) {
+		// Diagnostics name the file as the user would open it.
+		bodies, d := parseFile(srcs[name], l.display(name))
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		for _, body := range bodies {
+			content, d := body.Content(rootSchema)
+			diags = append(diags, d...)
+			for _, b := range content.Blocks {
+				diags = append(diags, l.addBlock(m, b)...)
+			}
+		}
+	}
+	for _, name := range sortedKeys(m.Calls) {
+		c := m.Calls[name]
+		childRel := path.Join(rel, c.Source)
+		if strings.Count(c.Path, "module.") > maxModuleDepth {
+			diags = append(diags, errorDiag("Module nesting too deep",
+				fmt.Sprintf("Module %s is nested more than %d levels deep; does a module call itself?", c.Path, maxModuleDepth),
+				c.DeclRange.Ptr())...)
+			continue
+		}
+		_, d := l.loadModule(c.Path, childRel, c)
+		diags = append(diags, d...)
+	}
+	return m, diags
+}
+
+func (l *loader) display(rel string) string {
+	rel = path.Clean(rel)
+	if l.dir == "" || l.dir == "." {
+		return filepath.FromSlash(rel)
+	}
+	return filepath.Join(l.dir, filepath.FromSlash(rel))
+}
+
+func (l *loader) addBlock(m *Module, b *hcl2.Block) hcl2.Diagnostics {
+	c := l.cfg
 	switch b.Type {
 	case "provider":
+		if m.Path != "" {
+			return errorDiag("Provider block in a module",
+				"Provider blocks belong in the root module; a module uses the root's providers, or those passed with providers = { ... } in its module block.",
+				b.DefRange.Ptr())
+		}
 		return c.addProvider(b)
 	case "variable":
-		return c.addVariable(b)
+		return addVariable(m, b)
 	case "locals":
-		return c.addLocals(b)
+		return addLocals(m, b)
 	case "resource":
-		return c.addResource(b)
+		return c.addResource(m, b, Managed)
+	case "data":
+		return c.addResource(m, b, Data)
 	case "output":
-		return c.addOutput(b)
+		return addOutput(m, b)
+	case "module":
+		return addModuleCall(m, b)
+	case "moved":
+		return c.addMoved(m, b)
+	case "import":
+		if m.Path != "" {
+			return errorDiag("Import block in a module", "Import blocks belong in the root module; give a module address in to = module.NAME....", b.DefRange.Ptr())
+		}
+		return c.addImport(b)
 	}
 	return nil
 }
 
-// ResourceAddrs lists resource addresses in sorted order.
+// ResourceAddrs lists every resource address (all modules), sorted.
 func (c *Config) ResourceAddrs() []string {
-	addrs := make([]string, 0, len(c.Resources))
-	for a := range c.Resources {
-		addrs = append(addrs, a)
+	if c.graph != nil {
+		return c.graph.sortedResources
 	}
-	sort.Strings(addrs)
-	return addrs
+	return sortedKeys(c.Resources)
 }
 
-// ProviderFor says which provider block serves a resource; a resource with no
-// provider argument uses the unaliased provider named by its type's prefix.
+// Order lists the resources with each after everything it depends on.
+func (c *Config) Order() []string {
+	if c.graph == nil {
+		return nil
+	}
+	return c.graph.order
+}
+
+// Dependencies lists the resources a resource refers to, directly or through
+// locals, module inputs and outputs, plus its depends_on, sorted.
+func (c *Config) Dependencies(addr string) []string {
+	if c.graph == nil {
+		return nil
+	}
+	return c.graph.resDeps[addr]
+}
+
+// Dependents lists the resources that depend on addr, sorted.
+func (c *Config) Dependents(addr string) []string {
+	if c.graph == nil {
+		return nil
+	}
+	return c.graph.dependents(addr)
+}
+
+// VariableSource says where a root variable's value came from: "default",
+// "-var", "-var-file FILE", "FIAT_VAR_name" or "saved plan".
+func (c *Config) VariableSource(name string) string { return c.sources[name] }
+
+// VariableValues are the root variables' values (sensitive ones marked).
+func (c *Config) VariableValues() map[string]cty.Value { return c.inputs }
+
+// providerName is the provider a resource type belongs to: the type's
+// prefix up to the first underscore.
 func providerName(resourceType string) string {
 	if i := strings.IndexByte(resourceType, '_'); i > 0 {
 		return resourceType[:i]
@@ -221,11 +447,41 @@ func errorDiag(summary, detail string, rng *hcl2.Range) hcl2.Diagnostics {
 	return hcl2.Diagnostics{{Severity: hcl2.DiagError, Summary: summary, Detail: detail, Subject: rng}}
 }
 
+func warnDiag(summary, detail string, rng *hcl2.Range) hcl2.Diagnostics {
+	return hcl2.Diagnostics{{Severity: hcl2.DiagWarning, Summary: summary, Detail: detail, Subject: rng}}
+}
+
 // WithoutResources is the config with no resources: planning it deletes
 // everything the stack holds (fiat destroy).
 func (c *Config) WithoutResources() *Config {
 	cp := *c
 	cp.Resources = map[string]*Resource{}
 	cp.Outputs = map[string]*Output{}
+	cp.Imports = nil
+	cp.Moved = nil
+	cp.Modules = map[string]*Module{}
+	for p, m := range c.Modules {
+		mc := *m
+		mc.Outputs = map[string]*Output{}
+		cp.Modules[p] = &mc
+	}
+	cp.graph = &refGraph{resDeps: map[string][]string{}}
 	return &cp
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -89,12 +89,12 @@ variable "s" {
 	if errs != "" {
 		t.Fatal(errs)
 	}
-	if n, _ := cfg.vars.GetAttr("n").AsBigFloat().Int64(); n != 3 {
+	if n, _ := cfg.inputsObj.GetAttr("n").AsBigFloat().Int64(); n != 3 {
 		t.Fatalf("-var should win, got %d", n)
 	}
 	cfg, _ = load(t, src, Options{Env: []string{"FIAT_VAR_n=2", "FIAT_VAR_s=env"}})
-	if n, _ := cfg.vars.GetAttr("n").AsBigFloat().Int64(); n != 2 || cfg.vars.GetAttr("s").AsString() != "env" {
-		t.Fatalf("environment should win over default: %#v", cfg.vars)
+	if n, _ := cfg.inputsObj.GetAttr("n").AsBigFloat().Int64(); n != 2 || cfg.inputsObj.GetAttr("s").AsString() != "env" {
+		t.Fatalf("environment should win over default: %#v", cfg.inputsObj)
 	}
 }
 
@@ -105,7 +105,7 @@ func TestDiagnostics(t *testing.T) {
 		{"missing variable", `variable "x" {}`, `main.hcl:1,1-13: No value for required variable; Variable "x" has no default`},
 		{"unknown var", "variable \"prefix\" {\n  default = 1\n}\nresource \"thing\" \"a\" {\n  name = var.prefx\n}", `main.hcl:5,10-19: Reference to undeclared input variable; No variable "prefx" is declared. Did you mean "prefix"?`},
 		{"unknown resource", "resource \"thing\" \"alpha\" {\n  name = \"a\"\n}\nresource \"thing\" \"b\" {\n  name = thing.alpah.name\n}", `main.hcl:5,10-26: Reference to undeclared resource; No resource thing.alpah is declared. Did you mean "thing.alpha"?`},
-		{"unknown root", "resource \"thing\" \"a\" {\n  name = thingy.a.name\n}", `main.hcl:2,10-23: Unknown reference; "thingy" is not a variable, local value or resource type of this configuration. Did you mean "thing"?`},
+		{"unknown root", "resource \"thing\" \"a\" {\n  name = thingy.a.name\n}", `main.hcl:2,10-23: Unknown reference; "thingy" is not a variable, local value, module, data source or resource type of this configuration. Did you mean "thing"?`},
 		{"duplicate", "resource \"thing\" \"a\" {\n  name = \"a\"\n}\nresource \"thing\" \"a\" {\n  name = \"b\"\n}", `main.hcl:4,1-21: Duplicate resource; A resource named "thing.a" was already declared at main.hcl:1,1-21.`},
 		{"syntax", "resource \"thing\" \"a\" {\n  name = \n}", `main.hcl:2`},
 		{"bad default", "variable \"n\" {\n  type = number\n  default = \"x\"\n}", `main.hcl:3,13-16: Invalid default value`},

@@ -21,137 +21,468 @@ type Input struct {
 	Revision uint64         // the store revision they were read at
 	// Schemas maps a provider name ("libvirt") to its schema.
 	Schemas map[string]providers.Schema
+
+	// Refreshed holds what provider reads found for stored entities, by
+	// stored address (within the stack). An entity missing here was not
+	// read (plan -refresh=false): the store is taken as the truth.
+	Refreshed map[string]Refresh
+	// AdoptDrift writes drift into the store (Adopt, Forget) instead of
+	// planning to change the objects back.
+	AdoptDrift bool
+	// Data holds data source reads, by instance address. A data source
+	// whose config is known but which is missing here is listed in
+	// Plan.PendingReads: read it and Build again.
+	Data map[string]cty.Value
+	// Imported holds what the providers' Import found for import blocks,
+	// by instance address.
+	Imported map[string]Imported
+	// Targets and Excludes restrict the plan to some addresses plus what
+	// they depend on (-target), or leave some out with everything that
+	// depends on them (-exclude).
+	Targets, Excludes []string
+	// Hooks predict computed attributes of some resource types while
+	// planning, by resource type (see builtin.PlanHook).
+	Hooks map[string]Hook
+	// Validate plans without any provider reads and without failing on
+	// values known only after apply (fiat validate).
+	Validate bool
+}
+
+// Refresh is what a provider's Read found for one stored entity.
+type Refresh struct {
+	Exists bool
+	State  cty.Value
+}
+
+// Imported is what a provider's Import found for one import block.
+type Imported struct {
+	ID    string
+	State cty.Value
+}
+
+// Hook adjusts the planned state of a resource: prior is the stored state
+// (cty.NilVal on create), planned the config with computed attributes
+// unknown or kept from prior. It must be pure.
+type Hook func(prior, planned cty.Value) cty.Value
+
+// stored is one stored entity as the planner sees it.
+type stored struct {
+	e         state.Entity
+	addr      string // its stored address within the stack
+	movedFrom string // set when a moved block renamed it
+	planned   bool
+}
+
+type builder struct {
+	in      Input
+	cfg     *hcl.Config
+	ev      *hcl.Evaluator
+	plan    *Plan
+	stored  map[string]*stored // by (moved) address
+	specs   specCache
+	diags   hcl2.Diagnostics
+	scope   *scope
+	pending map[string]bool // resources waiting for data reads, or after them
+	instOf  map[string][]string
 }
 
 // Build computes the plan. It has no side effects.
 func Build(in Input) (*Plan, hcl2.Diagnostics) {
 	cfg := in.Config
-	plan := &Plan{Stack: in.Stack, BaseRevision: in.Revision, Reads: map[string]uint64{}}
-	stored := make(map[string]state.Entity, len(in.Entities))
+	b := &builder{
+		in: in, cfg: cfg, ev: cfg.NewEvaluator(nil),
+		plan:    &Plan{Stack: in.Stack, BaseRevision: in.Revision, Reads: map[string]uint64{}, Refreshed: in.Refreshed != nil, AdoptDrift: in.AdoptDrift},
+		stored:  make(map[string]*stored, len(in.Entities)),
+		specs:   specCache{},
+		pending: map[string]bool{},
+		instOf:  make(map[string][]string, len(cfg.Resources)),
+	}
 	prefix := in.Stack + "/"
 	for _, e := range in.Entities {
 		addr := strings.TrimPrefix(e.Address, prefix)
-		stored[addr] = e
-		plan.Reads[addr] = e.Revision
+		b.stored[addr] = &stored{e: e, addr: addr}
 	}
-
-	var diags hcl2.Diagnostics
-	schemas := map[string]providers.ResourceSchema{}
-	for _, addr := range cfg.ResourceAddrs() {
-		r := cfg.Resources[addr]
-		rs, d := lookupSchema(in.Schemas, r)
-		diags = append(diags, d...)
-		schemas[addr] = rs
-		if _, ok := stored[addr]; !ok {
-			plan.Reads[addr] = 0 // the plan relies on it not existing
-		}
+	b.ev.SetLenient(in.Validate)
+	b.applyMoves()
+	sc, d := newScope(cfg, in.Targets, in.Excludes)
+	b.diags = append(b.diags, d...)
+	if d.HasErrors() {
+		return nil, b.diags
 	}
-	if diags.HasErrors() {
-		return nil, diags
+	b.scope = sc
+	b.plan.Targets, b.plan.Excludes = in.Targets, in.Excludes
+	if sc.partial() {
+		b.plan.Warnings = append(b.plan.Warnings, "This plan covers only part of the configuration (-target/-exclude): what it leaves out may differ from the configuration. Use it for exceptional cases, then plan everything.")
 	}
-
-	order, cycles := NewGraph(cfg.ResourceAddrs(), cfg.Dependencies).Order()
-	for _, c := range cycles {
-		r := cfg.Resources[c[0]]
-		diags = append(diags, &hcl2.Diagnostic{
-			Severity: hcl2.DiagError,
-			Summary:  "Dependency cycle",
-			Detail:   fmt.Sprintf("These resources depend on each other in a cycle: %s.", describeCycle(cfg, c)),
-			Subject:  r.DeclRange.Ptr(),
-		})
-	}
-	if diags.HasErrors() {
-		return nil, diags
-	}
-
-	vals := hcl.Values{}
-	for _, addr := range order {
-		r := cfg.Resources[addr]
-		rs := schemas[addr]
-		cv, d := ConfigValue(cfg, addr, rs, vals)
-		diags = append(diags, d...)
-		if d.HasErrors() {
+	for _, addr := range cfg.Order() {
+		if !sc.includes(addr) {
 			continue
 		}
-		step := &Step{
-			Address: addr, Type: r.Type, Name: r.Name, Provider: r.Provider,
-			DependsOn: cfg.Dependencies(addr), Source: r.Source(),
-			Sensitive: sensitiveAttrs(rs),
+		b.planResource(addr)
+	}
+	if b.diags.HasErrors() {
+		return nil, b.diags
+	}
+	if len(b.plan.PendingReads) > 0 {
+		// The rest cannot be planned until those are read.
+		return b.plan, b.diags
+	}
+	b.planOrphans()
+	b.planOutputs()
+	for _, im := range b.cfg.Imports {
+		addr := im.To.String()
+		if _, ok := b.in.Imported[addr]; ok && b.plan.Step(addr) == nil && b.scope.all && !b.scope.hasExclude {
+			b.errorf(im.DeclRange.Ptr(), "Import to an address the configuration does not have",
+				"An import block names %s, but the resource has no such instance (check its count or for_each keys).", addr)
 		}
-		prev, exists := stored[addr]
-		var prior cty.Value
-		if exists {
-			var err error
-			if prior, err = DecodeValue(prev.Attributes); err != nil {
-				return nil, errorDiag(fmt.Sprintf("Cannot read stored state of %s", addr), err.Error(), r.DeclRange.Ptr())
+	}
+	if b.diags.HasErrors() {
+		return nil, b.diags
+	}
+	sort.Slice(b.plan.Steps, func(i, j int) bool { return b.plan.Steps[i].Address < b.plan.Steps[j].Address })
+	sort.Slice(b.plan.Drift, func(i, j int) bool { return b.plan.Drift[i].Address < b.plan.Drift[j].Address })
+	b.plan.reindex()
+	return b.plan, b.diags
+}
+
+func (b *builder) errorf(rng *hcl2.Range, summary, format string, args ...any) {
+	b.diags = append(b.diags, &hcl2.Diagnostic{Severity: hcl2.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: rng})
+}
+
+func (b *builder) schemaFor(r *hcl.Resource) (providers.ResourceSchema, bool) {
+	pname, _, _ := strings.Cut(r.Provider, ".")
+	ps, ok := b.in.Schemas[pname]
+	if !ok {
+		b.errorf(r.TypeRange.Ptr(), "Unknown provider", "%s needs provider %q, which fiat does not have.%s", r.Addr(), pname, hcl.DidYouMean(pname, keysOf(b.in.Schemas)))
+		return providers.ResourceSchema{}, false
+	}
+	set, kind := ps.Resources, "resource type"
+	if r.Mode == hcl.Data {
+		set, kind = ps.DataSources, "data source"
+	}
+	rs, ok := set[r.Type]
+	if !ok {
+		b.errorf(r.TypeRange.Ptr(), "Unknown "+kind, "Provider %q has no %s %q.%s", pname, kind, r.Type, hcl.DidYouMean(r.Type, keysOf(set)))
+		return providers.ResourceSchema{}, false
+	}
+	return rs, true
+}
+
+func (b *builder) planResource(addr string) {
+	r := b.cfg.Resources[addr]
+	rs, ok := b.schemaFor(r)
+	if !ok {
+		return
+	}
+	for _, d := range b.cfg.Dependencies(addr) {
+		if b.pending[d] {
+			b.pending[addr] = true // planned once the data it needs is read
+			return
+		}
+	}
+	x, d := b.ev.Expand(addr)
+	b.diags = append(b.diags, d...)
+	if d.HasErrors() {
+		return
+	}
+	b.implicitMoves(addr, x)
+	insts := x.Instances(addr)
+	b.instOf[addr] = insts
+	deps := b.instanceDeps(addr)
+	for i, inst := range insts {
+		if !b.scope.includesInstance(addr, inst) {
+			continue
+		}
+		var key cty.Value
+		if x.Mode != hcl.Single {
+			key = x.Keys[i]
+		}
+		if r.Mode == hcl.Data {
+			b.planData(r, rs, inst, deps)
+		} else {
+			b.planManaged(r, rs, inst, key, deps)
+		}
+	}
+}
+
+// instanceDeps lists the instances of everything a resource depends on.
+func (b *builder) instanceDeps(addr string) []string {
+	deps := b.cfg.Dependencies(addr)
+	if len(deps) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(deps))
+	for _, d := range deps {
+		if insts, ok := b.instOf[d]; ok {
+			out = append(out, insts...)
+		}
+	}
+	return out
+}
+
+func (b *builder) newStep(r *hcl.Resource, rs providers.ResourceSchema, inst string, deps []string) *Step {
+	return &Step{
+		Address: inst, Resource: r.Addr(), Type: r.Type, Name: r.Name, Provider: r.Provider,
+		DependsOn: deps, Source: r.Source(), Sensitive: sensitiveAttrs(rs),
+	}
+}
+
+func (b *builder) configValue(r *hcl.Resource, rs providers.ResourceSchema, inst string) (cty.Value, []string, bool) {
+	key := "r:" + r.Type
+	if r.Mode == hcl.Data {
+		key = "d:" + r.Type
+	}
+	cv, sens, d := ConfigValueSensitive(b.ev, inst, rs, b.specs.get(key, rs))
+	b.diags = append(b.diags, d...)
+	return cv, sens, !d.HasErrors()
+}
+
+func (b *builder) planData(r *hcl.Resource, rs providers.ResourceSchema, inst string, deps []string) {
+	cv, sens, ok := b.configValue(r, rs, inst)
+	if !ok {
+		return
+	}
+	step := b.newStep(r, rs, inst, deps)
+	step.Action, step.Sensitive = Read, mergeNames(step.Sensitive, sens)
+	switch v, read := b.in.Data[inst]; {
+	case read:
+		step.After = v
+	case b.in.Validate:
+		step.After = Planned(cv, cty.NilVal, rs)
+	case cv.IsWhollyKnown():
+		b.plan.PendingReads = append(b.plan.PendingReads, DataRequest{Address: inst, Type: r.Type, Provider: r.Provider, Config: cv})
+		b.pending[r.Addr()] = true
+		return
+	default:
+		b.errorf(r.DeclRange.Ptr(), "Data source depends on values known only after apply",
+			"%s: fiat reads data sources while planning, but its arguments depend on resources not yet applied (%s). Make it depend on variables or other data sources, or apply those resources first.",
+			inst, strings.Join(unknownAttrs(cv), ", "))
+		return
+	}
+	b.ev.Set(inst, step.After)
+	b.plan.Steps = append(b.plan.Steps, step)
+}
+
+func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst string, key cty.Value, deps []string) {
+	cv, sens, ok := b.configValue(r, rs, inst)
+	if !ok {
+		return
+	}
+	if b.in.Hooks[r.Type] != nil && len(sens) > 0 {
+		// A hook may copy a sensitive input into a computed attribute.
+		for name, a := range rs.Attributes {
+			if a.Computed {
+				sens = append(sens, name)
 			}
-			step.Before, step.ID = prior, prev.ID
 		}
+	}
+	step := b.newStep(r, rs, inst, deps)
+	step.Sensitive = mergeNames(step.Sensitive, sens)
+	st := b.stored[inst]
+	b.plan.Reads[inst] = 0 // the plan relies on it not existing, unless stored
+	var prior cty.Value
+	drifted := false
+	if st != nil {
+		st.planned = true
+		b.plan.Reads[st.addr] = st.e.Revision
+		step.ID, step.MovedFrom = st.e.ID, st.movedFrom
+		var err error
+		if prior, err = DecodeValue(st.e.Attributes); err != nil {
+			b.errorf(r.DeclRange.Ptr(), fmt.Sprintf("Cannot read stored state of %s", inst), "%s", err)
+			return
+		}
+		if rf, ok := b.in.Refreshed[st.addr]; ok {
+			var dr *Drift
+			if dr = b.drift(st, prior, rf, rs, step.Sensitive); dr != nil {
+				drifted = true
+				if b.in.AdoptDrift {
+					b.adopt(step, prior, rf)
+					return
+				}
+				if rf.Exists {
+					prior = rf.State
+				} else {
+					prior, step.ID = cty.NilVal, ""
+					step.Reason = "deleted outside fiat"
+				}
+			} else if rf.Exists {
+				prior = withVolatile(prior, rf.State, rs)
+			}
+		}
+	} else if im, ok := b.in.Imported[inst]; ok {
+		prior, step.ID, step.Imported = im.State, im.ID, true
+	}
+	step.Before = prior
+	if prior == cty.NilVal {
+		step.Action, step.After = Create, b.hook(r.Type, cty.NilVal, Planned(cv, cty.NilVal, rs))
+		step.Reversibility = providers.Reversible
+		b.finish(r, step)
+		return
+	}
+	cv = ignoreChanges(cv, prior, r.Lifecycle, rs)
+	changed := changedAttrs(cv, prior, rs)
+	step.ForceNew = forceNew(changed, rs)
+	switch {
+	case len(step.ForceNew) > 0:
+		step.Action, step.After = Replace, b.hook(r.Type, cty.NilVal, Planned(cv, cty.NilVal, rs))
+		step.Reversibility = rs.Delete
+		step.CreateBeforeDestroy = r.Lifecycle.CreateBeforeDestroy
+		if r.Lifecycle.PreventDestroy {
+			b.errorf(r.Lifecycle.PreventRange.Ptr(), "Instance cannot be destroyed",
+				"%s has lifecycle { prevent_destroy = true }, but this plan would replace it (a change to %s forces a new object). Remove prevent_destroy, or change the configuration so it is not replaced.",
+				inst, strings.Join(step.ForceNew, ", "))
+		}
+	case len(changed) > 0:
+		step.Action, step.After = Update, b.hook(r.Type, prior, Planned(cv, prior, rs))
+		step.Reversibility = rs.Update
+		for _, n := range changed {
+			if rs.Attributes[n].RestartNeeded {
+				step.RestartNeeded = append(step.RestartNeeded, n)
+			}
+		}
+	default:
+		step.After = prior
 		switch {
-		case !exists:
-			step.Action, step.After = Create, Planned(cv, cty.NilVal, rs)
-			step.Reversibility = providers.Reversible
+		case step.Imported:
+			step.Action = Import
+		case drifted:
+			// Config already matches the changed object: record it.
+			step.Action = Adopt
+		case step.MovedFrom != "":
+			step.Action = Move
 		default:
-			changed := changedAttrs(cv, prior, rs)
-			step.ForceNew = forceNew(changed, rs)
-			switch {
-			case len(step.ForceNew) > 0:
-				step.Action, step.After = Replace, Planned(cv, cty.NilVal, rs)
-				step.Reversibility = rs.Delete
-			case len(changed) > 0:
-				step.Action, step.After = Update, Planned(cv, prior, rs)
-				step.Reversibility = rs.Update
-			default:
-				step.Action, step.After = NoOp, prior
-			}
+			step.Action = NoOp
 		}
-		vals[addr] = step.After
-		plan.Steps = append(plan.Steps, step)
 	}
-	if diags.HasErrors() {
-		return nil, diags
-	}
+	b.finish(r, step)
+}
 
-	for addr, e := range stored {
-		if _, ok := cfg.Resources[addr]; ok {
+func (b *builder) finish(r *hcl.Resource, step *Step) {
+	b.ev.Set(step.Address, step.After)
+	b.plan.Steps = append(b.plan.Steps, step)
+}
+
+func (b *builder) hook(typ string, prior, planned cty.Value) cty.Value {
+	if h := b.in.Hooks[typ]; h != nil {
+		return h(prior, planned)
+	}
+	return planned
+}
+
+// drift compares a stored entity with what its provider read found.
+func (b *builder) drift(st *stored, prior cty.Value, rf Refresh, rs providers.ResourceSchema, sensitive []string) *Drift {
+	d := &Drift{Address: st.addr, Type: st.e.Type, Name: st.e.Name, Revision: st.e.Revision, Before: prior, Sensitive: sensitive}
+	if rf.Exists {
+		d.After = rf.State
+		if d.Changed = diffAttrs(prior, rf.State, rs); len(d.Changed) == 0 {
+			return nil
+		}
+	}
+	b.plan.Drift = append(b.plan.Drift, d)
+	return d
+}
+
+// adopt makes the step record the drift in the store (-adopt-drift).
+func (b *builder) adopt(step *Step, prior cty.Value, rf Refresh) {
+	step.Before = prior
+	if rf.Exists {
+		step.Action, step.After = Adopt, rf.State
+	} else {
+		// Dependents are planned against what the store held; the next
+		// plan creates the object again if the config still has it.
+		step.Action, step.Reason = Forget, "deleted outside fiat"
+		b.ev.Set(step.Address, prior)
+		b.plan.Steps = append(b.plan.Steps, step)
+		return
+	}
+	b.ev.Set(step.Address, step.After)
+	b.plan.Steps = append(b.plan.Steps, step)
+}
+
+// ignoreChanges keeps prior values for attributes lifecycle says to ignore.
+func ignoreChanges(cv, prior cty.Value, lc hcl.Lifecycle, rs providers.ResourceSchema) cty.Value {
+	if !lc.IgnoreAll && len(lc.IgnoreChanges) == 0 {
+		return cv
+	}
+	attrs := cv.AsValueMap()
+	for name, a := range rs.Attributes {
+		if a.Computed && !a.Optional && !a.Required {
 			continue
 		}
+		ignored := lc.IgnoreAll
+		for _, n := range lc.IgnoreChanges {
+			ignored = ignored || n == name
+		}
+		if ignored {
+			attrs[name] = attr(prior, name)
+			if attrs[name].IsNull() {
+				attrs[name] = cty.NullVal(attrType(a))
+			}
+		}
+	}
+	return cty.ObjectVal(attrs)
+}
+
+// planOrphans deletes stored entities the configuration no longer has.
+func (b *builder) planOrphans() {
+	prefix := b.in.Stack + "/"
+	for _, addr := range sortedKeys(b.stored) {
+		st := b.stored[addr]
+		if st.planned {
+			continue
+		}
+		res, _, _ := hcl.SplitInstance(addr)
+		if !b.scope.includesOrphan(res, addr) {
+			continue
+		}
+		e := st.e
 		before, err := DecodeValue(e.Attributes)
 		if err != nil {
-			return nil, errorDiag(fmt.Sprintf("Cannot read stored state of %s", addr), err.Error(), nil)
+			b.errorf(nil, fmt.Sprintf("Cannot read stored state of %s", st.addr), "%s", err)
+			continue
 		}
-		rs := schemaForType(in.Schemas, e.Type)
+		rs := schemaForType(b.in.Schemas, e.Type)
 		deps := make([]string, len(e.Dependencies))
 		for i, d := range e.Dependencies {
 			deps[i] = strings.TrimPrefix(d, prefix)
 		}
-		plan.Steps = append(plan.Steps, &Step{
-			Address: addr, Type: e.Type, Name: e.Name, Provider: e.Provider,
+		b.plan.Reads[st.addr] = e.Revision
+		step := &Step{
+			Address: st.addr, Resource: res, Type: e.Type, Name: e.Name, Provider: e.Provider,
 			Action: Delete, Reversibility: rs.Delete, ID: e.ID, Before: before,
-			DependsOn: deps, Source: e.Source, Sensitive: sensitiveAttrs(rs),
-		})
+			DependsOn: deps, Source: e.Source, Sensitive: sensitiveAttrs(rs), Reason: "not in the configuration",
+		}
+		if rf, ok := b.in.Refreshed[st.addr]; ok {
+			if dr := b.drift(st, before, rf, rs, step.Sensitive); dr != nil && !rf.Exists {
+				// Already gone: only the store still has it.
+				step.Action, step.Reason, step.Reversibility = Forget, "deleted outside fiat", providers.Reversible
+			}
+		}
+		if r := b.cfg.Resources[res]; r != nil {
+			step.Reason = "its key is not in count / for_each any more"
+			if r.Lifecycle.PreventDestroy && step.Action == Delete {
+				b.errorf(r.Lifecycle.PreventRange.Ptr(), "Instance cannot be destroyed",
+					"%s has lifecycle { prevent_destroy = true }, but this plan would delete it.", st.addr)
+			}
+		}
+		b.plan.Steps = append(b.plan.Steps, step)
 	}
-	sort.Slice(plan.Steps, func(i, j int) bool { return plan.Steps[i].Address < plan.Steps[j].Address })
-	return plan, diags
 }
 
-func lookupSchema(schemas map[string]providers.Schema, r *hcl.Resource) (providers.ResourceSchema, hcl2.Diagnostics) {
-	pname, _, _ := strings.Cut(r.Provider, ".")
-	ps, ok := schemas[pname]
-	if !ok {
-		return providers.ResourceSchema{}, errorDiag("Unknown provider",
-			fmt.Sprintf("Resource %s needs provider %q, which fiat does not have.", r.Addr(), pname), r.TypeRange.Ptr())
+func (b *builder) planOutputs() {
+	if b.scope.partial() {
+		return
 	}
-	rs, ok := ps.Resources[r.Type]
-	if !ok {
-		names := make([]string, 0, len(ps.Resources))
-		for n := range ps.Resources {
-			names = append(names, n)
-		}
-		return providers.ResourceSchema{}, errorDiag("Unknown resource type",
-			fmt.Sprintf("Provider %q has no resource type %q.%s", pname, r.Type, hcl.DidYouMean(r.Type, names)), r.TypeRange.Ptr())
+	outs, diags := b.ev.EvalOutputs()
+	b.diags = append(b.diags, diags...)
+	if diags.HasErrors() {
+		return
 	}
-	return rs, nil
+	b.plan.Outputs = make(map[string]OutputValue, len(outs))
+	for name, v := range outs {
+		v, _ := v.UnmarkDeep()
+		b.plan.Outputs[name] = OutputValue{Value: v, Sensitive: b.cfg.Outputs[name].Sensitive}
+	}
 }
 
 func schemaForType(schemas map[string]providers.Schema, typ string) providers.ResourceSchema {
@@ -185,14 +516,45 @@ func sensitiveAttrs(rs providers.ResourceSchema) []string {
 	return out
 }
 
-func describeCycle(cfg *hcl.Config, members []string) string {
-	parts := make([]string, len(members))
-	for i, m := range members {
-		parts[i] = fmt.Sprintf("%s (%s)", m, cfg.Resources[m].Source())
+func mergeNames(a, b []string) []string {
+	if len(b) == 0 {
+		return a
 	}
-	return strings.Join(parts, ", ")
+	set := map[string]bool{}
+	for _, n := range a {
+		set[n] = true
+	}
+	for _, n := range b {
+		set[n] = true
+	}
+	return sortedKeys(set)
+}
+
+func unknownAttrs(v cty.Value) []string {
+	var out []string
+	for n, a := range v.AsValueMap() {
+		if !a.IsWhollyKnown() {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func errorDiag(summary, detail string, rng *hcl2.Range) hcl2.Diagnostics {
 	return hcl2.Diagnostics{{Severity: hcl2.DiagError, Summary: summary, Detail: detail, Subject: rng}}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := keysOf(m)
+	sort.Strings(out)
+	return out
+}
+
+func keysOf[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -2,85 +2,280 @@ package planner
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
+	"fiat/hcl"
 	"fiat/providers"
 
 	"github.com/zclconf/go-cty/cty"
 )
 
 // FileVersion is the version of the saved plan format.
-const FileVersion = 1
+const FileVersion = 2
 
 // File is a saved plan: the plan plus everything needed to apply it without
 // re-planning: the config snapshot and the variable values it was made with.
+//
+// Sensitive variables are not stored: the file keeps a salted SHA-256 of each
+// value, and apply needs the value again from the environment (FIAT_VAR_name)
+// and refuses one that differs. Attributes derived from sensitive values are
+// left out of the planned state too (apply evaluates them from the config).
 type File struct {
 	Plan *Plan
 	// ConfigDir is where the config was read from (for messages only;
 	// apply uses the snapshot in Files).
 	ConfigDir string
 	Files     map[string][]byte
-	Vars      map[string]string // -var values
-	Env       []string          // FIAT_VAR_* environment at plan time
+	Variables map[string]SavedVariable
+}
+
+// SavedVariable is one root variable's value as a saved plan keeps it.
+type SavedVariable struct {
+	Value     json.RawMessage `json:"value,omitempty"` // EncodeValue; absent when sensitive
+	Sensitive bool            `json:"sensitive,omitempty"`
+	Salt      string          `json:"salt,omitempty"`   // hex, sensitive only
+	SHA256    string          `json:"sha256,omitempty"` // hex sha256(salt ‖ EncodeValue(value)), sensitive only
+	Source    string          `json:"source"`           // "default", "-var x", "FIAT_VAR_x", "-var-file f"
+}
+
+// SaveVariables captures a config's root variable values for a saved plan.
+func SaveVariables(cfg *hcl.Config) (map[string]SavedVariable, error) {
+	out := map[string]SavedVariable{}
+	for name, v := range cfg.VariableValues() {
+		val, _ := v.UnmarkDeep()
+		enc, err := EncodeValue(val)
+		if err != nil {
+			return nil, fmt.Errorf("save variable %s: %w", name, err)
+		}
+		sv := SavedVariable{Source: cfg.VariableSource(name)}
+		if d := cfg.Variables[name]; d != nil && d.Sensitive {
+			salt := make([]byte, 16)
+			if _, err := rand.Read(salt); err != nil {
+				return nil, fmt.Errorf("save variable %s: %w", name, err)
+			}
+			sv.Sensitive, sv.Salt, sv.SHA256 = true, hex.EncodeToString(salt), saltedHash(salt, enc)
+		} else {
+			sv.Value = enc
+		}
+		out[name] = sv
+	}
+	return out, nil
+}
+
+func saltedHash(salt, enc []byte) string {
+	h := sha256.New()
+	h.Write(salt)
+	h.Write(enc)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// LoadOptions are the hcl options that reproduce the saved variable values.
+// environ supplies sensitive values again (FIAT_VAR_name); only those are
+// taken from it, so nothing else can be overridden at apply.
+func (f *File) LoadOptions(environ []string) (hcl.Options, error) {
+	opts := hcl.Options{Values: map[string]cty.Value{}, Env: []string{}}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	var missing []string
+	for _, name := range sortedKeys(f.Variables) {
+		sv := f.Variables[name]
+		if !sv.Sensitive {
+			v, err := DecodeValue(sv.Value)
+			if err != nil {
+				return opts, fmt.Errorf("saved variable %s: %w", name, err)
+			}
+			opts.Values[name] = v
+			continue
+		}
+		if sv.Source == "default" {
+			continue // the snapshot's default
+		}
+		val, ok := env["FIAT_VAR_"+name]
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		opts.Env = append(opts.Env, "FIAT_VAR_"+name+"="+val)
+	}
+	if len(missing) > 0 {
+		return opts, fmt.Errorf("the saved plan does not keep sensitive variables; give the same values again in the environment: %s",
+			strings.Join(prefixed("FIAT_VAR_", missing), ", "))
+	}
+	return opts, nil
+}
+
+// CheckVariables verifies that a config loaded with LoadOptions has exactly
+// the values the plan was made with.
+func (f *File) CheckVariables(cfg *hcl.Config) error {
+	vals := cfg.VariableValues()
+	var bad []string
+	for _, name := range sortedKeys(f.Variables) {
+		sv := f.Variables[name]
+		if !sv.Sensitive {
+			continue
+		}
+		v, _ := vals[name].UnmarkDeep()
+		enc, err := EncodeValue(v)
+		if err != nil {
+			return fmt.Errorf("check variable %s: %w", name, err)
+		}
+		salt, err := hex.DecodeString(sv.Salt)
+		if err != nil {
+			return fmt.Errorf("check variable %s: bad salt in plan file", name)
+		}
+		if subtle.ConstantTimeCompare([]byte(saltedHash(salt, enc)), []byte(sv.SHA256)) != 1 {
+			bad = append(bad, name)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("sensitive variable(s) %s differ from the values the plan was made with; a saved plan's variables cannot be changed (make a new plan instead)",
+			strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+func prefixed(p string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = p + n
+	}
+	return out
 }
 
 type fileJSON struct {
-	Version      int               `json:"format_version"`
-	Stack        string            `json:"stack"`
-	BaseRevision uint64            `json:"base_revision"`
-	Reads        map[string]uint64 `json:"reads"`
-	ConfigDir    string            `json:"config_dir"`
-	Files        map[string][]byte `json:"files"`
-	Vars         map[string]string `json:"vars,omitempty"`
-	Env          []string          `json:"env,omitempty"`
-	Steps        []stepJSON        `json:"steps"`
+	Version      int                      `json:"format_version"`
+	Stack        string                   `json:"stack"`
+	BaseRevision uint64                   `json:"base_revision"`
+	Reads        map[string]uint64        `json:"reads"`
+	ConfigDir    string                   `json:"config_dir"`
+	Files        map[string][]byte        `json:"files"`
+	Variables    map[string]SavedVariable `json:"variables,omitempty"`
+	Refreshed    bool                     `json:"refreshed,omitempty"`
+	AdoptDrift   bool                     `json:"adopt_drift,omitempty"`
+	Targets      []string                 `json:"targets,omitempty"`
+	Excludes     []string                 `json:"excludes,omitempty"`
+	Warnings     []string                 `json:"warnings,omitempty"`
+	Steps        []stepJSON               `json:"steps"`
+	Drift        []driftJSON              `json:"drift,omitempty"`
+	Outputs      map[string]outputJSON    `json:"outputs,omitempty"`
 }
 
 type stepJSON struct {
-	Address       string          `json:"address"`
-	Type          string          `json:"type"`
-	Name          string          `json:"name"`
-	Provider      string          `json:"provider"`
-	Action        Action          `json:"action"`
-	Reversibility string          `json:"reversibility"`
-	ID            string          `json:"id,omitempty"`
-	Before        json.RawMessage `json:"before,omitempty"`
-	After         json.RawMessage `json:"after,omitempty"`
-	AfterUnknown  []string        `json:"after_unknown,omitempty"` // attributes known only after apply
-	ForceNew      []string        `json:"force_new,omitempty"`
-	DependsOn     []string        `json:"depends_on,omitempty"`
-	Source        string          `json:"source,omitempty"`
-	Sensitive     []string        `json:"sensitive,omitempty"`
+	Address             string          `json:"address"`
+	Resource            string          `json:"resource,omitempty"`
+	Type                string          `json:"type"`
+	Name                string          `json:"name"`
+	Provider            string          `json:"provider"`
+	Action              Action          `json:"action"`
+	Reversibility       string          `json:"reversibility"`
+	ID                  string          `json:"id,omitempty"`
+	Before              json.RawMessage `json:"before,omitempty"`
+	After               json.RawMessage `json:"after,omitempty"`
+	AfterUnknown        []string        `json:"after_unknown,omitempty"` // attributes known only after apply (or left out as sensitive)
+	ForceNew            []string        `json:"force_new,omitempty"`
+	DependsOn           []string        `json:"depends_on,omitempty"`
+	Source              string          `json:"source,omitempty"`
+	Sensitive           []string        `json:"sensitive,omitempty"`
+	CreateBeforeDestroy bool            `json:"create_before_destroy,omitempty"`
+	MovedFrom           string          `json:"moved_from,omitempty"`
+	Imported            bool            `json:"imported,omitempty"`
+	Reason              string          `json:"reason,omitempty"`
+	RestartNeeded       []string        `json:"restart_needed,omitempty"`
+}
+
+type driftJSON struct {
+	Address   string          `json:"address"`
+	Type      string          `json:"type"`
+	Name      string          `json:"name"`
+	Revision  uint64          `json:"revision"`
+	Before    json.RawMessage `json:"before"`
+	After     json.RawMessage `json:"after,omitempty"`
+	Changed   []string        `json:"changed,omitempty"`
+	Sensitive []string        `json:"sensitive,omitempty"`
+}
+
+type outputJSON struct {
+	Value     json.RawMessage `json:"value,omitempty"`
+	Sensitive bool            `json:"sensitive,omitempty"`
+	Unknown   bool            `json:"unknown,omitempty"`
 }
 
 // Encode renders the file canonically; its sha256 is the plan's identity.
 func (f *File) Encode() ([]byte, error) {
-	j := fileJSON{
-		Version: FileVersion, Stack: f.Plan.Stack, BaseRevision: f.Plan.BaseRevision,
-		Reads: f.Plan.Reads, ConfigDir: f.ConfigDir, Files: f.Files, Vars: f.Vars, Env: f.Env,
+	p := f.Plan
+	if len(p.PendingReads) > 0 {
+		return nil, fmt.Errorf("encode plan: %d data source(s) not read yet", len(p.PendingReads))
 	}
-	for _, s := range f.Plan.Steps {
+	j := fileJSON{
+		Version: FileVersion, Stack: p.Stack, BaseRevision: p.BaseRevision, Reads: p.Reads,
+		ConfigDir: f.ConfigDir, Files: f.Files, Variables: f.Variables, Refreshed: p.Refreshed,
+		AdoptDrift: p.AdoptDrift, Targets: p.Targets, Excludes: p.Excludes, Warnings: p.Warnings,
+		Steps: make([]stepJSON, 0, len(p.Steps)),
+	}
+	for _, s := range p.Steps {
 		sj := stepJSON{
-			Address: s.Address, Type: s.Type, Name: s.Name, Provider: s.Provider, Action: s.Action,
+			Address: s.Address, Resource: s.Resource, Type: s.Type, Name: s.Name, Provider: s.Provider, Action: s.Action,
 			Reversibility: s.Reversibility.String(), ID: s.ID, ForceNew: s.ForceNew,
 			DependsOn: s.DependsOn, Source: s.Source, Sensitive: s.Sensitive,
+			CreateBeforeDestroy: s.CreateBeforeDestroy, MovedFrom: s.MovedFrom, Imported: s.Imported, Reason: s.Reason,
+			RestartNeeded: s.RestartNeeded,
 		}
 		var err error
 		if sj.Before, err = EncodeValue(s.Before); err != nil {
 			return nil, fmt.Errorf("encode plan step %s: %w", s.Address, err)
 		}
-		after, unknown := splitUnknown(s.After)
+		after := s.After
+		if s.Action == Create || s.Action == Update || s.Action == Replace {
+			// Apply evaluates these from the config and variables again.
+			after = redact(after, s.Sensitive)
+		}
+		after, unknown := splitUnknown(after)
 		if sj.After, err = EncodeValue(after); err != nil {
 			return nil, fmt.Errorf("encode plan step %s: %w", s.Address, err)
 		}
 		sj.AfterUnknown = unknown
 		j.Steps = append(j.Steps, sj)
+	}
+	for _, d := range p.Drift {
+		dj := driftJSON{Address: d.Address, Type: d.Type, Name: d.Name, Revision: d.Revision, Changed: d.Changed, Sensitive: d.Sensitive}
+		var err error
+		if dj.Before, err = EncodeValue(d.Before); err != nil {
+			return nil, fmt.Errorf("encode drift of %s: %w", d.Address, err)
+		}
+		if dj.After, err = EncodeValue(d.After); err != nil {
+			return nil, fmt.Errorf("encode drift of %s: %w", d.Address, err)
+		}
+		j.Drift = append(j.Drift, dj)
+	}
+	if len(p.Outputs) > 0 {
+		j.Outputs = map[string]outputJSON{}
+		for name, o := range p.Outputs {
+			oj := outputJSON{Sensitive: o.Sensitive}
+			switch {
+			case o.Sensitive:
+			case !o.Value.IsWhollyKnown():
+				oj.Unknown = true
+			default:
+				var err error
+				if oj.Value, err = EncodeValue(o.Value); err != nil {
+					return nil, fmt.Errorf("encode output %s: %w", name, err)
+				}
+			}
+			j.Outputs[name] = oj
+		}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -89,6 +284,20 @@ func (f *File) Encode() ([]byte, error) {
 		return nil, fmt.Errorf("encode plan: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// redact makes the named attributes unknown.
+func redact(v cty.Value, names []string) cty.Value {
+	if len(names) == 0 || v == cty.NilVal || v.IsNull() || !v.Type().IsObjectType() {
+		return v
+	}
+	attrs := v.AsValueMap()
+	for _, n := range names {
+		if a, ok := attrs[n]; ok && !a.IsNull() {
+			attrs[n] = cty.UnknownVal(a.Type())
+		}
+	}
+	return cty.ObjectVal(attrs)
 }
 
 // Digest is the sha256 of an encoded plan, shown to the user as its identity.
@@ -119,6 +328,10 @@ func (f *File) Save(path string) (string, error) {
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("save plan %s: %w", path, err)
 	}
+	// Plans may hold the store's view of sensitive attributes.
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return "", fmt.Errorf("save plan %s: %w", path, err)
+	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return "", fmt.Errorf("save plan %s: %w", path, err)
 	}
@@ -131,32 +344,74 @@ func Load(path string) (*File, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("read plan %s: %w", path, err)
 	}
+	f, err := Decode(b)
+	if err != nil {
+		return nil, "", fmt.Errorf("read plan %s: %w", path, err)
+	}
+	return f, Digest(b), nil
+}
+
+// Decode parses an encoded plan file.
+func Decode(b []byte) (*File, error) {
 	var j fileJSON
 	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, "", fmt.Errorf("read plan %s: not a fiat plan file: %w", path, err)
+		return nil, fmt.Errorf("not a fiat plan file: %w", err)
 	}
 	if j.Version != FileVersion {
-		return nil, "", fmt.Errorf("read plan %s: format version %d, this fiat reads %d", path, j.Version, FileVersion)
+		return nil, fmt.Errorf("format version %d, this fiat reads %d (make the plan again)", j.Version, FileVersion)
 	}
-	p := &Plan{Stack: j.Stack, BaseRevision: j.BaseRevision, Reads: j.Reads}
+	p := &Plan{Stack: j.Stack, BaseRevision: j.BaseRevision, Reads: j.Reads, Refreshed: j.Refreshed, AdoptDrift: j.AdoptDrift,
+		Targets: j.Targets, Excludes: j.Excludes, Warnings: j.Warnings, Steps: make([]*Step, 0, len(j.Steps))}
+	if p.Reads == nil {
+		p.Reads = map[string]uint64{}
+	}
 	for _, sj := range j.Steps {
-		s := &Step{
-			Address: sj.Address, Type: sj.Type, Name: sj.Name, Provider: sj.Provider, Action: sj.Action,
-			ID: sj.ID, ForceNew: sj.ForceNew, DependsOn: sj.DependsOn, Source: sj.Source, Sensitive: sj.Sensitive,
+		rev, err := parseReversibility(sj.Reversibility)
+		if err != nil {
+			return nil, fmt.Errorf("step %s: %w", sj.Address, err)
 		}
-		if s.Reversibility, err = parseReversibility(sj.Reversibility); err != nil {
-			return nil, "", fmt.Errorf("read plan %s: step %s: %w", path, sj.Address, err)
+		s := &Step{
+			Address: sj.Address, Resource: sj.Resource, Type: sj.Type, Name: sj.Name, Provider: sj.Provider, Action: sj.Action,
+			Reversibility: rev, ID: sj.ID, ForceNew: sj.ForceNew, DependsOn: sj.DependsOn,
+			Source: sj.Source, Sensitive: sj.Sensitive, CreateBeforeDestroy: sj.CreateBeforeDestroy,
+			MovedFrom: sj.MovedFrom, Imported: sj.Imported, Reason: sj.Reason, RestartNeeded: sj.RestartNeeded,
 		}
 		if s.Before, err = DecodeValue(sj.Before); err != nil {
-			return nil, "", fmt.Errorf("read plan %s: step %s: %w", path, sj.Address, err)
+			return nil, fmt.Errorf("step %s: %w", sj.Address, err)
 		}
 		if s.After, err = DecodeValue(sj.After); err != nil {
-			return nil, "", fmt.Errorf("read plan %s: step %s: %w", path, sj.Address, err)
+			return nil, fmt.Errorf("step %s: %w", sj.Address, err)
 		}
 		s.After = joinUnknown(s.After, sj.AfterUnknown)
 		p.Steps = append(p.Steps, s)
 	}
-	return &File{Plan: p, ConfigDir: j.ConfigDir, Files: j.Files, Vars: j.Vars, Env: j.Env}, Digest(b), nil
+	for _, dj := range j.Drift {
+		d := &Drift{Address: dj.Address, Type: dj.Type, Name: dj.Name, Revision: dj.Revision, Changed: dj.Changed, Sensitive: dj.Sensitive}
+		var err error
+		if d.Before, err = DecodeValue(dj.Before); err != nil {
+			return nil, fmt.Errorf("drift of %s: %w", dj.Address, err)
+		}
+		if d.After, err = DecodeValue(dj.After); err != nil {
+			return nil, fmt.Errorf("drift of %s: %w", dj.Address, err)
+		}
+		p.Drift = append(p.Drift, d)
+	}
+	if len(j.Outputs) > 0 {
+		p.Outputs = map[string]OutputValue{}
+		for name, oj := range j.Outputs {
+			o := OutputValue{Sensitive: oj.Sensitive, Value: cty.DynamicVal}
+			if len(oj.Value) > 0 {
+				v, err := DecodeValue(oj.Value)
+				if err != nil {
+					return nil, fmt.Errorf("output %s: %w", name, err)
+				}
+				o.Value = v
+			}
+			p.Outputs[name] = o
+		}
+	}
+	p.reindex()
+	return &File{Plan: p, ConfigDir: j.ConfigDir, Files: j.Files, Variables: j.Variables}, nil
 }
 
 func parseReversibility(s string) (providers.Reversibility, error) {

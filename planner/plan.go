@@ -1,6 +1,7 @@
 // Package planner diffs a Config against the stored entities of its stack and
-// produces a Plan. It is pure: (config, stored entities, provider schemas) →
-// Plan, with no side effects; rendering and saved plan files live here too.
+// produces a Plan. It is pure: (config, stored entities, provider schemas,
+// provider reads) → Plan, with no side effects; rendering (text, JSON,
+// Markdown) and saved plan files live here too.
 package planner
 
 import (
@@ -18,7 +19,35 @@ const (
 	Update  Action = "update"
 	Replace Action = "replace"
 	Delete  Action = "delete"
+	// Read is a data source read while planning; After holds what was
+	// read. The executor has nothing to do for it.
+	Read Action = "read"
+	// Import adopts an existing object (found by the provider's Import
+	// while planning) into the store as Address, with ID and After. No
+	// provider call at apply; the commit puts the entity.
+	Import Action = "import"
+	// Move renames a stored entity from MovedFrom to Address without
+	// touching the object. The commit puts Address (After, ID) and deletes
+	// MovedFrom.
+	Move Action = "move"
+	// Adopt writes into the store what a provider read found (the object
+	// was changed outside fiat): the commit puts Address with After. No
+	// provider call.
+	Adopt Action = "adopt"
+	// Forget removes from the store an entity whose object was deleted
+	// outside fiat (with -adopt-drift). No provider call.
+	Forget Action = "forget"
 )
+
+// StoreOnly says whether the action changes the store but no object: the
+// executor commits it without calling a provider.
+func (a Action) StoreOnly() bool {
+	switch a {
+	case Import, Move, Adopt, Forget:
+		return true
+	}
+	return false
+}
 
 // Symbol is the action's mark in plan output.
 func (a Action) Symbol() string {
@@ -31,25 +60,86 @@ func (a Action) Symbol() string {
 		return "-/+"
 	case Delete:
 		return "-"
+	case Read:
+		return "<="
+	case Import:
+		return "<-"
+	case Move:
+		return "->"
+	case Adopt:
+		return "<~"
+	case Forget:
+		return "x"
 	}
 	return " "
 }
 
-// Step is one resource's change.
+// Step is one resource instance's change.
 type Step struct {
-	Address       string // "type.name", within the stack
-	Type          string
-	Name          string
-	Provider      string // provider address: "libvirt", "libvirt.host2"
-	Action        Action
+	Address  string // instance address within the stack: "type.name", "type.name[0]", "module.m.type.name[\"k\"]"
+	Resource string // its resource's address: Address without the key
+	Type     string
+	Name     string
+	Provider string // provider address: "libvirt", "libvirt.host2"
+	Action   Action
+	// Reversibility says what undoing the step can restore: deletes and
+	// replacements lose what the resource type's delete loses.
 	Reversibility providers.Reversibility
-	ID            string    // the existing object's identity (update, replace, delete)
-	Before        cty.Value // stored state; cty.NilVal for create
-	After         cty.Value // planned state, unknown where computed; cty.NilVal for delete
+	ID            string    // the existing object's identity (update, replace, delete, import, move, adopt)
+	Before        cty.Value // stored state (or what a provider read/import found); cty.NilVal for create
+	After         cty.Value // planned state, unknown where computed; cty.NilVal for delete and forget
 	ForceNew      []string  // attributes whose change forces the replacement
-	DependsOn     []string  // addresses this resource depends on (config, or stored for delete)
-	Source        string    // file:line of the resource block (stored for delete)
-	Sensitive     []string  // attribute names never to show
+	// DependsOn lists the instance addresses this step depends on (config,
+	// or stored for delete); data source addresses included.
+	DependsOn []string
+	Source    string   // file:line of the resource block (stored for delete)
+	Sensitive []string // attribute names never to show
+	// CreateBeforeDestroy (replace only): make the new object before
+	// retiring the old (lifecycle { create_before_destroy = true }).
+	CreateBeforeDestroy bool
+	// MovedFrom is the stored address of an entity a moved block renamed:
+	// whatever the action, the commit deletes MovedFrom.
+	MovedFrom string
+	// Imported (update, replace, import): Before came from the provider's
+	// Import, not from the store.
+	Imported bool
+	// RestartNeeded (update only) lists changed attributes that take effect
+	// only when the object next restarts (e.g. a running VM's memory).
+	RestartNeeded []string
+	// Reason explains a delete or a create the config did not ask for
+	// ("not in the configuration", "deleted outside fiat", ...).
+	Reason string
+}
+
+// Drift is a stored entity whose real object differs from the store: a
+// provider read found other values, or no object at all.
+type Drift struct {
+	Address   string
+	Type      string
+	Name      string
+	Revision  uint64    // the entity's stored revision
+	Before    cty.Value // stored state
+	After     cty.Value // what the read found; cty.NilVal: the object is gone
+	Changed   []string  // attributes that differ
+	Sensitive []string
+}
+
+// Deleted says whether the object was deleted outside fiat.
+func (d *Drift) Deleted() bool { return d.After == cty.NilVal }
+
+// OutputValue is a root output as planned.
+type OutputValue struct {
+	Value     cty.Value // unknown parts are known after apply
+	Sensitive bool
+}
+
+// DataRequest is a data source the planner needs read before it can finish:
+// its config is known, its value is not.
+type DataRequest struct {
+	Address  string
+	Type     string
+	Provider string
+	Config   cty.Value
 }
 
 // Plan is a set of steps against one stack at one store revision.
@@ -60,6 +150,24 @@ type Plan struct {
 	// (0: it did not exist). Apply refuses the plan if any has changed.
 	Reads map[string]uint64
 	Steps []*Step // sorted by address
+	// Drift lists objects changed outside fiat (from provider reads).
+	Drift []*Drift
+	// Refreshed says whether stored entities were read from providers.
+	Refreshed bool
+	// AdoptDrift: drift is written into the store instead of reverted.
+	AdoptDrift bool
+	// Targets and Excludes restrict the plan (-target, -exclude).
+	Targets, Excludes []string
+	// Outputs are the root outputs, as far as they are known.
+	Outputs map[string]OutputValue
+	// PendingReads lists data sources to read before the plan is
+	// complete; Build with their values in Input.Data again.
+	PendingReads []DataRequest
+	// Warnings are things the operator should know, e.g. that the plan is
+	// partial.
+	Warnings []string
+
+	index map[string]*Step
 }
 
 // Counts tallies steps by action.
@@ -71,10 +179,11 @@ func (p *Plan) Counts() map[Action]int {
 	return c
 }
 
-// HasChanges says whether applying the plan would change anything.
+// HasChanges says whether applying the plan would change anything: an
+// object, or the store.
 func (p *Plan) HasChanges() bool {
 	for _, s := range p.Steps {
-		if s.Action != NoOp {
+		if s.Action != NoOp && s.Action != Read {
 			return true
 		}
 	}
@@ -83,10 +192,15 @@ func (p *Plan) HasChanges() bool {
 
 // Step returns the step for an address, or nil.
 func (p *Plan) Step(addr string) *Step {
-	for _, s := range p.Steps {
-		if s.Address == addr {
-			return s
-		}
+	if p.index == nil || len(p.index) != len(p.Steps) {
+		p.reindex()
 	}
-	return nil
+	return p.index[addr]
+}
+
+func (p *Plan) reindex() {
+	p.index = make(map[string]*Step, len(p.Steps))
+	for _, s := range p.Steps {
+		p.index[s.Address] = s
+	}
 }

@@ -113,7 +113,8 @@ func TestRenderTextGolden(t *testing.T) {
 
 func TestSavedPlanRoundTrip(t *testing.T) {
 	p := mixedPlan(t)
-	f := &File{Plan: p, ConfigDir: "x", Files: map[string][]byte{"main.hcl": []byte(mixed)}, Vars: map[string]string{"a": "b"}}
+	enc, _ := EncodeValue(cty.StringVal("b"))
+	f := &File{Plan: p, ConfigDir: "x", Files: map[string][]byte{"main.hcl": []byte(mixed)}, Variables: map[string]SavedVariable{"a": {Value: enc, Source: "-var a"}}}
 	path := filepath.Join(t.TempDir(), "p.plan")
 	digest, err := f.Save(path)
 	if err != nil {
@@ -132,21 +133,23 @@ func TestSavedPlanRoundTrip(t *testing.T) {
 	if a.String() != b.String() {
 		t.Fatalf("round trip changed the plan:\n%s\nvs\n%s", a.String(), b.String())
 	}
-	if g.Vars["a"] != "b" || string(g.Files["main.hcl"]) != mixed {
+	if v, _ := DecodeValue(g.Variables["a"].Value); v.AsString() != "b" || string(g.Files["main.hcl"]) != mixed {
 		t.Fatal("config snapshot or vars lost")
 	}
 }
 
 func TestCycleNamesEveryMember(t *testing.T) {
-	cfg := loadCfg(t, `
+	_, diags := hcl.LoadFiles("", map[string][]byte{"main.hcl": []byte(`
 resource "fake_thing" "a" { name = fake_thing.c.id }
-resource "fake_thing" "b" { name = fake_thing.a.id }
+resource "fake_thing" "b" { name = local.bid }
 resource "fake_thing" "c" { name = fake_thing.b.id }
 resource "fake_thing" "d" { name = "free" }
-`)
-	_, diags := Build(Input{Stack: "s", Config: cfg, Schemas: schemas()})
+locals {
+  bid = fake_thing.a.id
+}
+`)}, hcl.Options{Env: []string{}})
 	msg := diags.Error()
-	for _, m := range []string{"fake_thing.a (main.hcl:2)", "fake_thing.b (main.hcl:3)", "fake_thing.c (main.hcl:4)"} {
+	for _, m := range []string{"fake_thing.a (main.hcl:2)", "fake_thing.b (main.hcl:3)", "fake_thing.c (main.hcl:4)", "local.bid (main.hcl:7)"} {
 		if !strings.Contains(msg, m) {
 			t.Fatalf("cycle diagnostic %q does not name %s", msg, m)
 		}

@@ -1,9 +1,11 @@
 package planner
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 
 	"fiat/hcl"
 	"fiat/providers"
@@ -11,42 +13,167 @@ import (
 	hcl2 "github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
 // Spec is the decoding spec of a resource type: the attributes a user may set.
-// Computed-only attributes are not settable.
+// Computed-only attributes are not settable. An attribute whose type is a
+// list or set of objects may be written as an attribute,
+//
+//	disk = [{ size = 1 }, { size = 2 }]
+//
+// or as repeated nested blocks, which dynamic blocks can generate:
+//
+//	disk { size = 1 }
+//	disk { size = 2 }
 func Spec(rs providers.ResourceSchema) hcldec.Spec {
 	spec := hcldec.ObjectSpec{}
 	for name, a := range rs.Attributes {
 		if a.Computed && !a.Optional && !a.Required {
 			continue
 		}
-		spec[name] = &hcldec.AttrSpec{Name: name, Type: a.Type, Required: a.Required}
+		nested, ok := blockSpec(name, a)
+		spec[name] = &hcldec.AttrSpec{Name: name, Type: a.Type, Required: a.Required && !ok}
+		if ok {
+			spec[name+blockSuffix] = nested
+		}
 	}
 	return spec
 }
 
-// ConfigValue evaluates a resource's block into a full object of the
-// schema's type: settable attributes from config (defaults filled in), and
-// computed-only attributes null. vals resolves references.
-func ConfigValue(cfg *hcl.Config, addr string, rs providers.ResourceSchema, vals hcl.Values) (cty.Value, hcl2.Diagnostics) {
-	v, diags := cfg.EvalResource(addr, Spec(rs), vals)
-	if diags.HasErrors() {
-		return cty.NilVal, diags
+// blockSuffix names, in a decoded object, the blocks form of an attribute.
+const blockSuffix = "\x00blocks"
+
+func blockSpec(name string, a providers.Attribute) (hcldec.Spec, bool) {
+	t := a.Type
+	if !(t.IsListType() || t.IsSetType()) || !t.ElementType().IsObjectType() {
+		return nil, false
 	}
+	et := t.ElementType()
+	inner := hcldec.ObjectSpec{}
+	for an, at := range et.AttributeTypes() {
+		inner[an] = &hcldec.AttrSpec{Name: an, Type: at, Required: !et.AttributeOptional(an)}
+	}
+	if t.IsSetType() {
+		return &hcldec.BlockSetSpec{TypeName: name, Nested: inner}, true
+	}
+	return &hcldec.BlockListSpec{TypeName: name, Nested: inner}, true
+}
+
+// attrType is an attribute's type without optional-attribute markers, as
+// values have it.
+func attrType(a providers.Attribute) cty.Type { return a.Type.WithoutOptionalAttributesDeep() }
+
+// specCache remembers each schema's spec (by resource type and mode).
+type specCache map[string]hcldec.Spec
+
+func (c specCache) get(key string, rs providers.ResourceSchema) hcldec.Spec {
+	if s, ok := c[key]; ok {
+		return s
+	}
+	s := Spec(rs)
+	c[key] = s
+	return s
+}
+
+// ConfigValue evaluates a resource instance's block ("type.name",
+// "type.name[0]") into a full object of the schema's type: settable
+// attributes from config (defaults filled in), and computed-only attributes
+// null. vals resolves references. Sensitive marks are removed; use
+// ConfigValueSensitive to learn which attributes carried them.
+func ConfigValue(cfg *hcl.Config, addr string, rs providers.ResourceSchema, vals hcl.Values) (cty.Value, hcl2.Diagnostics) {
+	v, _, diags := ConfigValueSensitive(cfg.NewEvaluator(vals), addr, rs, Spec(rs))
+	return v, diags
+}
+
+// ConfigValueSensitive is ConfigValue with a given evaluator and spec; it
+// also returns the attributes derived from sensitive values.
+func ConfigValueSensitive(ev *hcl.Evaluator, addr string, rs providers.ResourceSchema, spec hcldec.Spec) (cty.Value, []string, hcl2.Diagnostics) {
+	res, key, err := hcl.SplitInstance(addr)
+	if err != nil {
+		return cty.NilVal, nil, errorDiag("Invalid address", err.Error(), nil)
+	}
+	v, diags := ev.EvalInstance(res, key, spec)
+	if diags.HasErrors() {
+		return cty.NilVal, nil, diags
+	}
+	v, sens := unmarkAttrs(v)
 	attrs := make(map[string]cty.Value, len(rs.Attributes))
 	for name, a := range rs.Attributes {
-		av := cty.NullVal(a.Type)
+		av := cty.NullVal(attrType(a))
 		if v.Type().IsObjectType() && v.Type().HasAttribute(name) {
 			av = v.GetAttr(name)
+		}
+		if v.Type().IsObjectType() && v.Type().HasAttribute(name+blockSuffix) {
+			bv, d := fromBlocks(r(ev, res), name, av, v.GetAttr(name+blockSuffix), a)
+			diags = append(diags, d...)
+			av = bv
 		}
 		if av.IsNull() && a.Default != cty.NilVal {
 			av = a.Default
 		}
 		attrs[name] = av
 	}
-	return cty.ObjectVal(attrs), diags
+	if diags.HasErrors() {
+		return cty.NilVal, nil, diags
+	}
+	return cty.ObjectVal(attrs), sens, diags
+}
+
+// fromBlocks picks between an attribute's attribute form and block form.
+func fromBlocks(rng *hcl2.Range, name string, attrVal, blocks cty.Value, a providers.Attribute) (cty.Value, hcl2.Diagnostics) {
+	if blocks.IsNull() || !blocks.IsKnown() || blocks.LengthInt() == 0 {
+		if a.Required && attrVal.IsNull() {
+			return attrVal, errorDiag("Missing required argument", fmt.Sprintf("%q is required: set it, or write one or more %s { ... } blocks.", name, name), rng)
+		}
+		return attrVal, nil
+	}
+	if !attrVal.IsNull() {
+		return attrVal, errorDiag("Conflicting arguments", fmt.Sprintf("%q is set both as an attribute and as %s { ... } blocks; use one form.", name, name), rng)
+	}
+	v, err := convert.Convert(blocks, a.Type)
+	if err != nil {
+		return cty.NilVal, errorDiag("Invalid blocks", fmt.Sprintf("%s blocks: %s.", name, err), rng)
+	}
+	return v, nil
+}
+
+func r(ev *hcl.Evaluator, res string) *hcl2.Range {
+	if rr := ev.Config().Resources[res]; rr != nil {
+		return rr.DeclRange.Ptr()
+	}
+	return nil
+}
+
+// unmarkAttrs removes every mark and lists the top-level attributes that
+// carried the sensitive mark, sorted.
+func unmarkAttrs(v cty.Value) (cty.Value, []string) {
+	if !v.ContainsMarked() {
+		return v, nil
+	}
+	v, pvms := v.UnmarkDeepWithPaths()
+	set := map[string]bool{}
+	for _, pvm := range pvms {
+		if _, ok := pvm.Marks[hcl.Sensitive]; !ok {
+			continue
+		}
+		if len(pvm.Path) == 0 {
+			for n := range v.Type().AttributeTypes() {
+				set[n] = true
+			}
+			continue
+		}
+		if ga, ok := pvm.Path[0].(cty.GetAttrStep); ok {
+			set[ga.Name] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return v, out
 }
 
 // Planned turns a config value into the planned state: computed attributes
@@ -60,7 +187,7 @@ func Planned(config cty.Value, prior cty.Value, rs providers.ResourceSchema) cty
 		if prior != cty.NilVal && !prior.IsNull() && prior.Type().HasAttribute(name) {
 			attrs[name] = prior.GetAttr(name)
 		} else {
-			attrs[name] = cty.UnknownVal(a.Type)
+			attrs[name] = cty.UnknownVal(attrType(a))
 		}
 	}
 	return cty.ObjectVal(attrs)
@@ -69,28 +196,109 @@ func Planned(config cty.Value, prior cty.Value, rs providers.ResourceSchema) cty
 // Settled reports whether config's settable attributes are all known.
 func Settled(config cty.Value) bool { return config.IsWhollyKnown() }
 
+// Values are stored (in the store and in plan files) with their exact type,
+// so lists stay lists and sets stay sets:
+//
+//	{"$type":["object",{"name":"string"}],"$value":{"name":"a"}}
+//
+// "$" cannot start an attribute name, so the older untyped encoding (a
+// go-cty SimpleJSONValue) is told apart and still decoded.
+var typedPrefix = []byte(`{"$type":`)
+
 // EncodeValue stores a cty value with its type, for the store and plan files.
+// The value must be wholly known and unmarked.
 func EncodeValue(v cty.Value) (json.RawMessage, error) {
 	if v == cty.NilVal {
 		return nil, nil
 	}
-	b, err := json.Marshal(ctyjson.SimpleJSONValue{Value: v})
+	t := v.Type()
+	tb, err := ctyjson.MarshalType(t)
 	if err != nil {
 		return nil, fmt.Errorf("encode value: %w", err)
 	}
-	return b, nil
+	vb, err := ctyjson.Marshal(v, t)
+	if err != nil {
+		return nil, fmt.Errorf("encode value: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(tb) + len(vb) + 22)
+	buf.Write(typedPrefix)
+	buf.Write(tb)
+	buf.WriteString(`,"$value":`)
+	buf.Write(vb)
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
 }
 
-// DecodeValue reverses EncodeValue.
+// isTyped says whether b is the typed encoding (perhaps re-indented, as
+// inside a plan file).
+func isTyped(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	return bytes.HasPrefix(bytes.TrimLeft(b[1:], " \t\r\n"), []byte(`"$type"`))
+}
+
+// types caches decoded type descriptions: 50,000 entities of one resource
+// type share one.
+var types sync.Map // string → cty.Type
+
+// DecodeValue reverses EncodeValue (and reads the older untyped encoding).
 func DecodeValue(b json.RawMessage) (cty.Value, error) {
 	if len(b) == 0 {
 		return cty.NilVal, nil
 	}
-	var v ctyjson.SimpleJSONValue
-	if err := json.Unmarshal(b, &v); err != nil {
+	if !isTyped(b) {
+		var v ctyjson.SimpleJSONValue
+		if err := json.Unmarshal(b, &v); err != nil {
+			return cty.NilVal, fmt.Errorf("decode value: %w", err)
+		}
+		return v.Value, nil
+	}
+	d := &jdec{b: b}
+	if err := d.expect('{'); err != nil {
 		return cty.NilVal, fmt.Errorf("decode value: %w", err)
 	}
-	return v.Value, nil
+	if k, err := d.str(); err != nil || k != "$type" {
+		return cty.NilVal, fmt.Errorf("decode value: want $type")
+	}
+	if err := d.expect(':'); err != nil {
+		return cty.NilVal, fmt.Errorf("decode value: %w", err)
+	}
+	d.space()
+	ts := d.i
+	if err := d.skip(); err != nil {
+		return cty.NilVal, fmt.Errorf("decode value type: %w", err)
+	}
+	tb := b[ts:d.i]
+	var t cty.Type
+	if cached, ok := types.Load(string(tb)); ok {
+		t = cached.(cty.Type)
+	} else {
+		var err error
+		if t, err = ctyjson.UnmarshalType(tb); err != nil {
+			return cty.NilVal, fmt.Errorf("decode value type: %w", err)
+		}
+		types.Store(string(tb), t)
+	}
+	if err := d.expect(','); err != nil {
+		return cty.NilVal, fmt.Errorf("decode value: %w", err)
+	}
+	if k, err := d.str(); err != nil || k != "$value" {
+		return cty.NilVal, fmt.Errorf("decode value: want $value")
+	}
+	if err := d.expect(':'); err != nil {
+		return cty.NilVal, fmt.Errorf("decode value: %w", err)
+	}
+	v, err := d.value(t)
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("decode value: %w", err)
+	}
+	if err := d.expect('}'); err != nil {
+		return cty.NilVal, fmt.Errorf("decode value: %w", err)
+	}
+	return v, nil
 }
 
 // changedAttrs lists settable attributes whose planned value differs from
@@ -102,10 +310,7 @@ func changedAttrs(planned, prior cty.Value, rs providers.ResourceSchema) []strin
 			continue
 		}
 		pv := planned.GetAttr(name)
-		var before cty.Value = cty.NullVal(a.Type)
-		if prior.Type().IsObjectType() && prior.Type().HasAttribute(name) {
-			before = prior.GetAttr(name)
-		}
+		before := attr(prior, name)
 		if a.Computed && pv.IsNull() {
 			continue // optional+computed left unset: the provider's value stands
 		}
@@ -113,10 +318,57 @@ func changedAttrs(planned, prior cty.Value, rs providers.ResourceSchema) []strin
 			out = append(out, name)
 			continue
 		}
-		if eq := pv.Equals(before); !eq.IsKnown() || eq.False() {
+		if !equal(pv, before) {
 			out = append(out, name)
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// equal compares values as stored: null equals null whatever its type.
+func equal(a, b cty.Value) bool {
+	if a.IsNull() || b.IsNull() {
+		return a.IsNull() && b.IsNull()
+	}
+	eq := a.Equals(b)
+	return eq.IsKnown() && eq.True()
+}
+
+// diffAttrs lists every schema attribute (computed ones too, volatile ones
+// not) whose value differs between two known states, sorted: what drifted.
+func diffAttrs(stored, read cty.Value, rs providers.ResourceSchema) []string {
+	var out []string
+	for name, a := range rs.Attributes {
+		if a.Volatile {
+			continue // changes by itself: not drift
+		}
+		if !equal(attr(stored, name), attr(read, name)) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// withVolatile takes the volatile attributes of a read into the stored
+// state: what the object has now, without it being drift.
+func withVolatile(stored, read cty.Value, rs providers.ResourceSchema) cty.Value {
+	if stored == cty.NilVal || stored.IsNull() || !stored.Type().IsObjectType() || read == cty.NilVal || read.IsNull() {
+		return stored
+	}
+	attrs := stored.AsValueMap()
+	changed := false
+	for name, a := range rs.Attributes {
+		if !a.Volatile {
+			continue
+		}
+		if v := attr(read, name); !equal(v, attrs[name]) {
+			attrs[name], changed = v, true
+		}
+	}
+	if !changed {
+		return stored
+	}
+	return cty.ObjectVal(attrs)
 }

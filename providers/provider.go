@@ -130,6 +130,11 @@ type Attribute struct {
 	// stored at once but takes effect only when the object next restarts
 	// (e.g. a running VM's memory). The plan shows it beside the change.
 	RestartNeeded bool
+	// Volatile says a computed attribute changes by itself, while nobody
+	// changes the object (a pool's free space, a VM's DHCP address): a
+	// read that differs from the store only in volatile attributes is not
+	// drift. The new value is simply what the object has now.
+	Volatile bool
 	// Default is used when an Optional attribute is not set in config
 	// (cty.NilVal: no default; the attribute is null, or computed).
 	Default     cty.Value

@@ -25,6 +25,7 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	fs.SetOutput(m.Stderr)
 	var c common
 	c.register(fs)
+	c.registerPlan(fs)
 	auto := fs.Bool("auto-approve", false, "apply without asking for approval")
 	par := fs.Int("parallelism", 10, "run at most N operations at once")
 	jsonOut := fs.Bool("json", false, "print progress and the outcome as JSON lines (one object per line) instead of text")
@@ -50,13 +51,9 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		if len(c.vars) > 0 {
 			return errors.New("a saved plan carries its variable values; -var cannot change them (make a new plan instead)")
 		}
-		f, digest, err := planner.Load(arg)
+		f, digest, cfg0, err := loadSavedPlan(arg, &c)
 		if err != nil {
 			return err
-		}
-		cfg0, diags := hcl.LoadFiles(f.ConfigDir, f.Files, hcl.Options{Vars: f.Vars, Env: f.Env})
-		if diags.HasErrors() {
-			return newDiagError(diags, f.Files)
 		}
 		cfg, plan, dir, saved = cfg0, f.Plan, f.ConfigDir, true
 		fmt.Fprintf(m.Stdout, "Applying saved plan %s (sha256:%s), made at store revision %d.\n", arg, digest, plan.BaseRevision)
@@ -64,7 +61,7 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	} else {
 		dir = arg
 		var err error
-		if cfg, err = loadConfig(dir, c.vars); err != nil {
+		if cfg, err = c.load(dir); err != nil {
 			return err
 		}
 	}
@@ -89,10 +86,13 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		if destroy {
 			planCfg = cfg.WithoutResources()
 		}
-		if plan, err = buildPlan(ctx, store, stack, planCfg); err != nil {
+		if plan, err = buildPlan(ctx, store, stack, planCfg, c.planOptions()); err != nil {
 			return err
 		}
-		f := &planner.File{Plan: plan, ConfigDir: dir, Files: cfg.Files, Vars: c.vars, Env: fiatVarEnv()}
+		f, err := newPlanFile(plan, dir, cfg)
+		if err != nil {
+			return err
+		}
 		if enc, err = f.Encode(); err != nil {
 			return err
 		}
@@ -102,7 +102,7 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		cnt := plan.Counts()
 		m.jsonOut.Encode(map[string]any{"type": "plan", "stack": plan.Stack, "base_revision": plan.BaseRevision,
 			"create": cnt[planner.Create], "update": cnt[planner.Update], "replace": cnt[planner.Replace], "delete": cnt[planner.Delete]})
-	} else if err := planner.RenderText(m.Stdout, plan); err != nil {
+	} else if err := m.renderPlan(plan, "text", "", c.plan.noColor); err != nil {
 		return err
 	}
 	if !plan.HasChanges() {
@@ -123,7 +123,7 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		fmt.Fprintln(m.Stdout)
 	}
 	res, err := executor.Apply(ctx, plan, executor.Options{
-		Store: store, Providers: provs, Eval: evalFunc(cfg), Events: m.printEvent,
+		Store: store, Providers: provs, Eval: evalFunc(cfg, plan), Events: m.printEvent,
 		Parallelism: *par, PlanID: string(enc[:16]), Command: name,
 	})
 	if err != nil {
@@ -144,7 +144,7 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		fmt.Fprintf(m.Stderr, "Warning: %v\n  The apply is committed and the object is inert; it is left for cleanup.\n", perr)
 	}
 	if !destroy {
-		m.printOutputs(cfg, res.Values)
+		m.printOutputs(cfg, withPlanValues(plan, res.Values))
 	}
 	return nil
 }
@@ -204,6 +204,8 @@ func (m *Main) printEvent(ev executor.Event) {
 		fmt.Fprintf(m.Stdout, "%s: Still %s... %.0fs elapsed\n", ev.Address, strings.ToLower(v[0]), el)
 	case executor.EventCommitted:
 		fmt.Fprintf(m.Stdout, "Committed store revision %d.\n", ev.Revision)
+	case executor.EventWarning:
+		fmt.Fprintf(m.Stdout, "Warning: %s\n", ev.Err)
 	case executor.EventRecovering:
 		fmt.Fprintf(m.Stdout, "Settling transaction %s left by an interrupted run...\n", ev.TxID)
 	}

@@ -337,3 +337,47 @@ func TestLockedStackAndUnlock(t *testing.T) {
 	c.must("apply", "-auto-approve", c.dir)
 	c.must("destroy", "-auto-approve", c.dir)
 }
+
+// A moved block renames an entity in the store without touching the object;
+// adopted drift, imports and forgets ride the same commit path.
+func TestMovedBlockAppliesWithoutRecreate(t *testing.T) {
+	c := newCLI(t, map[string]string{"main.hcl": `
+resource "fiat_data" "old" {
+  input = "keep me"
+}
+`})
+	c.must("apply", "-auto-approve", c.dir)
+	before := c.must("state", "show", "fiat_data.old", c.dir)
+	c.write("main.hcl", `
+resource "fiat_data" "new" {
+  input = "keep me"
+}
+moved {
+  from = fiat_data.old
+  to   = fiat_data.new
+}
+`)
+	out := c.must("plan", c.dir)
+	if !strings.Contains(out, "moved from fiat_data.old") {
+		t.Fatalf("plan does not show the move:\n%s", out)
+	}
+	c.must("apply", "-auto-approve", c.dir)
+	if got := c.must("state", "list", c.dir); got != "fiat_data.new\n" {
+		t.Fatalf("state after move: %q", got)
+	}
+	after := c.must("state", "show", "fiat_data.new", c.dir)
+	idOf := func(s string) string {
+		for _, line := range strings.Split(s, "\n") {
+			if strings.HasPrefix(line, "id ") {
+				return line
+			}
+		}
+		return ""
+	}
+	if idOf(before) == "" || idOf(before) != idOf(after) {
+		t.Fatalf("the object was recreated: before\n%s\nafter\n%s", before, after)
+	}
+	if code, out, _ := c.run("plan", "-detailed-exitcode", c.dir); code != exitOK {
+		t.Fatalf("re-plan after move: exit %d\n%s", code, out)
+	}
+}

@@ -2,47 +2,34 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 
+	"fiat/hcl"
 	"fiat/planner"
 )
-
-func (m *Main) validate(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
-	var c common
-	c.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	dir := dirArg(fs)
-	cfg, err := loadConfig(dir, c.vars)
-	if err != nil {
-		return err
-	}
-	// Planning against an empty stack type-checks every resource
-	// without touching the store or any provider.
-	_, diags := planner.Build(planner.Input{Stack: "validate", Config: cfg, Schemas: schemas()})
-	if diags.HasErrors() {
-		return newDiagError(diags, cfg.Files)
-	}
-	fmt.Fprintf(m.Stdout, "The configuration in %s is valid: %d resource(s).\n", dir, len(cfg.Resources))
-	return nil
-}
 
 func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	var c common
 	c.register(fs)
+	c.registerPlan(fs)
 	out := fs.String("out", "", "save the plan to FILE for a later `fiat apply FILE`")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 2 for changes, 1 for errors")
+	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/plan-json.md)")
+	asMD := fs.Bool("markdown", false, "print the plan as Markdown, for a pull-request comment")
 	if err := fs.Parse(args); err != nil {
 		return exitError, err
 	}
+	if *asJSON && *asMD {
+		return exitError, errors.New("plan: -json and -markdown are alternatives; pick one")
+	}
 	dir := dirArg(fs)
-	cfg, err := loadConfig(dir, c.vars)
+	cfg, err := c.load(dir)
 	if err != nil {
 		return exitError, err
 	}
@@ -58,25 +45,98 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 	if _, err := m.recoverFirst(ctx, st, stack, cfg, false); err != nil {
 		return exitError, err
 	}
-	plan, err := buildPlan(ctx, st, stack, cfg)
+	plan, err := buildPlan(ctx, st, stack, cfg, c.planOptions())
 	if err != nil {
 		return exitError, err
 	}
-	if err := planner.RenderText(m.Stdout, plan); err != nil {
-		return exitError, err
-	}
+	digest := ""
 	if *out != "" {
-		f := &planner.File{Plan: plan, ConfigDir: dir, Files: cfg.Files, Vars: c.vars, Env: fiatVarEnv()}
-		digest, err := f.Save(*out)
+		f, err := newPlanFile(plan, dir, cfg)
 		if err != nil {
 			return exitError, err
 		}
-		fmt.Fprintf(m.Stdout, "\nSaved the plan to %s (sha256:%s).\nApply exactly this plan with: fiat apply %s\n", *out, digest, *out)
+		if digest, err = f.Save(*out); err != nil {
+			return exitError, err
+		}
+	}
+	format := "text"
+	switch {
+	case *asJSON:
+		format = "json"
+	case *asMD:
+		format = "markdown"
+	}
+	if err := m.renderPlan(plan, format, digest, c.plan.noColor); err != nil {
+		return exitError, err
+	}
+	if *out != "" {
+		// Machine-readable output stays pure on stdout.
+		w := m.Stdout
+		if format != "text" {
+			w = m.Stderr
+		}
+		fmt.Fprintf(w, "\nSaved the plan to %s (sha256:%s).\nApply exactly this plan with: fiat apply %s\n", *out, digest, *out)
 	}
 	if *detailed && plan.HasChanges() {
 		return exitChanges, nil
 	}
 	return exitOK, nil
+}
+
+// renderPlan prints a plan as text, JSON or Markdown.
+func (m *Main) renderPlan(plan *planner.Plan, format, digest string, noColor bool) error {
+	switch format {
+	case "json":
+		return planner.RenderJSON(m.Stdout, plan, planner.JSONOptions{Digest: digest, Indent: true})
+	case "markdown":
+		return planner.RenderMarkdown(m.Stdout, plan, planner.MarkdownOptions{Digest: digest})
+	}
+	return planner.RenderTextOpts(m.Stdout, plan, planner.TextOptions{Color: !noColor && colorTerminal(m.Stdout)})
+}
+
+// colorTerminal says whether w is a terminal that takes colours.
+func colorTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// newPlanFile captures a plan with its config snapshot and variables.
+func newPlanFile(plan *planner.Plan, dir string, cfg *hcl.Config) (*planner.File, error) {
+	vars, err := planner.SaveVariables(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &planner.File{Plan: plan, ConfigDir: dir, Files: cfg.Files, Variables: vars}, nil
+}
+
+// loadSavedPlan reads a saved plan and its config snapshot with exactly the
+// variable values it was made with. Sensitive values are not in the file:
+// they must be given again as FIAT_VAR_name and match. No -var or -var-file
+// may change a saved plan.
+func loadSavedPlan(path string, c *common) (*planner.File, string, *hcl.Config, error) {
+	if len(c.args) > 0 {
+		return nil, "", nil, errors.New("a saved plan carries its variable values; -var and -var-file cannot change them (make a new plan instead)")
+	}
+	f, digest, err := planner.Load(path)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	opts, err := f.LoadOptions(os.Environ())
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("apply %s: %w", path, err)
+	}
+	cfg, diags := hcl.LoadFiles(f.ConfigDir, f.Files, opts)
+	if diags.HasErrors() {
+		return nil, "", nil, newDiagError(diags, f.Files)
+	}
+	if err := f.CheckVariables(cfg); err != nil {
+		return nil, "", nil, fmt.Errorf("apply %s: %w", path, err)
+	}
+	return f, digest, cfg, nil
 }
 
 func dirArg(fs *flag.FlagSet) string {

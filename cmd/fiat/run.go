@@ -39,6 +39,7 @@ Commands:
   validate            check the configuration in DIR (default .)
   plan                show what apply would change
   apply [FILE]        apply the configuration, or a plan saved with plan -out
+  show FILE           show a plan saved with plan -out (-json, -markdown)
   destroy             delete everything the stack manages
   state list          list the stack's entities
   state show ADDRESS  show one entity
@@ -63,6 +64,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.validate(ctx, args[1:])
 	case "plan":
 		code, err = m.plan(ctx, args[1:])
+	case "show":
+		err = m.show(ctx, args[1:])
 	case "apply":
 		err = m.apply(ctx, args[1:], false)
 	case "destroy":
@@ -101,6 +104,9 @@ type diagError struct {
 func (e *diagError) Error() string { return e.diags.Error() }
 
 func (m *Main) printError(err error) {
+	if errors.Is(err, errSilent) {
+		return // already reported (validate -json)
+	}
 	if m.jsonOut != nil {
 		var ae *executor.Error
 		if errors.As(err, &ae) {
