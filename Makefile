@@ -30,9 +30,15 @@ unit:
 
 # Plan benchmark table (time and peak RSS per case, one process each; see
 # README "Performance"), then every Go benchmark.
+APPLY_CASES := independent-1000 independent-10000 chain-1000 chain-2000
+
 bench: build
 	$(GO) run ./internal/benchplan -cli $(BIN)
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+	@echo "Apply of N fiat_data resources, full journal on the embedded store (one process per case):"
+	@for c in $(APPLY_CASES); do for v in "" -durable; do \
+		$(GO) test ./executor/ -run '^$$' -bench "Apply/$$c$$v\$$" -benchtime 1x | grep '^Benchmark'; \
+	done; done
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./state/ ./planner/ ./providers/...
 
 clean:
 	rm -rf bin
