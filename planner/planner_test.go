@@ -5,7 +5,6 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -174,31 +173,6 @@ func TestUnknownTypeAndAttribute(t *testing.T) {
 	_, diags = Build(Input{Stack: "s", Config: cfg, Schemas: schemas()})
 	if !strings.Contains(diags.Error(), `main.hcl:2,10-13: Incorrect attribute value type`) {
 		t.Fatalf("got %s", diags.Error())
-	}
-}
-
-func TestGraphOrderLongChain(t *testing.T) {
-	const n = 100000
-	nodes := make([]string, n)
-	for i := range nodes {
-		nodes[i] = string(rune('a'+i%26)) + strings.Repeat("x", i/26%5) + "-" + strconv.Itoa(i)
-	}
-	deps := map[string][]string{}
-	for i := 1; i < n; i++ {
-		deps[nodes[i]] = []string{nodes[i-1]}
-	}
-	order, cycles := NewGraph(nodes, func(s string) []string { return deps[s] }).Order()
-	if len(cycles) > 0 || len(order) != n {
-		t.Fatalf("order %d cycles %v", len(order), cycles)
-	}
-	pos := map[string]int{}
-	for i, s := range order {
-		pos[s] = i
-	}
-	for i := 1; i < n; i++ {
-		if pos[nodes[i]] < pos[nodes[i-1]] {
-			t.Fatalf("%s before its dependency", nodes[i])
-		}
 	}
 }
 
