@@ -302,3 +302,34 @@ func TestUnsetVariablesAreUnknownForValidate(t *testing.T) {
 		t.Fatalf("%v %#v", diags, v)
 	}
 }
+
+// A 100,000-long chain orders without recursion (no stack overflow) and
+// with every dependency first.
+func TestOrderLongChain(t *testing.T) {
+	const n = 100000
+	b := &strings.Builder{}
+	for i := 0; i < n; i++ {
+		if i == 0 {
+			b.WriteString("resource \"thing\" \"r0\" {\n  name = \"x\"\n}\n")
+			continue
+		}
+		fmt.Fprintf(b, "resource \"thing\" \"r%d\" {\n  name = thing.r%d.name\n}\n", i, i-1)
+	}
+	cfg, diags := LoadFiles("", map[string][]byte{"main.hcl": []byte(b.String())}, Options{Env: []string{}})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	order := cfg.Order()
+	if len(order) != n {
+		t.Fatalf("order has %d of %d", len(order), n)
+	}
+	pos := make(map[string]int, n)
+	for i, a := range order {
+		pos[a] = i
+	}
+	for i := 1; i < n; i++ {
+		if pos[fmt.Sprintf("thing.r%d", i)] < pos[fmt.Sprintf("thing.r%d", i-1)] {
+			t.Fatalf("thing.r%d ordered before its dependency", i)
+		}
+	}
+}
