@@ -331,3 +331,27 @@ func TestCrashDuringRecovery(t *testing.T) {
 		w.cleanup()
 	}
 }
+
+// After a crash, `fiat plan` (not only recover) finds the open transaction,
+// reports it and rolls it back before planning.
+func TestPlanSettlesCrashedRun(t *testing.T) {
+	l := requireLibvirt(t)
+	bin := buildFiat(t)
+	w := newCrashWorld(t, l, bin)
+	defer w.cleanup()
+	if _, killed := w.crashApply("after-call", 3, false); !killed {
+		t.Fatal("apply was not killed")
+	}
+	out, err := w.fiat("plan", w.dir)
+	if err != nil {
+		t.Fatalf("plan after a crash: %v\n%s", err, out)
+	}
+	for _, want := range []string{"left by an interrupted run", "did not commit; rolled it back", "undone"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := w.observe(); got != w.pre {
+		t.Fatalf("after plan: %s, want %s", got, w.pre)
+	}
+}
