@@ -29,43 +29,54 @@ func (r *AttentionReport) String() string {
 	return b.String()
 }
 
-// retryAttention retries the failed undo of each needs-attention entity and
-// commits the outcome: an undone create removes the entity, an undone update
-// or retire returns it to ok.
+// retryAttention retries the failed undos of each needs-attention entity,
+// committing each entity's outcome as soon as it is known: an undone create
+// of an untracked object removes the entity; otherwise it returns to ok. An
+// entity whose undos partly succeed keeps only the ones still failing.
 func retryAttention(ctx context.Context, store Store, lock state.Lock, stack string, provs map[string]providers.Provider, ev *emitter) (*AttentionReport, error) {
 	ents, err := store.List(ctx, stack)
 	if err != nil {
 		return nil, fmt.Errorf("read stack %s: %w", stack, err)
 	}
 	rep := &AttentionReport{}
-	c := state.Commit{Stack: stack, Expect: map[string]uint64{},
-		Meta: state.Meta{Actor: Holder(), Command: "recover", Time: time.Now().UTC()}}
 	prefix := stack + "/"
 	for _, e := range ents {
 		if e.Status != state.StatusNeedsAttention || e.Attention == nil {
 			continue
 		}
 		addr := strings.TrimPrefix(e.Address, prefix)
-		it := undoItem{Address: addr, Type: e.Type, Provider: e.Provider, Op: opKind(e.Attention.Operation), ID: e.ID, Undo: e.Attention.Undo}
-		ev.emit(Event{Kind: EventUndoStart, Address: addr, Operation: string(it.Op)})
-		if err := undoOne(ctx, provs, it); err != nil {
-			rep.Stuck = append(rep.Stuck, Stuck{Address: addr, Operation: string(it.Op), Err: err.Error()})
-			ev.emit(Event{Kind: EventUndoFailed, Address: addr, Operation: string(it.Op), Err: err.Error()})
-			continue
+		var left []state.PendingUndo
+		for _, u := range e.Attention.Undos {
+			it := undoItem{Address: addr, Type: e.Type, Provider: e.Provider, Op: opKind(u.Operation), ID: e.ID, Undo: u.Undo}
+			ev.emit(Event{Kind: EventUndoStart, Address: addr, Operation: u.Operation})
+			if err := undoOne(ctx, provs, it); err != nil {
+				u.Error = err.Error()
+				left = append(left, u)
+				rep.Stuck = append(rep.Stuck, Stuck{Address: addr, Operation: u.Operation, Err: err.Error(), Source: e.Source})
+				ev.emit(Event{Kind: EventUndoFailed, Address: addr, Operation: u.Operation, Err: err.Error()})
+				continue
+			}
+			ev.emit(Event{Kind: EventUndone, Address: addr, Operation: u.Operation})
 		}
-		ev.emit(Event{Kind: EventUndone, Address: addr, Operation: string(it.Op)})
-		rep.Resolved = append(rep.Resolved, addr)
-		c.Expect[e.Address] = e.Revision
-		if e.Attention.Untracked {
-			c.Delete = append(c.Delete, e.Address)
-			continue
+		if len(left) == len(e.Attention.Undos) {
+			continue // nothing changed
 		}
-		e.Status, e.Reason, e.Attention = state.StatusOK, "", nil
-		c.Put = append(c.Put, e)
-	}
-	if len(c.Put)+len(c.Delete) > 0 {
+		c := state.Commit{Stack: stack, Expect: map[string]uint64{e.Address: e.Revision},
+			Meta: state.Meta{Actor: Holder(), Command: "recover", Time: time.Now().UTC()}}
+		switch {
+		case len(left) > 0:
+			e.Attention.Undos = left
+			c.Put = []state.Entity{e}
+		case e.Attention.Untracked:
+			c.Delete = []string{e.Address}
+			rep.Resolved = append(rep.Resolved, addr)
+		default:
+			e.Status, e.Reason, e.Attention = state.StatusOK, "", nil
+			c.Put = []state.Entity{e}
+			rep.Resolved = append(rep.Resolved, addr)
+		}
 		if _, err := store.Commit(ctx, lock, c); err != nil {
-			return rep, fmt.Errorf("record recovery: %w", err)
+			return rep, fmt.Errorf("record recovery of %s: %w", addr, err)
 		}
 	}
 	return rep, nil

@@ -42,11 +42,18 @@ func (x *txn) rollback(ctx context.Context, done []*op, failed *Error) *Error {
 	ctx = context.WithoutCancel(ctx)
 	if x.lease != nil && len(done) > 0 {
 		if err := x.lease.check(ctx); errors.Is(err, state.ErrFenced) {
-			// Another run took the stack over and owns this journal now:
-			// it rolls these operations back. Undoing them here could
-			// destroy what it has made since.
-			failed.Cause = fmt.Errorf("%w; this run lost the stack lock (%v), so the run that took it over rolls back its %d completed operation(s) from the journal", failed.Cause, err, len(done))
-			return failed
+			// The lease lapsed (this run stalled past it). If nobody took
+			// the stack meanwhile, take it again and roll back as usual.
+			if rerr := x.lease.reacquire(ctx); rerr != nil {
+				// Another run holds the stack and owns this journal now: it
+				// rolls these operations back. Undoing them here could
+				// destroy what it has made since.
+				for _, o := range done {
+					failed.Left = append(failed.Left, Undone{Address: o.step.Address, Operation: string(o.kind)})
+				}
+				failed.Notes = append(failed.Notes, fmt.Sprintf("this run lost the stack lock (%v) and another run holds it (%v)", err, rerr))
+				return failed
+			}
 		}
 	}
 	items := make([]undoItem, len(done))
@@ -58,11 +65,11 @@ func (x *txn) rollback(ctx context.Context, done []*op, failed *Error) *Error {
 		return failed
 	}
 	if err := x.journal.flush(ctx); err != nil {
-		failed.Stuck = append(failed.Stuck, Stuck{Address: "(journal)", Operation: "rollback", Err: err.Error()})
-		return failed // the transaction stays open; recovery finishes it
+		failed.Notes = append(failed.Notes, fmt.Sprintf("the rollback could not be journaled (%v); the transaction stays open and the next `fiat recover` settles it", err))
+		return failed
 	}
 	if err := settleStuck(ctx, x.opts.Store, x.lock(), x.plan.Stack, x.txID, failed.Stuck, items); err != nil {
-		failed.Stuck = append(failed.Stuck, Stuck{Address: "(store)", Operation: "mark needs-attention", Err: err.Error()})
+		failed.Notes = append(failed.Notes, fmt.Sprintf("could not record the outcome (%v); the transaction stays open and the next `fiat recover` settles it", err))
 	}
 	return failed
 }
@@ -78,14 +85,16 @@ func undoAll(ctx context.Context, provs map[string]providers.Provider, items []u
 		rec := record{Kind: recUndone, Op: it.Op, Address: it.Address, ID: it.ID}
 		if err != nil {
 			rec.Kind, rec.Err = recUndoFailed, err.Error()
-			stuck = append(stuck, Stuck{Address: it.Address, Operation: string(it.Op), Err: err.Error()})
+			stuck = append(stuck, Stuck{Address: it.Address, Source: it.Source, Operation: string(it.Op), Err: err.Error()})
 			ev.emit(Event{Kind: EventUndoFailed, Address: it.Address, Operation: string(it.Op), Err: err.Error()})
 		} else {
 			undone = append(undone, Undone{Address: it.Address, Operation: string(it.Op)})
 			ev.emit(Event{Kind: EventUndone, Address: it.Address, Operation: string(it.Op), Elapsed: time.Since(start)})
 		}
 		if j != nil {
-			j.post(rec)
+			// Durable before the next undo: a crash mid-rollback must
+			// not run an undo twice.
+			j.write(ctx, rec)
 		}
 	}
 	return undone, stuck
@@ -103,40 +112,50 @@ func undoOne(ctx context.Context, provs map[string]providers.Provider, it undoIt
 }
 
 // settleStuck ends a rolled-back transaction. Objects whose undo failed are
-// first marked needs-attention in the store, each with the undo to retry, so
-// the journal is no longer needed and unrelated plans can run.
+// first marked needs-attention in the store, each with the undos to retry,
+// so the journal is no longer needed and unrelated plans can run.
 func settleStuck(ctx context.Context, store Store, lock state.Lock, stack, txID string, stuck []Stuck, items []undoItem) error {
 	if len(stuck) > 0 {
 		byOp := map[string]undoItem{}
 		for _, it := range items {
 			byOp[it.Address+" "+string(it.Op)] = it
 		}
-		c := state.Commit{Stack: stack, TxID: "", Expect: map[string]uint64{},
+		c := state.Commit{Stack: stack, Expect: map[string]uint64{},
 			Meta: state.Meta{Actor: Holder(), Command: "rollback", Time: time.Now().UTC()}}
+		marked := map[string]int{} // address → index in c.Put
 		for _, s := range stuck {
 			it, ok := byOp[s.Address+" "+s.Operation]
 			if !ok {
 				continue
 			}
+			undo := state.PendingUndo{Operation: string(it.Op), Error: s.Err, Undo: it.Undo}
+			if k, ok := marked[it.Address]; ok {
+				// Both halves of a replacement: one entity, two undos.
+				e := &c.Put[k]
+				e.Attention.Undos = append(e.Attention.Undos, undo)
+				e.Reason += "; rollback of " + string(it.Op) + " failed: " + s.Err
+				continue
+			}
 			addr := stack + "/" + it.Address
 			e, err := store.Get(ctx, addr)
+			untracked := false
 			switch {
 			case err == nil:
 				c.Expect[addr] = e.Revision
-			case it.Op == opCreate:
+			case errors.Is(err, state.ErrNotFound) && it.Op == opCreate:
 				// A created object the store never knew: record it so it
 				// is not lost track of.
+				untracked = true
 				c.Expect[addr] = 0
 				e = state.Entity{Address: addr, Stack: stack, Type: it.Type, Name: strings.TrimPrefix(it.Address, it.Type+"."),
 					Provider: it.Provider, ID: it.ID, Attributes: it.State, Source: it.Source}
 			default:
 				return fmt.Errorf("read %s: %w", addr, err)
 			}
-			untracked := err != nil
 			e.Status = state.StatusNeedsAttention
 			e.Reason = fmt.Sprintf("rollback of %s failed: %s", it.Op, s.Err)
-			e.Attention = &state.Attention{TxID: txID, Operation: string(it.Op), Error: s.Err, Undo: it.Undo,
-				Time: time.Now().UTC(), Untracked: untracked}
+			e.Attention = &state.Attention{TxID: txID, Time: time.Now().UTC(), Undos: []state.PendingUndo{undo}, Untracked: untracked}
+			marked[it.Address] = len(c.Put)
 			c.Put = append(c.Put, e)
 		}
 		if len(c.Put) > 0 {

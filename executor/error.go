@@ -26,6 +26,11 @@ type Error struct {
 	Stuck []Stuck
 	// Recovered lists crashed runs' transactions settled before this one.
 	Recovered []*Recovery
+	// Left lists completed operations this run could not roll back itself
+	// (it lost the stack lock); the journal keeps them for recovery.
+	Left []Undone
+	// Notes are problems of the rollback's own bookkeeping (journal, store).
+	Notes []string
 }
 
 // Problem is one preflight finding.
@@ -44,6 +49,7 @@ type Undone struct {
 // Stuck is one operation whose undo failed.
 type Stuck struct {
 	Address   string `json:"address"`
+	Source    string `json:"source,omitempty"`
 	Operation string `json:"operation"`
 	Err       string `json:"error"`
 }
@@ -72,7 +78,7 @@ func (e *Error) Error() string {
 		fmt.Fprintf(b, "%s failed: %v", e.Phase, e.Cause)
 	}
 	if e.Phase == "apply" || e.Phase == "commit" {
-		if len(e.RolledBack) == 0 && len(e.Stuck) == 0 {
+		if len(e.RolledBack) == 0 && len(e.Stuck) == 0 && len(e.Left) == 0 {
 			b.WriteString("\nNothing had been changed; nothing was committed.")
 		}
 		if len(e.RolledBack) > 0 {
@@ -81,12 +87,27 @@ func (e *Error) Error() string {
 				fmt.Fprintf(b, "\n  %s: %s undone", u.Address, u.Operation)
 			}
 		}
-		if len(e.Stuck) > 0 {
-			b.WriteString("\nCould NOT be rolled back (marked needs-attention):")
-			for _, s := range e.Stuck {
-				fmt.Fprintf(b, "\n  %s: undo of %s failed: %s", s.Address, s.Operation, s.Err)
+		if len(e.Left) > 0 {
+			b.WriteString("\nNOT rolled back by this run (the journal keeps them; the next `fiat apply`, `fiat plan` or `fiat recover` rolls them back):")
+			for _, u := range e.Left {
+				fmt.Fprintf(b, "\n  %s: %s", u.Address, u.Operation)
 			}
-		} else if len(e.RolledBack) > 0 {
+		}
+		if len(e.Stuck) > 0 {
+			b.WriteString("\nCould NOT be rolled back (marked needs-attention in the store):")
+			for _, s := range e.Stuck {
+				fmt.Fprintf(b, "\n  %s", s.Address)
+				if s.Source != "" {
+					fmt.Fprintf(b, " (%s)", s.Source)
+				}
+				fmt.Fprintf(b, ": undo of %s failed: %s", s.Operation, s.Err)
+			}
+			b.WriteString("\nFix the cause and run `fiat recover` to finish the rollback, or `fiat state forget ADDRESS` to stop managing an object (it is left as it is). Plans that do not touch these still run.")
+		}
+		for _, n := range e.Notes {
+			fmt.Fprintf(b, "\nNote: %s", n)
+		}
+		if len(e.RolledBack) > 0 && len(e.Stuck) == 0 && len(e.Left) == 0 && len(e.Notes) == 0 {
 			b.WriteString("\nThe infrastructure and the store are as they were before this apply.")
 		}
 	}
@@ -105,9 +126,11 @@ func (e *Error) MarshalJSON() ([]byte, error) {
 		Problems   []Problem `json:"problems,omitempty"`
 		RolledBack []Undone  `json:"rolled_back"`
 		Stuck      []Stuck   `json:"needs_attention"`
+		Left       []Undone  `json:"left_for_recovery,omitempty"`
+		Notes      []string  `json:"notes,omitempty"`
 	}
 	o := out{Phase: e.Phase, Address: e.Address, Source: e.Source, Operation: e.Operation,
-		Problems: e.Problems, RolledBack: e.RolledBack, Stuck: e.Stuck}
+		Problems: e.Problems, RolledBack: e.RolledBack, Stuck: e.Stuck, Left: e.Left, Notes: e.Notes}
 	if o.RolledBack == nil {
 		o.RolledBack = []Undone{}
 	}

@@ -114,6 +114,9 @@ type txn struct {
 	lease   *lease
 	txID    string
 	journal *journal
+	// storedDeps are the dependencies the store recorded, by address:
+	// what an entity used before this plan, for retirement order.
+	storedDeps map[string][]string
 }
 
 func (x *txn) lock() state.Lock { return x.lease.current() }
@@ -150,7 +153,7 @@ func (x *txn) run(parent context.Context) (*Result, error) {
 	x.journal = newJournal(x.opts.Store, x.lock, x.txID)
 	defer func() { res.JournalWrites, res.JournalRecords = x.journal.writes.Load(), x.journal.recs.Load() }()
 
-	ops, warn := orderOps(x.plan)
+	ops, warn := orderOps(x.plan, x.storedDeps)
 	if warn != "" {
 		x.events.emit(Event{Kind: EventWarning, Err: warn})
 	}
@@ -164,7 +167,17 @@ func (x *txn) run(parent context.Context) (*Result, error) {
 	failpoint("before-commit")
 	rev, err := x.commit(ctx, ops)
 	if err != nil {
-		return nil, x.rollback(ctx, done, &Error{Phase: "commit", Cause: err})
+		committed, committedRev, known := x.commitOutcome(ctx, err)
+		switch {
+		case !known:
+			// Rolling back a commit that did happen would leave the store
+			// describing objects that no longer exist: leave it to recovery,
+			// which reads the transaction's state first.
+			return nil, &Error{Phase: "commit", Cause: fmt.Errorf("%w; whether the commit took effect is unknown, so nothing was rolled back: run `fiat recover`, which settles transaction %s either way", err, x.txID)}
+		case !committed:
+			return nil, x.rollback(ctx, done, &Error{Phase: "commit", Cause: err})
+		}
+		rev = committedRev
 	}
 	failpoint("after-commit")
 	x.events.emit(Event{Kind: EventCommitted, Revision: rev})
@@ -183,6 +196,26 @@ func (x *txn) run(parent context.Context) (*Result, error) {
 	return res, nil
 }
 
+// commitOutcome decides whether a commit that returned an error took effect:
+// a refusal (stale plan, fenced lock) did not; otherwise the transaction's
+// state in the store says. known is false if the store cannot be read.
+func (x *txn) commitOutcome(ctx context.Context, commitErr error) (committed bool, rev uint64, known bool) {
+	var stale *state.StaleError
+	if errors.As(commitErr, &stale) || errors.Is(commitErr, state.ErrFenced) {
+		return false, 0, true
+	}
+	txs, err := x.opts.Store.OpenTxs(context.WithoutCancel(ctx), x.plan.Stack)
+	if err != nil {
+		return false, 0, false
+	}
+	for _, tx := range txs {
+		if tx.ID == x.txID {
+			return tx.State == state.TxCommitted, tx.Revision, true
+		}
+	}
+	return false, 0, false
+}
+
 // checkStale refuses a plan whose reads no longer hold, and one that would
 // touch an entity needing attention, before touching anything. The commit
 // checks staleness again, atomically.
@@ -193,8 +226,13 @@ func (x *txn) checkStale(ctx context.Context) error {
 	}
 	prefix := x.plan.Stack + "/"
 	now := make(map[string]state.Entity, len(ents))
+	x.storedDeps = make(map[string][]string, len(ents))
 	for _, e := range ents {
-		now[strings.TrimPrefix(e.Address, prefix)] = e
+		addr := strings.TrimPrefix(e.Address, prefix)
+		now[addr] = e
+		for _, d := range e.Dependencies {
+			x.storedDeps[addr] = append(x.storedDeps[addr], strings.TrimPrefix(d, prefix))
+		}
 	}
 	// Reads is exactly what the plan relied on: entities it did not read
 	// (other targets, created since) do not make it stale.

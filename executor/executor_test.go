@@ -541,3 +541,120 @@ func TestReplaceOrder(t *testing.T) {
 		}
 	}
 }
+
+// An entity that stops depending on a deleted one is updated before the
+// deleted one is retired: nothing in use is retired.
+func TestRetireWaitsForFormerDependents(t *testing.T) {
+	e := newEnv(t)
+	p0, cfg0 := e.plan(`
+resource "fake_thing" "a" { name = "a" }
+resource "fake_thing" "b" {
+  name  = "b"
+  value = fake_thing.a.id
+}
+`)
+	if _, err := e.apply(p0, cfg0, 4); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.Calls = nil
+	p, cfg := e.plan(`
+resource "fake_thing" "c" { name = "c" }
+resource "fake_thing" "b" {
+  name  = "b"
+  value = fake_thing.c.id
+}
+`)
+	if _, err := e.apply(p, cfg, 4); err != nil {
+		t.Fatal(err)
+	}
+	pos := map[string]int{}
+	for i, c := range e.fake.Calls {
+		pos[c] = i
+	}
+	if !(pos["create fake_thing.c"] < pos["update fake_thing.b"] && pos["update fake_thing.b"] < pos["retire fake_thing.a"]) {
+		t.Fatalf("want create c, update b, then retire a; got %v", e.fake.Calls)
+	}
+}
+
+// The new half of a replacement whose outcome is unknown is not mistaken for
+// the old object being replaced.
+func TestSettleOfReplaceIgnoresOldObject(t *testing.T) {
+	e := newEnv(t)
+	p0, cfg0 := e.plan("resource \"fake_thing\" \"x\" {\n  name = \"x\"\n  forced = \"a\"\n}\n")
+	if _, err := e.apply(p0, cfg0, 2); err != nil {
+		t.Fatal(err)
+	}
+	before := e.fake.Snapshot()
+	p, cfg := e.plan("resource \"fake_thing\" \"x\" {\n  name = \"x\"\n  forced = \"b\"\n}\n")
+	e.fake.Fail = func(op, addr string) error {
+		if op == "create" {
+			return fmt.Errorf("create %s: connection reset: %w", addr, providers.ErrOutcomeUnknown)
+		}
+		return nil
+	}
+	if _, err := e.apply(p, cfg, 2); err == nil {
+		t.Fatal("apply succeeded although the create never happened")
+	}
+	if got := e.fake.Snapshot(); !reflect.DeepEqual(got, before) {
+		t.Fatalf("objects changed:\n%v\nwant\n%v", got, before)
+	}
+}
+
+// When both halves of a replacement fail to undo, the entity is marked once
+// with both undos, and unrelated plans still run.
+func TestReplaceWithBothUndosFailing(t *testing.T) {
+	e := newEnv(t)
+	src := func(forced string) string {
+		return "resource \"fake_thing\" \"x\" {\n  name = \"x\"\n  forced = \"" + forced + "\"\n}\nresource \"fake_thing\" \"y\" {\n  name = \"y\"\n  depends_on = [fake_thing.x]\n}\n"
+	}
+	p0, cfg0 := e.plan(src("a"))
+	if _, err := e.apply(p0, cfg0, 2); err != nil {
+		t.Fatal(err)
+	}
+	p, cfg := e.plan(src("b") + "resource \"fake_thing\" \"z\" {\n  name = \"z\"\n  depends_on = [fake_thing.x]\n}\n")
+	e.fake.Fail = func(op, addr string) error {
+		switch {
+		case op == "create" && addr == "fake_thing.z":
+			return errors.New("refused")
+		case op == "undo" && addr == "fake_thing.x":
+			return errors.New("undo refused")
+		}
+		return nil
+	}
+	_, err := e.apply(p, cfg, 2)
+	var aerr *executor.Error
+	if !errors.As(err, &aerr) || len(aerr.Stuck) != 2 || len(aerr.Notes) != 0 {
+		t.Fatalf("want two stuck undos of x and no bookkeeping failure, got %v", err)
+	}
+	ent, gerr := e.store.Get(context.Background(), "test/fake_thing.x")
+	if gerr != nil || ent.Status != state.StatusNeedsAttention || ent.Attention == nil || len(ent.Attention.Undos) != 2 {
+		t.Fatalf("x: %+v %v", ent, gerr)
+	}
+	if txs, _ := e.store.OpenTxs(context.Background(), stack); len(txs) != 0 {
+		t.Fatalf("transaction left open: %+v", txs)
+	}
+	e.fake.Fail = nil
+	// y is untouched by this plan: it still applies.
+	p2, cfg2 := e.plan(src("a") + "resource \"fake_thing\" \"w\" {\n  name = \"w\"\n}\n")
+	p2.Steps = keepSteps(p2.Steps, "fake_thing.w", "fake_thing.y")
+	if _, err := e.apply(p2, cfg2, 2); err != nil {
+		t.Fatalf("unrelated plan: %v", err)
+	}
+	_, att, err := executor.Recover(context.Background(), stack, executor.RecoverOptions{
+		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}, RetryAttention: true})
+	if err != nil || len(att.Resolved) != 1 {
+		t.Fatalf("recover: %v %+v", err, att)
+	}
+}
+
+func keepSteps(steps []*planner.Step, addrs ...string) []*planner.Step {
+	var out []*planner.Step
+	for _, s := range steps {
+		for _, a := range addrs {
+			if s.Address == a {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}

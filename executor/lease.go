@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,26 +21,34 @@ const (
 	renewEvery     = 3 // renewals per TTL
 )
 
-// Holder names this process in a lock: "fiat pid N on HOST".
+// Holder names this process in a lock: "fiat pid N on HOST (pidns X)". The
+// pid namespace tells two containers sharing a hostname apart.
 func Holder() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("fiat pid %d on %s", os.Getpid(), host)
+	return fmt.Sprintf("fiat pid %d on %s (pidns %s)", os.Getpid(), host, pidNamespace())
 }
 
-// deadLocalHolder reports whether holder is a fiat process on this host that
-// no longer runs.
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
+}
+
+// deadLocalHolder reports whether holder is a fiat process in this host's
+// pid namespace that no longer runs.
 func deadLocalHolder(holder string) bool {
-	var pid int
-	var host string
-	if _, err := fmt.Sscanf(holder, "fiat pid %d on %s", &pid, &host); err != nil {
+	f := strings.Fields(holder) // fiat pid N on HOST (pidns X)
+	if len(f) != 7 || f[0] != "fiat" || f[1] != "pid" || f[3] != "on" || f[5] != "(pidns" {
 		return false
 	}
+	pid, err := strconv.Atoi(f[2])
 	me, _ := os.Hostname()
-	if host != me || pid <= 0 {
+	if err != nil || pid <= 0 || f[4] != me || strings.TrimSuffix(f[6], ")") != pidNamespace() {
 		return false
 	}
-	err := syscall.Kill(pid, 0)
-	return errors.Is(err, syscall.ESRCH)
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
 // lease is a held stack lock, renewed in the background until released.
@@ -105,12 +115,12 @@ func (l *lease) renew() {
 			l.lock = lock
 		}
 		fn := l.lostFn
-		l.mu.Unlock()
 		if errors.Is(err, state.ErrFenced) {
-			if fn != nil {
-				fn(fmt.Errorf("lost the stack lock: %w", err))
-			}
-			return
+			l.lostFn = nil // report once; keep renewing whatever lock reacquire sets
+		}
+		l.mu.Unlock()
+		if errors.Is(err, state.ErrFenced) && fn != nil {
+			fn(fmt.Errorf("lost the stack lock: %w", err))
 		}
 	}
 }
@@ -119,6 +129,20 @@ func (l *lease) renew() {
 // taken the stack over (this run was paused or partitioned past its lease).
 func (l *lease) check(ctx context.Context) error {
 	lock, err := l.store.Renew(ctx, l.current(), l.ttl)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.lock = lock
+	l.mu.Unlock()
+	return nil
+}
+
+// reacquire takes the stack's lock again after the lease lapsed; it fails
+// if another run holds it now.
+func (l *lease) reacquire(ctx context.Context) error {
+	cur := l.current()
+	lock, err := l.store.Lock(ctx, cur.Stack, cur.Holder, l.ttl)
 	if err != nil {
 		return err
 	}

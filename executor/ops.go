@@ -28,22 +28,36 @@ type op struct {
 	state cty.Value // for create/update
 }
 
-// buildOps turns steps into operations with their ordering. Retirements come
-// first, dependents before what they depend on, so names and paths are free
-// before anything new is made; then creates and updates in dependency order.
-// A replacement is retire(old) then create(new), both before the commit;
-// with create_before_destroy (cbd) it is create(new) then retire(old).
-func buildOps(plan *planner.Plan, cbd bool) []*op {
+// ordering says which optional constraints buildOps applies.
+type ordering struct {
+	cbd     bool // honour create_before_destroy
+	barrier bool // every create waits for every retirement (frees names and paths first)
+}
+
+// buildOps turns steps into operations with their ordering:
+//   - retire(X) waits for the retirement of everything that depends on X,
+//     and for the update of everything that depended on X (stored
+//     dependencies) and no longer does, so nothing in use is retired;
+//   - a create or update waits for the creates and updates of its
+//     dependencies;
+//   - a replacement is retire(old) then create(new), both before the commit,
+//     or with create_before_destroy create(new) then retire(old);
+//   - with barrier, creates wait for every other retirement too, so names
+//     and paths a deleted object held are free before anything new is made.
+//
+// storedDeps maps an address to the dependencies the store recorded for it.
+func buildOps(plan *planner.Plan, storedDeps map[string][]string, ord ordering) []*op {
 	var retires, barrier, applies []*op
 	retireOf := map[string]*op{}
 	applyOf := map[string]*op{}
+	cbd := func(s *planner.Step) bool { return ord.cbd && s.CreateBeforeDestroy && s.Action == planner.Replace }
 	for _, s := range plan.Steps {
 		switch s.Action {
 		case planner.Delete, planner.Replace:
 			o := &op{kind: opRetire, step: s}
 			retires = append(retires, o)
 			retireOf[s.Address] = o
-			if !(cbd && s.CreateBeforeDestroy && s.Action == planner.Replace) {
+			if !cbd(s) {
 				barrier = append(barrier, o)
 			}
 		}
@@ -58,24 +72,37 @@ func buildOps(plan *planner.Plan, cbd bool) []*op {
 			applyOf[s.Address] = o
 		}
 	}
-	// retire(X) waits for the retirement of everything that depends on X.
 	for _, o := range retires {
 		for _, dep := range o.step.DependsOn {
 			if target, ok := retireOf[dep]; ok {
 				target.deps = append(target.deps, o)
 			}
 		}
-		if cbd && o.step.CreateBeforeDestroy && o.step.Action == planner.Replace {
+		if cbd(o.step) {
 			o.deps = append(o.deps, applyOf[o.step.Address])
 		}
 	}
 	for _, o := range applies {
+		configDeps := map[string]bool{}
 		for _, dep := range o.step.DependsOn {
+			configDeps[dep] = true
 			if d, ok := applyOf[dep]; ok {
 				o.deps = append(o.deps, d)
 			}
 		}
-		o.deps = append(o.deps, barrier...)
+		for _, dep := range storedDeps[o.step.Address] {
+			if r, ok := retireOf[dep]; ok && !configDeps[dep] && dep != o.step.Address {
+				r.deps = append(r.deps, o) // stop using it, then retire it
+			}
+		}
+		switch {
+		case o.kind == opCreate && ord.barrier:
+			o.deps = append(o.deps, barrier...)
+		case o.kind == opCreate:
+			if r, ok := retireOf[o.step.Address]; ok && !cbd(o.step) {
+				o.deps = append(o.deps, r) // the old half goes first
+			}
+		}
 	}
 	all := append(retires, applies...)
 	for _, o := range all {
@@ -84,16 +111,23 @@ func buildOps(plan *planner.Plan, cbd bool) []*op {
 	return all
 }
 
-// orderOps builds the operations, honouring create_before_destroy unless
-// that would make the order cyclic (a create-before-destroy resource that
-// depends on one replaced destroy-first): then every replacement retires
-// first, which is always possible, and warn says so.
-func orderOps(plan *planner.Plan) (ops []*op, warn string) {
-	ops = buildOps(plan, true)
-	if acyclic(ops) {
-		return ops, ""
+// orderOps builds the operations with as many of the optional constraints
+// as keep the order acyclic. The barrier is dropped first (a create must then
+// not reuse a name a deleted object still holds); create_before_destroy last
+// (a create-before-destroy resource depending on one replaced destroy-first),
+// with a warning.
+func orderOps(plan *planner.Plan, storedDeps map[string][]string) (ops []*op, warn string) {
+	for _, ord := range []ordering{{cbd: true, barrier: true}, {cbd: true}} {
+		if ops = buildOps(plan, storedDeps, ord); acyclic(ops) {
+			return ops, ""
+		}
 	}
-	return buildOps(plan, false), "create_before_destroy could not be honoured (it conflicts with a dependency replaced destroy-first); every replacement retires the old object first"
+	for _, ord := range []ordering{{barrier: true}, {}} {
+		if ops = buildOps(plan, storedDeps, ord); acyclic(ops) {
+			return ops, "create_before_destroy could not be honoured (it conflicts with a dependency replaced destroy-first); every replacement retires the old object first"
+		}
+	}
+	return ops, ""
 }
 
 func acyclic(ops []*op) bool {

@@ -222,17 +222,19 @@ func settleFromJournal(ctx context.Context, store Store, stack string, o *journa
 	if !ok {
 		return fmt.Errorf("settle %s: provider %s is not configured (its provider block is needed to roll back)", in.Address, in.Provider)
 	}
-	req := providers.SettleRequest{Address: in.Address, Type: in.Type, OpID: in.OpID, ID: in.ID}
-	req.Action = map[opKind]providers.Action{opCreate: providers.ActionCreate, opUpdate: providers.ActionUpdate, opRetire: providers.ActionDelete}[in.Op]
+	req := providers.SettleRequest{Address: in.Address, Type: in.Type, OpID: in.OpID, ID: in.ID, Action: settleAction[in.Op]}
 	var err error
 	if req.Config, err = planner.DecodeValue(in.Config); err != nil {
 		return err
 	}
-	if in.Op == opRetire {
+	switch in.Op {
+	case opRetire:
 		req.Prior, err = planner.DecodeValue(in.State)
-	} else if e, gerr := store.Get(ctx, stack+"/"+in.Address); gerr == nil {
+	case opUpdate:
 		// Not committed, so the store still holds the prior state.
-		req.Prior, err = planner.DecodeValue(e.Attributes)
+		if e, gerr := store.Get(ctx, stack+"/"+in.Address); gerr == nil {
+			req.Prior, err = planner.DecodeValue(e.Attributes)
+		}
 	}
 	if err != nil {
 		return err
@@ -243,6 +245,9 @@ func settleFromJournal(ctx context.Context, store Store, stack string, o *journa
 	}
 	o.settled = true
 	if !resp.TookEffect {
+		if len(resp.Undo) > 0 { // a partial effect to remove
+			o.result = &record{Kind: recFailed, Op: in.Op, Address: in.Address, ID: resp.ID, Undo: resp.Undo}
+		}
 		return nil
 	}
 	res := record{Kind: recDone, Op: in.Op, Address: in.Address, ID: resp.ID, Undo: resp.Undo}

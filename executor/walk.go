@@ -81,9 +81,10 @@ func (x *txn) walk(parent context.Context, ops []*op) (done []*op, vals map[stri
 			}
 		}
 	}
-	if parent.Err() != nil {
-		// Interrupted (Ctrl-C, or the lock was lost): whatever op failed
-		// failed because of it, so say so rather than blame the op.
+	if parent.Err() != nil && (failed == nil || errors.Is(failed.Cause, context.Canceled) || errors.Is(failed.Cause, context.DeadlineExceeded)) {
+		// Interrupted (Ctrl-C, or the lock was lost): an op that failed
+		// failed because of it, so say so rather than blame the op. A
+		// real failure that came first keeps its own report.
 		failed = &Error{Phase: "apply", Cause: fmt.Errorf("apply interrupted before it finished: %w", context.Cause(parent))}
 	}
 	return done, vals, failed
@@ -113,8 +114,14 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 	if !ok {
 		return fmt.Errorf("provider %s is not configured", s.Provider)
 	}
+	// The operation id is stable for retries within this transaction and
+	// unique across transactions (a later run of the same plan must not
+	// latch onto what an earlier one left).
 	intent := record{Kind: recIntent, Op: o.kind, Address: s.Address, Type: s.Type, Provider: s.Provider,
-		ID: s.ID, OpID: fmt.Sprintf("%s/%s/%s", x.opts.PlanID, s.Address, o.kind), Source: s.Source, Action: string(s.Action)}
+		OpID: fmt.Sprintf("%s/%s/%s/%s", x.opts.PlanID, x.txID, s.Address, o.kind), Source: s.Source, Action: string(s.Action)}
+	if o.kind != opCreate {
+		intent.ID = s.ID
+	}
 	var config cty.Value
 	if o.kind != opRetire {
 		var err error
@@ -204,15 +211,22 @@ func (x *txn) call(ctx context.Context, p providers.Provider, o *op, opID string
 // stands and there is nothing to undo.
 func (x *txn) settle(ctx context.Context, p providers.Provider, o *op, opID string, config cty.Value, cause error) error {
 	s := o.step
-	action := map[opKind]providers.Action{opCreate: providers.ActionCreate, opUpdate: providers.ActionUpdate, opRetire: providers.ActionDelete}[o.kind]
-	resp, err := p.Settle(context.WithoutCancel(ctx), providers.SettleRequest{
-		Address: s.Address, Type: s.Type, Action: action, OpID: opID, ID: s.ID, Prior: s.Before, Config: config,
-	})
+	req := providers.SettleRequest{Address: s.Address, Type: s.Type, Action: settleAction[o.kind], OpID: opID, Config: config}
+	if o.kind != opCreate {
+		// A create (also the new half of a replacement) has no identity
+		// or prior state yet: the old object's must not be mistaken for it.
+		req.ID, req.Prior = s.ID, s.Before
+	}
+	resp, err := p.Settle(context.WithoutCancel(ctx), req)
 	if err != nil {
 		return fmt.Errorf("%w; reading the object to settle it also failed: %v", cause, err)
 	}
 	if !resp.TookEffect {
+		o.undo = resp.Undo // a partial effect to remove, if any
 		return cause
+	}
+	if o.kind == opCreate && s.ID != "" && resp.ID == s.ID {
+		return fmt.Errorf("%w; settling it found the object being replaced (%s), not a new one", cause, s.ID)
 	}
 	if resp.ID != "" {
 		o.id = resp.ID
@@ -223,6 +237,8 @@ func (x *txn) settle(ctx context.Context, p providers.Provider, o *op, opID stri
 	}
 	return nil
 }
+
+var settleAction = map[opKind]providers.Action{opCreate: providers.ActionCreate, opUpdate: providers.ActionUpdate, opRetire: providers.ActionDelete}
 
 // progress reports a slow operation every Progress interval until stopped.
 func (x *txn) progress(o *op, start time.Time) func() {

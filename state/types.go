@@ -24,21 +24,27 @@ type Entity struct {
 	Status       Status          `json:"status"`
 	Reason       string          `json:"reason,omitempty"` // why it needs attention
 	Source       string          `json:"source,omitempty"` // file:line of its block when last applied
-	// Attention, on a needs-attention entity, is the rollback step that
-	// failed; `fiat recover` retries it.
+	// Attention, on a needs-attention entity, holds the rollback steps
+	// that failed; `fiat recover` retries them.
 	Attention *Attention `json:"attention,omitempty"`
 }
 
-// Attention records an undo that failed during a rollback.
+// Attention records the undos that failed while rolling back one entity's
+// object (a replacement has two: its new half and its old half).
 type Attention struct {
-	TxID      string          `json:"tx_id"`
-	Operation string          `json:"operation"` // the operation whose undo failed: create, update, retire
-	Error     string          `json:"error"`     // the provider's message
-	Undo      json.RawMessage `json:"undo"`      // the provider's undo, to retry
-	Time      time.Time       `json:"time"`
+	TxID  string        `json:"tx_id"`
+	Time  time.Time     `json:"time"`
+	Undos []PendingUndo `json:"undos"` // in the order they must run
 	// Untracked: the store had no entity for the object before; this one
 	// was added so the object is not lost track of, and goes once undone.
 	Untracked bool `json:"untracked,omitempty"`
+}
+
+// PendingUndo is one failed undo, kept to retry.
+type PendingUndo struct {
+	Operation string          `json:"operation"` // the operation it reverses: create, update, retire
+	Error     string          `json:"error"`     // the provider's message
+	Undo      json.RawMessage `json:"undo"`      // the provider's undo
 }
 
 // Status of an entity.

@@ -69,7 +69,7 @@ func (m *Main) recover(ctx context.Context, args []string) error {
 		return err
 	}
 	dir := dirArg(fs)
-	cfg, err := loadConfig(dir, c.vars)
+	cfg, err := c.load(dir)
 	if err != nil {
 		return err
 	}

@@ -120,14 +120,6 @@ func (c *common) load(dir string) (*hcl.Config, error) {
 	return cfg, nil
 }
 
-// loadConfig parses a directory, returning diagnostics as a *diagError.
-func loadConfig(dir string, vars varFlags) (*hcl.Config, error) {
-	cfg, diags := hcl.Load(dir, hcl.Options{Vars: vars})
-	if diags.HasErrors() {
-		return nil, newDiagError(diags, nil)
-	}
-	return cfg, nil
-}
 
 // newDiagError carries diagnostics with the sources to quote: from the
 // snapshot (matched by path relative to the config directory) or the disk.

@@ -193,7 +193,7 @@ func (p *Provider) Settle(_ context.Context, req providers.SettleRequest) (provi
 	switch req.Action {
 	case providers.ActionCreate:
 		for id, v := range p.Objects {
-			if v.GetAttr("name").RawEquals(req.Config.GetAttr("name")) {
+			if !p.Retired[id] && v.GetAttr("name").RawEquals(req.Config.GetAttr("name")) {
 				u, _ := json.Marshal(undo{Op: "delete", ID: id})
 				return providers.SettleResponse{TookEffect: true, ID: id, State: v, Undo: u}, nil
 			}
