@@ -120,7 +120,6 @@ func (c *common) load(dir string) (*hcl.Config, error) {
 	return cfg, nil
 }
 
-
 // newDiagError carries diagnostics with the sources to quote: from the
 // snapshot (matched by path relative to the config directory) or the disk.
 func newDiagError(diags hcl2.Diagnostics, snapshot map[string][]byte) error {
