@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
 )
 
 // DefaultURI is used when the provider block sets no uri.
@@ -25,6 +28,18 @@ type conn struct {
 
 	mu sync.Mutex
 	l  *golibvirt.Libvirt
+
+	// host facts, read once from the capabilities (they do not change
+	// while libvirtd runs on that host)
+	hostOnce sync.Mutex
+	host     *hostFacts
+}
+
+// hostFacts are what the provider needs to know about the host once.
+type hostFacts struct {
+	key        string // the host's UUID, else its hostname: identifies the host across URIs
+	arch       string // e.g. x86_64
+	domainType string // "kvm" when the host offers it for arch, else "qemu"
 }
 
 func newConn(rawURI string) (*conn, error) {
@@ -89,23 +104,37 @@ func (c *conn) close() error {
 
 // poolLocks serialises the jobs on one storage pool: libvirt runs one job per
 // pool at a time and fails the others with "pool has asynchronous jobs
-// running". Keyed by pool name; entries are never removed (a few bytes per
-// pool the provider has touched).
+// running". One table serves the whole process, keyed by host and pool name,
+// so two provider instances that reach one host by different URIs (aliases
+// such as qemu:///system and qemu+tcp://127.0.0.1/system) take turns too.
+// Entries are never removed (a few bytes per pool the process has touched).
 type poolLocks struct {
 	mu    sync.Mutex
 	locks map[string]chan struct{}
 }
 
-// lock waits for the pool's lock or for ctx.
-func (pl *poolLocks) lock(ctx context.Context, pool string) (unlock func(), err error) {
+var hostPoolLocks poolLocks
+
+// lockPool waits for the lock of the named pool on this provider's host.
+func (p *Provider) lockPool(ctx context.Context, pool string) (unlock func(), err error) {
+	host, err := p.hostKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("wait for pool %s: %w", pool, err)
+	}
+	return hostPoolLocks.lock(ctx, host+"\x00"+pool)
+}
+
+// lock waits for the lock of key or for ctx.
+func (pl *poolLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
+	pool := key[strings.IndexByte(key, 0)+1:]
 	pl.mu.Lock()
 	if pl.locks == nil {
 		pl.locks = make(map[string]chan struct{})
 	}
-	ch, ok := pl.locks[pool]
+	ch, ok := pl.locks[key]
 	if !ok {
 		ch = make(chan struct{}, 1)
-		pl.locks[pool] = ch
+		pl.locks[key] = ch
 	}
 	pl.mu.Unlock()
 	select {
@@ -147,4 +176,79 @@ func parseUUID(s string) (golibvirt.UUID, error) {
 		return u, fmt.Errorf("invalid uuid %q", s)
 	}
 	return u, nil
+}
+
+// facts reads the host's capabilities once per connection.
+func (c *conn) facts(ctx context.Context) (*hostFacts, error) {
+	c.hostOnce.Lock()
+	defer c.hostOnce.Unlock()
+	if c.host != nil {
+		return c.host, nil
+	}
+	l, err := c.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	x, err := l.ConnectGetCapabilities()
+	if err != nil {
+		return nil, readErr("read host capabilities", err)
+	}
+	var caps libvirtxml.Caps
+	if err := caps.Unmarshal(x); err != nil {
+		return nil, fmt.Errorf("read host capabilities: parse XML: %w", err)
+	}
+	f := &hostFacts{key: caps.Host.UUID, arch: "x86_64", domainType: "qemu"}
+	if caps.Host.CPU != nil && caps.Host.CPU.Arch != "" {
+		f.arch = caps.Host.CPU.Arch
+	}
+	if f.key == "" {
+		if f.key, err = l.ConnectGetHostname(); err != nil {
+			return nil, readErr("read host name", err)
+		}
+	}
+	for _, g := range caps.Guests {
+		if g.OSType != "hvm" || g.Arch.Name != f.arch {
+			continue
+		}
+		for _, d := range g.Arch.Domains {
+			if d.Type == "kvm" {
+				f.domainType = "kvm"
+			}
+		}
+	}
+	c.host = f
+	return f, nil
+}
+
+// local reports whether libvirtd runs on this machine (a unix socket, or
+// TCP to a loopback address): only then may the provider touch the host's
+// files directly.
+func (c *conn) local() bool {
+	transport := "unix"
+	if _, t, ok := strings.Cut(c.uri.Scheme, "+"); ok {
+		transport = t
+	}
+	switch transport {
+	case "unix":
+		return c.uri.Host == ""
+	case "tcp", "tls":
+		h := c.uri.Hostname()
+		if h == "localhost" {
+			return true
+		}
+		ip := net.ParseIP(h)
+		return ip != nil && ip.IsLoopback()
+	}
+	return false
+}
+
+func (p *Provider) hostKey(ctx context.Context) (string, error) {
+	if p.conn == nil {
+		return "", errors.New("libvirt provider is not configured")
+	}
+	f, err := p.conn.facts(ctx)
+	if err != nil {
+		return "", err
+	}
+	return f.key, nil
 }

@@ -71,7 +71,9 @@ func isConflict(le golibvirt.Error) bool {
 		return true
 	case golibvirt.ErrOperationFailed:
 		// "pool 'x' already exists with uuid ...",
-		// "Storage source conflict with pool: 'x'"
+		// "Storage source conflict with pool: 'x'",
+		// "domain 'x' already exists with uuid ...",
+		// "network 'x' already exists with uuid ..."
 		m := strings.ToLower(le.Message)
 		return strings.Contains(m, "already exists") || strings.Contains(m, "conflict with pool")
 	}
@@ -101,7 +103,18 @@ func hasMessage(err error, s string) bool {
 // isOutcomeUnknown reports whether err leaves a call's outcome in doubt.
 func isOutcomeUnknown(err error) bool { return errors.Is(err, providers.ErrOutcomeUnknown) }
 
-// notFound reports libvirt's "no such pool" or "no such volume".
+// notFound reports libvirt's "no such pool", "no such volume", "no such
+// network" or "no such domain".
 func notFound(err error) bool {
-	return hasCode(err, golibvirt.ErrNoStoragePool, golibvirt.ErrNoStorageVol)
+	return hasCode(err, golibvirt.ErrNoStoragePool, golibvirt.ErrNoStorageVol, golibvirt.ErrNoNetwork, golibvirt.ErrNoDomain)
+}
+
+// notActive reports libvirt's refusal to stop an object that is not running.
+func notActive(err error) bool { return hasCode(err, golibvirt.ErrOperationInvalid) }
+
+// asLibvirtErr returns libvirt's error inside err (the zero Error if none).
+func asLibvirtErr(err error) golibvirt.Error {
+	var le golibvirt.Error
+	errors.As(err, &le)
+	return le
 }

@@ -90,20 +90,123 @@ func TestOutcomeUnknown(t *testing.T) {
 	})
 }
 
+// A dropped reply to a network's or domain's start: the create says the
+// outcome is unknown, a Settle on a fresh connection (another process after
+// a crash) reads what happened, and the Undo removes it.
+func TestSettleAfterDrop(t *testing.T) {
+	t.Run("domain start", func(t *testing.T) {
+		proxy := newDropProxy(t, procDomainCreate)
+		p := newTestProvider(t, proxy.URI())
+		f := newDomainFixture(t, p, 1)
+		name := testName("vm")
+		cleanupDomain(t, name)
+		cfg := domainConfig(name, f.disks, []string{f.net}, "")
+		proxy.armed.Store(true)
+		op := newOpID(t)
+		resp, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_domain.vm", Type: TypeDomain, OpID: op, Config: cfg})
+		t.Logf("error: %v", err)
+		if !errors.Is(err, providers.ErrOutcomeUnknown) || len(resp.Undo) == 0 || resp.ID == "" {
+			t.Fatalf("create over a dropped start: %v (id %q, undo %s), want ErrOutcomeUnknown with the id and an undo", err, resp.ID, resp.Undo)
+		}
+		other := newTestProvider(t)
+		s, err := other.Settle(testCtx(t), providers.SettleRequest{Address: "libvirt_domain.vm", Type: TypeDomain, Action: providers.ActionCreate, OpID: op, Config: cfg})
+		if err != nil || !s.TookEffect || s.ID != resp.ID || !s.State.GetAttr("running").True() {
+			t.Fatalf("settle: %+v, %v; want took effect, id %s, running", s, err, resp.ID)
+		}
+		if err := other.Undo(testCtx(t), providers.UndoRequest{Type: TypeDomain, Undo: s.Undo}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := other.Read(testCtx(t), providers.ReadRequest{Type: TypeDomain, ID: resp.ID}); err != nil || got.Exists {
+			t.Fatalf("read after undo: exists=%v, %v", got.Exists, err)
+		}
+	})
+	t.Run("network start", func(t *testing.T) {
+		proxy := newDropProxy(t, procNetworkCreate)
+		p := newTestProvider(t, proxy.URI())
+		name := testName("net")
+		cleanupNetwork(t, p, name)
+		cfg := networkConfig(name, freeSubnet(t, p))
+		proxy.armed.Store(true)
+		op := newOpID(t)
+		resp, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_network.n", Type: TypeNetwork, OpID: op, Config: cfg})
+		if !errors.Is(err, providers.ErrOutcomeUnknown) || len(resp.Undo) == 0 {
+			t.Fatalf("create over a dropped start: %v, want ErrOutcomeUnknown with an undo", err)
+		}
+		// Started, but autostart was never set: the create got part of
+		// the way. Settle says so and hands the undo that removes it.
+		s, err := p.Settle(testCtx(t), providers.SettleRequest{Address: "libvirt_network.n", Type: TypeNetwork, Action: providers.ActionCreate, OpID: op, Config: cfg})
+		if err != nil || s.TookEffect || len(s.Undo) == 0 {
+			t.Fatalf("settle: %+v, %v; want not taken effect, with an undo for the remains", s, err)
+		}
+		if err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeNetwork, Undo: s.Undo}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hostClient(t, p).NetworkLookupByName(name); !notFound(err) {
+			t.Fatalf("network %s still defined after the undo (%v)", name, err)
+		}
+	})
+}
+
 func TestSchema(t *testing.T) {
 	s := New().Schema()
-	for typ, rs := range s.Resources {
-		for name, a := range rs.Attributes {
-			if a.Required == (a.Optional || a.Computed) {
-				t.Errorf("%s.%s: exactly one of required, optional/computed", typ, name)
-			}
-			if a.Default != cty.NilVal && !a.Default.Type().Equals(a.Type) {
-				t.Errorf("%s.%s: default of type %s", typ, name, a.Default.Type().FriendlyName())
+	check := func(kind string, m map[string]providers.ResourceSchema) {
+		for typ, rs := range m {
+			for name, a := range rs.Attributes {
+				if a.Required == (a.Optional || a.Computed) {
+					t.Errorf("%s %s.%s: exactly one of required, optional/computed", kind, typ, name)
+				}
+				if a.Default != cty.NilVal && !a.Default.Type().Equals(a.Type) {
+					t.Errorf("%s %s.%s: default of type %s", kind, typ, name, a.Default.Type().FriendlyName())
+				}
+				if a.Description == "" {
+					t.Errorf("%s %s.%s: no description", kind, typ, name)
+				}
 			}
 		}
 	}
-	if s.Resources[TypePool].Delete != providers.Lossy || s.Resources[TypeVolume].Delete != providers.Irreversible {
-		t.Error("delete reversibility: pool lossy, volume irreversible")
+	check("resource", s.Resources)
+	check("data source", s.DataSources)
+	want := map[string]providers.Reversibility{TypePool: providers.Lossy, TypeVolume: providers.Irreversible,
+		TypeNetwork: providers.Lossy, TypeDomain: providers.Lossy, TypeCloudInit: providers.Lossy}
+	for typ, r := range want {
+		if got := s.Resources[typ].Delete; got != r {
+			t.Errorf("%s: delete is %s, want %s", typ, got, r)
+		}
+	}
+	for _, typ := range []string{TypePool, TypeVolume, TypeNetwork} {
+		if _, ok := s.DataSources[typ]; !ok {
+			t.Errorf("no data source %s", typ)
+		}
+	}
+	if !s.Resources[TypeDomain].Attributes["memory"].RestartNeeded || s.Resources[TypeDomain].Attributes["running"].RestartNeeded {
+		t.Error("domain: memory takes effect after a restart, running at once")
+	}
+}
+
+func TestDataSources(t *testing.T) {
+	p := newTestProvider(t)
+	pool, poolState := newTestPool(t, p)
+	vol, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_volume.v", Type: TypeVolume, Config: volumeConfig(testName("vol"), pool, MiB, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := p.Schema().DataSources
+	got, err := p.ReadData(testCtx(t), providers.ReadDataRequest{Type: TypePool, Config: cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal(pool)})})
+	if err != nil || !got.State.Type().Equals(ds[TypePool].ImpliedType()) || !got.State.GetAttr("id").Equals(poolState.GetAttr("id")).True() {
+		t.Errorf("data libvirt_pool: %#v, %v", got.State, err)
+	}
+	got, err = p.ReadData(testCtx(t), providers.ReadDataRequest{Type: TypeVolume, Config: cty.ObjectVal(map[string]cty.Value{
+		"name": vol.State.GetAttr("name"), "pool": cty.StringVal(pool)})})
+	if err != nil || !got.State.Type().Equals(ds[TypeVolume].ImpliedType()) || got.State.GetAttr("id").AsString() != vol.ID ||
+		got.State.GetAttr("path").AsString() != vol.State.GetAttr("path").AsString() {
+		t.Errorf("data libvirt_volume: %#v, %v", got.State, err)
+	}
+	if _, err := p.ReadData(testCtx(t), providers.ReadDataRequest{Type: TypeVolume, Config: cty.ObjectVal(map[string]cty.Value{
+		"name": cty.StringVal("missing"), "pool": cty.StringVal(pool)})}); !notFound(err) {
+		t.Errorf("data source of a missing volume: %v", err)
+	}
+	if _, err := p.ReadData(testCtx(t), providers.ReadDataRequest{Type: TypeDomain}); err == nil {
+		t.Error("data libvirt_domain exists")
 	}
 }
 

@@ -16,8 +16,13 @@ import (
 //
 //	create: define (with a UUID chosen up front), start; if the directory is
 //	        missing, build it (mkdir) and remember that fiat made it; autostart.
-//	retire: autostart off, stop; definition and files stay. Undo starts it.
-//	purge:  stop, remove the directory if it is empty (never files), undefine.
+//	retire: autostart off, stop, undefine; the directory and its files stay,
+//	        and the Undo keeps the XML. Undefining frees the pool's name and
+//	        directory, so a replacement that keeps either can be created
+//	        before the commit. Undo defines the same XML (same UUID) again
+//	        and starts it.
+//	purge:  remove the directory if it is empty (never files) and no other
+//	        pool uses it; undefine the pool if it is still defined.
 //	undo of create: stop, remove the directory only if fiat built it and it
 //	        is empty, undefine.
 var poolSchema = providers.ResourceSchema{
@@ -30,6 +35,12 @@ var poolSchema = providers.ResourceSchema{
 			Description: "Absolute target directory; built if missing."},
 		"id": {Type: cty.String, Computed: true,
 			Description: "The pool's UUID."},
+		"capacity": {Type: cty.Number, Computed: true, Volatile: true,
+			Description: "Size of the file system that holds the pool, in bytes (when read)."},
+		"allocation": {Type: cty.Number, Computed: true, Volatile: true,
+			Description: "Bytes allocated on that file system (when read)."},
+		"available": {Type: cty.Number, Computed: true, Volatile: true,
+			Description: "Bytes free for new volumes (when read)."},
 	},
 	Delete: providers.Lossy,
 	Update: providers.Reversible,
@@ -119,11 +130,18 @@ func poolState(l *golibvirt.Libvirt, pool golibvirt.StoragePool) (cty.Value, err
 	if doc.Target != nil {
 		path = doc.Target.Path
 	}
+	_, capacity, allocation, available, err := l.StoragePoolGetInfo(pool)
+	if err != nil {
+		return cty.NilVal, readErr("read pool "+pool.Name, err)
+	}
 	return cty.ObjectVal(map[string]cty.Value{
-		"name": cty.StringVal(doc.Name),
-		"type": cty.StringVal(doc.Type),
-		"path": cty.StringVal(path),
-		"id":   cty.StringVal(formatUUID(pool.UUID)),
+		"name":       cty.StringVal(doc.Name),
+		"type":       cty.StringVal(doc.Type),
+		"path":       cty.StringVal(path),
+		"id":         cty.StringVal(formatUUID(pool.UUID)),
+		"capacity":   cty.NumberUIntVal(capacity),
+		"allocation": cty.NumberUIntVal(allocation),
+		"available":  cty.NumberUIntVal(available),
 	}), nil
 }
 
@@ -158,9 +176,9 @@ func findPool(l *golibvirt.Libvirt, id string, state cty.Value) (golibvirt.Stora
 	return pool, true, nil
 }
 
-// poolName is the name to lock for an existing pool: from state, else the
-// id (a pool the provider knows by UUID only).
-func poolName(id string, state cty.Value) string {
+// objectName names an existing object in messages (and, for a pool, its
+// lock): the name in state, else the id.
+func objectName(id string, state cty.Value) string {
 	if name, known, err := strAttr(state, "name"); err == nil && known && name != "" {
 		return name
 	}
@@ -173,7 +191,7 @@ func (p *Provider) createPool(ctx context.Context, req providers.CreateRequest) 
 		return providers.CreateResponse{}, fmt.Errorf("create pool %s: %w", req.Address, err)
 	}
 	op := "create pool " + spec.Name
-	unlock, err := p.pools.lock(ctx, spec.Name)
+	unlock, err := p.lockPool(ctx, spec.Name)
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -278,7 +296,7 @@ func removePool(l *golibvirt.Libvirt, pool golibvirt.StoragePool, rmDir bool, op
 
 func (p *Provider) undoCreatePool(ctx context.Context, u undoRecord) error {
 	op := "undo create pool " + u.Pool
-	unlock, err := p.pools.lock(ctx, u.Pool)
+	unlock, err := p.lockPool(ctx, u.Pool)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -325,9 +343,9 @@ func (p *Provider) updatePool(ctx context.Context, req providers.UpdateRequest) 
 }
 
 func (p *Provider) retirePool(ctx context.Context, req providers.RetireRequest) (providers.RetireResponse, error) {
-	name := poolName(req.ID, req.State)
+	name := objectName(req.ID, req.State)
 	op := "retire pool " + name
-	unlock, err := p.pools.lock(ctx, name)
+	unlock, err := p.lockPool(ctx, name)
 	if err != nil {
 		return providers.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -341,7 +359,7 @@ func (p *Provider) retirePool(ctx context.Context, req providers.RetireRequest) 
 		return providers.RetireResponse{}, err
 	}
 	if !found { // already gone: nothing to retire, nothing to bring back
-		return providers.RetireResponse{Undo: undoRecord{Op: undoNone}.encode()}, nil
+		return providers.RetireResponse{Undo: noUndo}, nil
 	}
 	active, err := l.StoragePoolIsActive(pool)
 	if err != nil {
@@ -351,37 +369,37 @@ func (p *Provider) retirePool(ctx context.Context, req providers.RetireRequest) 
 	if err != nil {
 		return providers.RetireResponse{}, readErr(op, err)
 	}
-	undo := undoRecord{Op: undoRetirePool, UUID: formatUUID(pool.UUID), Pool: pool.Name,
-		WasActive: active == 1, Autostart: autostart == 1}
-	unknown := func(err error) (providers.RetireResponse, error) {
-		if isOutcomeUnknown(err) {
-			return providers.RetireResponse{Undo: undo.encode()}, err
-		}
-		return providers.RetireResponse{}, err
+	x, err := l.StoragePoolGetXMLDesc(pool, golibvirt.StorageXMLInactive)
+	if err != nil {
+		return providers.RetireResponse{}, readErr(op, err)
 	}
+	undo := undoRecord{Op: undoRetirePool, UUID: formatUUID(pool.UUID), Pool: pool.Name,
+		WasActive: active == 1, Autostart: autostart == 1, XML: x}
+	resp := providers.RetireResponse{Undo: undo.encode()}
 	if err := ctx.Err(); err != nil {
 		return providers.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
+	// From here the Undo goes back with any error: it restores whatever
+	// subset of autostart-off, stop and undefine took effect.
 	if undo.Autostart {
 		if err := l.StoragePoolSetAutostart(pool, 0); err != nil {
-			return unknown(mutErr(op, err))
+			return resp, mutErr(op, err)
 		}
 	}
 	if undo.WasActive {
-		if err := l.StoragePoolDestroy(pool); err != nil {
-			err = mutErr(op, err)
-			if !isOutcomeUnknown(err) && undo.Autostart {
-				_ = l.StoragePoolSetAutostart(pool, 1) // put back what this call changed
-			}
-			return unknown(err)
+		if err := l.StoragePoolDestroy(pool); err != nil && !notActive(err) {
+			return resp, mutErr(op, err)
 		}
 	}
-	return providers.RetireResponse{Undo: undo.encode()}, nil
+	if err := l.StoragePoolUndefine(pool); err != nil && !notFound(err) {
+		return resp, mutErr(op, err)
+	}
+	return resp, nil
 }
 
 func (p *Provider) undoRetirePool(ctx context.Context, u undoRecord) error {
 	op := "undo retire pool " + u.Pool
-	unlock, err := p.pools.lock(ctx, u.Pool)
+	unlock, err := p.lockPool(ctx, u.Pool)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -395,7 +413,12 @@ func (p *Provider) undoRetirePool(ctx context.Context, u undoRecord) error {
 		return err
 	}
 	if !found {
-		return fmt.Errorf("%s: pool %s (uuid %s) no longer exists; it cannot be started again", op, u.Pool, u.UUID)
+		if u.XML == "" {
+			return fmt.Errorf("%s: pool %s (uuid %s) no longer exists and the undo has no definition to restore", op, u.Pool, u.UUID)
+		}
+		if pool, err = l.StoragePoolDefineXML(u.XML, 0); err != nil {
+			return mutErr(op, err)
+		}
 	}
 	if u.WasActive {
 		active, err := l.StoragePoolIsActive(pool)
@@ -403,7 +426,13 @@ func (p *Provider) undoRetirePool(ctx context.Context, u undoRecord) error {
 			return readErr(op, err)
 		}
 		if active == 0 {
-			if err := l.StoragePoolCreate(pool, 0); err != nil {
+			err := l.StoragePoolCreate(pool, 0)
+			if hasMessage(err, "No such file or directory") { // removed meanwhile: an empty directory again
+				if err = l.StoragePoolBuild(pool, 0); err == nil {
+					err = l.StoragePoolCreate(pool, 0)
+				}
+			}
+			if err != nil {
 				return mutErr(op, err)
 			}
 		}
@@ -416,10 +445,13 @@ func (p *Provider) undoRetirePool(ctx context.Context, u undoRecord) error {
 	return nil
 }
 
+// purgePool removes what a retire left: the pool's directory, when it is
+// empty and no other pool uses it, and the definition if it is still there
+// (a pool retired by an older fiat, which only stopped it).
 func (p *Provider) purgePool(ctx context.Context, req providers.PurgeRequest) error {
-	name := poolName(req.ID, req.State)
+	name := objectName(req.ID, req.State)
 	op := "purge pool " + name
-	unlock, err := p.pools.lock(ctx, name)
+	unlock, err := p.lockPool(ctx, name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -428,11 +460,87 @@ func (p *Provider) purgePool(ctx context.Context, req providers.PurgeRequest) er
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	pool, found, err := findPool(l, req.ID, req.State)
-	if err != nil || !found {
+	if req.ID != "" {
+		pool, found, err := findPool(l, req.ID, cty.NilVal)
+		if err != nil {
+			return err
+		}
+		if found {
+			return removePool(l, pool, true, op)
+		}
+	}
+	dir, _, _ := strAttr(req.State, "path")
+	if dir == "" {
+		return nil
+	}
+	return removeEmptyDir(l, dir, op)
+}
+
+// removeEmptyDir removes dir through libvirt (so it works on a remote host
+// too) when it is empty and no pool uses it: it defines a scratch pool on
+// it, deletes that pool's directory (rmdir: a directory with files stays)
+// and undefines the scratch pool.
+func removeEmptyDir(l *golibvirt.Libvirt, dir, op string) error {
+	if hp, err := poolWithPath(l, dir); err != nil || hp != nil {
+		return err // in use by another pool (e.g. the replacement): keep it
+	}
+	scratch, err := defineScratchPool(l, dir, op)
+	if err != nil || scratch == nil {
 		return err
 	}
-	return removePool(l, pool, true, op)
+	err = l.StoragePoolDelete(*scratch, golibvirt.StoragePoolDeleteNormal)
+	if err != nil && (hasMessage(err, "Directory not empty") || hasMessage(err, "No such file or directory")) {
+		err = nil
+	}
+	if uerr := l.StoragePoolUndefine(*scratch); uerr != nil && !notFound(uerr) && err == nil {
+		err = uerr
+	}
+	return mutErr(op, err)
+}
+
+// scratchPrefix names the pools the provider defines for a moment to reach
+// a directory no pool holds any more.
+const scratchPrefix = "fiat-scratch-"
+
+// defineScratchPool defines (does not start) a dir pool on dir with a
+// random name. nil when libvirt refuses because another pool has the
+// directory after all.
+func defineScratchPool(l *golibvirt.Libvirt, dir, op string) (*golibvirt.StoragePool, error) {
+	u := newUUID("", dir)
+	doc, err := poolXML(poolSpec{Name: scratchPrefix + formatUUID(u)[:8], Type: poolTypeDir, Path: dir}, formatUUID(u))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	pool, err := l.StoragePoolDefineXML(doc, 0)
+	if err != nil {
+		if isConflict(asLibvirtErr(err)) {
+			return nil, nil
+		}
+		return nil, mutErr(op, err)
+	}
+	return &pool, nil
+}
+
+// poolWithPath returns the defined pool whose target directory is dir.
+func poolWithPath(l *golibvirt.Libvirt, dir string) (*golibvirt.StoragePool, error) {
+	pools, _, err := l.ConnectListAllStoragePools(1, 0)
+	if err != nil {
+		return nil, readErr("list pools", err)
+	}
+	dir = filepath.Clean(dir)
+	for _, pool := range pools {
+		doc, err := poolDoc(l, pool)
+		if notFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if doc.Target != nil && filepath.Clean(doc.Target.Path) == dir {
+			return &pool, nil
+		}
+	}
+	return nil, nil
 }
 
 func (p *Provider) readPool(ctx context.Context, req providers.ReadRequest) (providers.ReadResponse, error) {

@@ -19,10 +19,14 @@ func TestPoolConformance(t *testing.T) {
 	name := testName("pool")
 	cleanupPool(t, p, name)
 	dir := filepath.Join(t.TempDir(), "pool") // missing: create builds it
+	dir2 := filepath.Join(t.TempDir(), "pool2")
 
 	runConformance(t, p, conformanceCase{
-		typ:    TypePool,
-		config: poolConfig(name, dir),
+		typ:      TypePool,
+		config:   poolConfig(name, dir),
+		replace:  poolConfig(name, dir2), // same name, another directory
+		volatile: []string{"capacity", "allocation", "available"},
+		importID: func(state cty.Value) string { return state.GetAttr("name").AsString() },
 		host: func(t *testing.T, stage string, state cty.Value) {
 			t.Helper()
 			pool, err := l.StoragePoolLookupByName(name)
@@ -35,18 +39,36 @@ func TestPoolConformance(t *testing.T) {
 					t.Errorf("%s: directory %s fiat built is still there (%v)", stage, dir, err)
 				}
 				return
+			case "retired":
+				// Undefined, so the name and directory are free; the
+				// directory and its files stay.
+				if err == nil {
+					t.Errorf("%s: pool %s is still defined", stage, name)
+				}
+				if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+					t.Errorf("%s: directory %s: %v", stage, dir, err)
+				}
+				return
+			case "replaced":
+				if err != nil {
+					t.Fatalf("%s: pool %s: %v", stage, name, err)
+				}
+				doc, err := poolDoc(l, pool)
+				if err != nil || doc.Target.Path != dir2 {
+					t.Errorf("%s: pool %s is at %v, want %s (%v)", stage, name, doc.Target, dir2, err)
+				}
+				return
 			}
 			if err != nil {
 				t.Fatalf("%s: pool %s: %v", stage, name, err)
 			}
+			if got := formatUUID(pool.UUID); got != state.GetAttr("id").AsString() {
+				t.Errorf("%s: pool uuid %s, want %s", stage, got, state.GetAttr("id").AsString())
+			}
 			active, _ := l.StoragePoolIsActive(pool)
 			autostart, _ := l.StoragePoolGetAutostart(pool)
-			wantActive := int32(1)
-			if stage == "retired" {
-				wantActive = 0
-			}
-			if active != wantActive || autostart != wantActive {
-				t.Errorf("%s: pool active=%d autostart=%d, want %d", stage, active, autostart, wantActive)
+			if active != 1 || autostart != 1 {
+				t.Errorf("%s: pool active=%d autostart=%d, want 1", stage, active, autostart)
 			}
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				t.Errorf("%s: directory %s: %v", stage, dir, err)
@@ -170,10 +192,11 @@ func TestPoolPreflight(t *testing.T) {
 		wantProblem(t, mustPreflight(t, p, create("libvirt_pool.a", with(fresh(), "name", cty.StringVal(existing)))),
 			"libvirt_pool.a", existing, "already exists", state.GetAttr("id").AsString())
 	})
-	t.Run("name exists, deleted in the same plan", func(t *testing.T) {
+	t.Run("name and path exist, deleted in the same plan", func(t *testing.T) {
+		// Retires run first and undefine the pool: its name and
+		// directory are free for the create.
 		del := providers.PreflightStep{Address: "libvirt_pool.old", Type: TypePool, Action: providers.ActionDelete, ID: state.GetAttr("id").AsString(), Prior: state}
-		wantProblem(t, mustPreflight(t, p, create("libvirt_pool.a", with(fresh(), "name", cty.StringVal(existing))), del),
-			"libvirt_pool.a", "already exists", "libvirt_pool.old deletes it")
+		wantNoProblems(t, mustPreflight(t, p, create("libvirt_pool.a", with(with(fresh(), "name", cty.StringVal(existing)), "path", cty.StringVal(existingPath))), del))
 	})
 	t.Run("name twice in the plan", func(t *testing.T) {
 		cfg := fresh()

@@ -11,12 +11,18 @@ import (
 	"fiat/providers"
 )
 
-// preflight is one Preflight call: the request's steps and the host's pools,
-// read once. It only reads.
+// preflight is one Preflight call: the request's steps and the host's pools
+// (read once), networks, domains and interfaces (read once when a step
+// needs them). It only reads.
 type preflight struct {
+	p     *Provider
 	l     *golibvirt.Libvirt
 	steps []providers.PreflightStep
 	pools []hostPool
+
+	nets    *[]hostNet
+	domains *[]hostDomain
+	ifaces  *[]string
 }
 
 // hostPool is a storage pool as found on the host.
@@ -25,19 +31,22 @@ type hostPool struct {
 	uuid   string
 	path   string
 	active bool
+	free   uint64 // bytes available, when active
 }
 
 // Preflight checks every step, read-only: names are free on the host and in
-// the request, a volume's pool exists or is created by the request, a pool's
-// directory is not another pool's, types, formats and sizes are supported,
-// the XML marshals, a volume only grows. Unknown values skip the checks that
-// need them.
+// the request (or freed by a delete in the request: retires run first),
+// referenced pools, volumes and networks exist or are created by the
+// request, a pool's directory is not another pool's, pools have room for
+// the new volumes, network subnets and bridges collide with nothing,
+// attribute values are supported, the XML marshals, a volume only grows.
+// Unknown values skip the checks that need them.
 func (p *Provider) Preflight(ctx context.Context, req providers.PreflightRequest) (providers.PreflightResponse, error) {
 	l, err := p.client(ctx)
 	if err != nil {
 		return providers.PreflightResponse{}, fmt.Errorf("preflight: %w", err)
 	}
-	pf := &preflight{l: l, steps: req.Steps}
+	pf := &preflight{p: p, l: l, steps: req.Steps}
 	if err := pf.loadPools(); err != nil {
 		return providers.PreflightResponse{}, fmt.Errorf("preflight: %w", err)
 	}
@@ -45,6 +54,9 @@ func (p *Provider) Preflight(ctx context.Context, req providers.PreflightRequest
 	for _, step := range req.Steps {
 		if err := ctx.Err(); err != nil {
 			return providers.PreflightResponse{}, fmt.Errorf("preflight: %w", err)
+		}
+		if step.Action == "" {
+			continue // a step that changes nothing (a read, a record in the store)
 		}
 		rt, err := lookupType(step.Type)
 		if err != nil {
@@ -80,6 +92,11 @@ func (pf *preflight) loadPools() error {
 			return readErr("read pool "+pool.Name, err)
 		}
 		hp := hostPool{pool: pool, uuid: formatUUID(pool.UUID), active: active == 1}
+		if hp.active {
+			if _, _, _, hp.free, err = pf.l.StoragePoolGetInfo(pool); err != nil && !notFound(err) {
+				return readErr("read pool "+pool.Name, err)
+			}
+		}
 		if doc.Target != nil && doc.Target.Path != "" {
 			hp.path = filepath.Clean(doc.Target.Path)
 		}
@@ -111,7 +128,7 @@ func (pf *preflight) hostPoolByPath(path string) *hostPool {
 // type and action for which match holds, or "".
 func (pf *preflight) otherStep(self providers.PreflightStep, typ string, action providers.Action, match func(providers.PreflightStep) bool) string {
 	for _, s := range pf.steps {
-		if s.Address == self.Address || s.Type != typ || s.Action != action {
+		if s.Address == self.Address || (typ != "" && s.Type != typ) || s.Action != action {
 			continue
 		}
 		if match(s) {
@@ -121,16 +138,32 @@ func (pf *preflight) otherStep(self providers.PreflightStep, typ string, action 
 	return ""
 }
 
-// deletedBy returns the address of a step of the request that deletes the
-// host pool hp, or "".
-func (pf *preflight) deletedBy(self providers.PreflightStep, hp *hostPool) string {
-	return pf.otherStep(self, TypePool, providers.ActionDelete, func(s providers.PreflightStep) bool {
-		if s.ID != "" {
-			return s.ID == hp.uuid
+// deleting returns the address of a step of the request, any step (the
+// delete half of self's own replacement too), that deletes an object of
+// type typ with this id, or, when the step has no id, with this name.
+func (pf *preflight) deleting(typ, id, name string) string {
+	for _, s := range pf.steps {
+		if s.Type != typ || s.Action != providers.ActionDelete {
+			continue
 		}
-		name, known, _ := strAttr(s.Prior, "name")
-		return known && name == hp.pool.Name
-	})
+		if s.ID != "" && id != "" {
+			if s.ID == id {
+				return s.Address
+			}
+			continue
+		}
+		if n, known, _ := strAttr(s.Prior, "name"); known && n == name {
+			return s.Address
+		}
+	}
+	return ""
+}
+
+// deletedBy returns the address of a step of the request that deletes the
+// host pool hp, or "". Retires undefine pools, so a pool deleted by the
+// plan frees its name and directory for creates in the same plan.
+func (pf *preflight) deletedBy(hp *hostPool) string {
+	return pf.deleting(TypePool, hp.uuid, hp.pool.Name)
 }
 
 // knownAttr returns a string attribute of a step's config when it is known
@@ -175,12 +208,8 @@ func (pf *preflight) poolCreate(step providers.PreflightStep) []string {
 	if nameKnown {
 		if p := checkName("pool", name); p != "" {
 			add("%s", p)
-		} else if hp := pf.hostPoolByName(name); hp != nil {
-			msg := fmt.Sprintf("pool %q already exists on the host (uuid %s); choose another name, or import or delete that pool", name, hp.uuid)
-			if by := pf.deletedBy(step, hp); by != "" {
-				msg += fmt.Sprintf("; %s deletes it in this plan, but only after the commit, later than this create", by)
-			}
-			add("%s", msg)
+		} else if hp := pf.hostPoolByName(name); hp != nil && pf.deletedBy(hp) == "" {
+			add("pool %q already exists on the host (uuid %s); choose another name, or import or delete that pool", name, hp.uuid)
 		} else if other := pf.otherStep(step, TypePool, providers.ActionCreate, func(s providers.PreflightStep) bool {
 			n, ok := knownAttr(s, "name")
 			return ok && n == name
@@ -196,13 +225,9 @@ func (pf *preflight) poolCreate(step providers.PreflightStep) []string {
 	if pathKnown {
 		if p := checkPoolPath(path); p != "" {
 			add("%s", p)
-		} else if hp := pf.hostPoolByPath(path); hp != nil {
-			msg := fmt.Sprintf("path %s is already the directory of pool %q (uuid %s); libvirt allows one pool per directory (it would answer \"Storage source conflict with pool: '%s'\")",
+		} else if hp := pf.hostPoolByPath(path); hp != nil && pf.deletedBy(hp) == "" {
+			add("path %s is already the directory of pool %q (uuid %s); libvirt allows one pool per directory (it would answer \"Storage source conflict with pool: '%s'\")",
 				path, hp.pool.Name, hp.uuid, hp.pool.Name)
-			if by := pf.deletedBy(step, hp); by != "" {
-				msg += fmt.Sprintf("; %s deletes that pool in this plan, but only after the commit, later than this create", by)
-			}
-			add("%s", msg)
 		} else if other := pf.otherStep(step, TypePool, providers.ActionCreate, func(s providers.PreflightStep) bool {
 			p, ok := knownAttr(s, "path")
 			return ok && filepath.Clean(p) == path
@@ -211,7 +236,11 @@ func (pf *preflight) poolCreate(step providers.PreflightStep) []string {
 		}
 	}
 	if nameKnown && typKnown && pathKnown && len(problems) == 0 {
-		if _, err := poolXML(poolSpec{Name: name, Type: typ, Path: path}, formatUUID(newUUID("preflight", step.Address))); err != nil {
+		x, err := poolXML(poolSpec{Name: name, Type: typ, Path: path}, formatUUID(newUUID("preflight", step.Address)))
+		if err == nil {
+			err = pf.p.validateXML("storagepool", x)
+		}
+		if err != nil {
 			add("%v", err)
 		}
 	}
@@ -231,7 +260,7 @@ func (pf *preflight) poolUpdate(step providers.PreflightStep) []string {
 		}
 	}
 	if !pf.hasPoolUUID(step.ID) {
-		problems = append(problems, fmt.Sprintf("pool %s (uuid %s) no longer exists on the host", poolName(step.ID, step.Prior), step.ID))
+		problems = append(problems, fmt.Sprintf("pool %s (uuid %s) no longer exists on the host", objectName(step.ID, step.Prior), step.ID))
 	}
 	return problems
 }
@@ -250,146 +279,4 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func (pf *preflight) volume(ctx context.Context, step providers.PreflightStep) []string {
-	switch step.Action {
-	case providers.ActionCreate:
-		return pf.volumeCreate(step)
-	case providers.ActionUpdate:
-		return pf.volumeUpdate(step)
-	case providers.ActionDelete:
-		return nil // purge starts a stopped pool; a volume that is gone is fine
-	}
-	return []string{fmt.Sprintf("unsupported action %q", step.Action)}
-}
-
-func (pf *preflight) volumeCreate(step providers.PreflightStep) []string {
-	var problems []string
-	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-
-	name, nameKnown, err := strAttr(step.Config, "name")
-	if err != nil {
-		add("%v", err)
-	}
-	poolName, poolKnown, err := strAttr(step.Config, "pool")
-	if err != nil {
-		add("%v", err)
-	}
-	format, formatKnown, err := strAttr(step.Config, "format")
-	if err != nil {
-		add("%v", err)
-	}
-	format = orDefault(format, formatQcow2)
-	size, sizeKnown, sizeSet, err := sizeAttr(step.Config, "size")
-	if err != nil {
-		add("%v", err)
-	}
-
-	if nameKnown {
-		if p := checkName("volume", name); p != "" {
-			add("%s", p)
-			nameKnown = false
-		}
-	}
-	if formatKnown {
-		if p := checkFormat(format); p != "" {
-			add("%s", p)
-			formatKnown = false
-		}
-	}
-	if sizeKnown && !sizeSet {
-		add("volume size is not set")
-	}
-	if sizeKnown && sizeSet && formatKnown {
-		if p := checkSize(size, format); p != "" {
-			add("%s", p)
-		}
-	}
-
-	if poolKnown {
-		if p := checkName("pool", poolName); p != "" {
-			add("%s", p)
-		} else if hp := pf.hostPoolByName(poolName); hp != nil {
-			if by := pf.deletedBy(step, hp); by != "" && pf.poolCreatedBy(step, poolName) == "" {
-				add("pool %q is deleted by %s in this plan", poolName, by)
-			} else if !hp.active {
-				add("pool %q exists but is not active; start it (virsh pool-start %s)", poolName, poolName)
-			} else if nameKnown {
-				vol, err := pf.l.StorageVolLookupByName(hp.pool, name)
-				switch {
-				case err == nil:
-					add("volume %q already exists in pool %q (key %s); choose another name, or import or delete that volume", name, poolName, vol.Key)
-				case !notFound(err):
-					add("check volume %q in pool %q: %v", name, poolName, readErr("look up volume", err))
-				}
-			}
-		} else if pf.poolCreatedBy(step, poolName) == "" {
-			add("pool %q does not exist on the host and no step of this plan creates it", poolName)
-		}
-		if nameKnown {
-			if other := pf.otherStep(step, TypeVolume, providers.ActionCreate, func(s providers.PreflightStep) bool {
-				n, ok1 := knownAttr(s, "name")
-				p, ok2 := knownAttr(s, "pool")
-				return ok1 && ok2 && n == name && p == poolName
-			}); other != "" {
-				add("volume %q in pool %q is also created by %s in this plan", name, poolName, other)
-			}
-		}
-	}
-	if nameKnown && poolKnown && formatKnown && sizeKnown && sizeSet && len(problems) == 0 {
-		if _, err := volumeXML(volumeSpec{Name: name, Pool: poolName, Format: format, Size: size}); err != nil {
-			add("%v", err)
-		}
-	}
-	return problems
-}
-
-// poolCreatedBy returns the address of a step that creates the named pool.
-func (pf *preflight) poolCreatedBy(self providers.PreflightStep, name string) string {
-	return pf.otherStep(self, TypePool, providers.ActionCreate, func(s providers.PreflightStep) bool {
-		n, ok := knownAttr(s, "name")
-		return ok && n == name
-	})
-}
-
-func (pf *preflight) volumeUpdate(step providers.PreflightStep) []string {
-	var problems []string
-	for _, a := range []string{"name", "pool", "format"} {
-		prior, pk, _ := strAttr(step.Prior, a)
-		next, nk, _ := strAttr(step.Config, a)
-		if a == "format" {
-			prior, next = orDefault(prior, formatQcow2), orDefault(next, formatQcow2)
-		}
-		if pk && nk && prior != next {
-			problems = append(problems, fmt.Sprintf("a volume's %s cannot change in place (%q to %q); it must be replaced", a, prior, next))
-		}
-	}
-	name, _, _ := strAttr(step.Prior, "name")
-	format, _, _ := strAttr(step.Config, "format")
-	prior, pk, ps, _ := sizeAttr(step.Prior, "size")
-	next, nk, ns, err := sizeAttr(step.Config, "size")
-	if err != nil {
-		problems = append(problems, err.Error())
-	}
-	if pk && ps && nk && ns {
-		if next < prior {
-			problems = append(problems, shrinkProblem(name, prior, next))
-		} else if p := checkSize(next, orDefault(format, formatQcow2)); p != "" {
-			problems = append(problems, p)
-		}
-	}
-	r := volumeRefFrom(step.ID, step.Prior)
-	vol, found, err := lookupVolume(pf.l, r)
-	switch {
-	case err != nil:
-		problems = append(problems, err.Error())
-	case !found:
-		problems = append(problems, fmt.Sprintf("%s no longer exists on the host", r))
-	case nk && ns && !(pk && ps && next < prior):
-		if _, capacity, _, err := pf.l.StorageVolGetInfo(vol); err == nil && capacity > next {
-			problems = append(problems, shrinkProblem(name, capacity, next)+" (the volume on the host is larger than its stored state)")
-		}
-	}
-	return problems
 }

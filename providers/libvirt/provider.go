@@ -1,6 +1,6 @@
-// Package libvirt is fiat's provider for libvirt hosts: storage pools and
-// volumes for now (networks, domains and cloud-init come later, one file per
-// resource type).
+// Package libvirt is fiat's provider for libvirt hosts: storage pools,
+// volumes, networks, domains (VMs) and cloud-init seeds, one file per
+// resource type, and data sources for existing pools, volumes and networks.
 //
 // It talks to libvirtd with github.com/digitalocean/go-libvirt (the RPC
 // protocol, no cgo) and builds every XML document with libvirtxml.
@@ -9,21 +9,31 @@
 // not abandoned when ctx ends, because its outcome would be unknown; it runs
 // to completion and the provider returns what happened.
 //
-// Identity: a pool's id is its UUID, chosen by the provider before the define
-// (derived from the request's OpID), so it is known even when the call's
-// outcome is not. A volume's id is its libvirt key (the file path for dir
-// pools). Read with an empty ID falls back to the names in State, so an
-// unknown-outcome create can be settled by reading its planned config.
+// Identity: pools, networks and domains are known by UUID, chosen by the
+// provider before the define (derived from the request's OpID), so it is
+// known even when the call's outcome is not, and Settle finds the object
+// again. A volume's (and a cloud-init disk's) id is its libvirt key (the
+// file path for dir pools); it is unique by pool and name. Read with an
+// empty ID falls back to the names in State.
+//
+// Retire frees the name so a replacement can be created before the commit,
+// and keeps the object recoverable: pools and networks are stopped and
+// undefined with their XML kept in the Undo; domains are powered off and
+// renamed; volumes are renamed. Purge works from the ID and prior state
+// alone (see each type).
 //
 // Failures: libvirt's own errors come back as *providers.Error (Op, libvirt's
-// Message and Code); a create refused because the name or directory is taken
-// also satisfies errors.Is(err, ErrConflict). A dropped connection during a
-// mutating call satisfies errors.Is(err, providers.ErrOutcomeUnknown). When a
-// Create, Update or Retire fails after something may have taken effect (the
-// outcome is unknown, or its own cleanup failed), the response still carries
-// the Undo that takes it back: journal it and run it (undos are idempotent,
-// so running one for a call that did nothing succeeds). When libvirt refused
-// the call and the provider cleaned up, no Undo is returned.
+// Message and Code); a create refused because the name (or a pool's
+// directory) is taken also satisfies errors.Is(err, ErrConflict). A dropped
+// connection during a mutating call satisfies errors.Is(err,
+// providers.ErrOutcomeUnknown); the next call dials again. When a Create,
+// Update or Retire fails after something may have taken effect (the outcome
+// is unknown, or its own cleanup failed), the response still carries the
+// Undo that takes it back: journal it and run it (undos are idempotent, so
+// running one for a call that did nothing succeeds). When libvirt refused
+// the call and the provider cleaned up, no Undo is returned. Settle may
+// likewise return an Undo with TookEffect=false when a call got part of the
+// way (a volume created but not filled): running it removes the remains.
 package libvirt
 
 import (
@@ -42,8 +52,10 @@ var _ providers.Provider = (*Provider)(nil)
 // Provider is one configured connection to a libvirt host. Its methods may
 // run concurrently; jobs on one storage pool are serialised.
 type Provider struct {
-	conn  *conn
-	pools poolLocks
+	conn *conn
+	// remoteFiles makes the provider treat a local host's files as out
+	// of reach (tests: the paths a remote host takes).
+	remoteFiles bool
 }
 
 // New returns an unconfigured provider; Configure connects it.
@@ -58,12 +70,17 @@ type resourceType struct {
 	retire    func(*Provider, context.Context, providers.RetireRequest) (providers.RetireResponse, error)
 	purge     func(*Provider, context.Context, providers.PurgeRequest) error
 	read      func(*Provider, context.Context, providers.ReadRequest) (providers.ReadResponse, error)
+	settle    func(*Provider, context.Context, providers.SettleRequest) (providers.SettleResponse, error)
+	imp       func(*Provider, context.Context, providers.ImportRequest) (providers.ImportResponse, error)
 }
 
 // Resource type names.
 const (
-	TypePool   = "libvirt_pool"
-	TypeVolume = "libvirt_volume"
+	TypePool      = "libvirt_pool"
+	TypeVolume    = "libvirt_volume"
+	TypeNetwork   = "libvirt_network"
+	TypeDomain    = "libvirt_domain"
+	TypeCloudInit = "libvirt_cloudinit_disk"
 )
 
 var resourceTypes = map[string]resourceType{
@@ -75,6 +92,8 @@ var resourceTypes = map[string]resourceType{
 		retire:    (*Provider).retirePool,
 		purge:     (*Provider).purgePool,
 		read:      (*Provider).readPool,
+		settle:    (*Provider).settlePool,
+		imp:       (*Provider).importPool,
 	},
 	TypeVolume: {
 		schema:    volumeSchema,
@@ -84,7 +103,70 @@ var resourceTypes = map[string]resourceType{
 		retire:    (*Provider).retireVolume,
 		purge:     (*Provider).purgeVolume,
 		read:      (*Provider).readVolume,
+		settle:    (*Provider).settleVolume,
+		imp:       (*Provider).importVolume,
 	},
+	TypeNetwork: {
+		schema:    networkSchema,
+		preflight: (*preflight).network,
+		create:    (*Provider).createNetwork,
+		update:    (*Provider).updateNetwork,
+		retire:    (*Provider).retireNetwork,
+		purge:     (*Provider).purgeNetwork,
+		read:      (*Provider).readNetwork,
+		settle:    (*Provider).settleNetwork,
+		imp:       (*Provider).importNetwork,
+	},
+	TypeDomain: {
+		schema:    domainSchema,
+		preflight: (*preflight).domain,
+		create:    (*Provider).createDomain,
+		update:    (*Provider).updateDomain,
+		retire:    (*Provider).retireDomain,
+		purge:     (*Provider).purgeDomain,
+		read:      (*Provider).readDomain,
+		settle:    (*Provider).settleDomain,
+		imp:       (*Provider).importDomain,
+	},
+	TypeCloudInit: {
+		schema:    cloudInitSchema,
+		preflight: (*preflight).cloudInit,
+		create:    (*Provider).createCloudInit,
+		update:    (*Provider).updateCloudInit,
+		retire:    (*Provider).retireVolume,
+		purge:     (*Provider).purgeVolume,
+		read:      (*Provider).readCloudInit,
+		settle:    (*Provider).settleCloudInit,
+		imp:       (*Provider).importCloudInit,
+	},
+}
+
+// dataSource binds a data source's schema to its read.
+type dataSource struct {
+	schema providers.ResourceSchema
+	read   func(*Provider, context.Context, providers.ReadDataRequest) (providers.ReadDataResponse, error)
+}
+
+var dataSources = map[string]dataSource{
+	TypePool:    {schema: dataSchema(poolSchema, "name"), read: (*Provider).readPoolData},
+	TypeVolume:  {schema: dataSchema(volumeSchema, "name", "pool"), read: (*Provider).readVolumeData},
+	TypeNetwork: {schema: dataSchema(networkSchema, "name"), read: (*Provider).readNetworkData},
+}
+
+// dataSchema derives a data source's schema from its resource's: the
+// lookup keys are required, everything else is read.
+func dataSchema(rs providers.ResourceSchema, keys ...string) providers.ResourceSchema {
+	out := providers.ResourceSchema{Attributes: map[string]providers.Attribute{}}
+	for name, a := range rs.Attributes {
+		out.Attributes[name] = providers.Attribute{Type: a.Type.WithoutOptionalAttributesDeep(), Computed: true,
+			Sensitive: a.Sensitive, Description: a.Description}
+	}
+	for _, k := range keys {
+		a := out.Attributes[k]
+		a.Computed, a.Required = false, true
+		out.Attributes[k] = a
+	}
+	return out
 }
 
 func lookupType(typ string) (resourceType, error) {
@@ -102,10 +184,14 @@ func (p *Provider) Schema() providers.Schema {
 			"uri": {Type: cty.String, Optional: true, Default: cty.StringVal(DefaultURI),
 				Description: "libvirt connection URI, e.g. qemu:///system or qemu+tcp://host/system"},
 		},
-		Resources: make(map[string]providers.ResourceSchema, len(resourceTypes)),
+		Resources:   make(map[string]providers.ResourceSchema, len(resourceTypes)),
+		DataSources: make(map[string]providers.ResourceSchema, len(dataSources)),
 	}
 	for name, rt := range resourceTypes {
 		s.Resources[name] = rt.schema
+	}
+	for name, ds := range dataSources {
+		s.DataSources[name] = ds.schema
 	}
 	return s
 }
@@ -201,17 +287,32 @@ func (p *Provider) Read(ctx context.Context, req providers.ReadRequest) (provide
 	return rt.read(p, ctx, req)
 }
 
-// Settle is not implemented yet for any libvirt type.
+// Settle decides, read-only, what became of a Create, Update or Retire
+// whose outcome is unknown.
 func (p *Provider) Settle(ctx context.Context, req providers.SettleRequest) (providers.SettleResponse, error) {
-	return providers.SettleResponse{}, fmt.Errorf("settle %s: not implemented for %s", req.Address, req.Type)
+	rt, err := lookupType(req.Type)
+	if err != nil {
+		return providers.SettleResponse{}, err
+	}
+	return rt.settle(p, ctx, req)
 }
 
-// Import is not implemented yet for any libvirt type.
+// Import adopts an existing object: pools, networks and domains by UUID or
+// name; volumes and cloud-init disks by key, path or "pool/name".
 func (p *Provider) Import(ctx context.Context, req providers.ImportRequest) (providers.ImportResponse, error) {
-	return providers.ImportResponse{}, fmt.Errorf("import %s: not implemented for %s", req.Address, req.Type)
+	rt, err := lookupType(req.Type)
+	if err != nil {
+		return providers.ImportResponse{}, err
+	}
+	return rt.imp(p, ctx, req)
 }
 
-// ReadData is not implemented yet: the libvirt provider has no data sources.
+// ReadData evaluates a data source: libvirt_pool and libvirt_network by
+// name, libvirt_volume by pool and name.
 func (p *Provider) ReadData(ctx context.Context, req providers.ReadDataRequest) (providers.ReadDataResponse, error) {
-	return providers.ReadDataResponse{}, fmt.Errorf("read data %s: libvirt has no data source %s yet", req.Address, req.Type)
+	ds, ok := dataSources[req.Type]
+	if !ok {
+		return providers.ReadDataResponse{}, fmt.Errorf("read data %s: libvirt has no data source %q", req.Address, req.Type)
+	}
+	return ds.read(p, ctx, req)
 }

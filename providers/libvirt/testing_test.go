@@ -79,7 +79,7 @@ func newTestProvider(t *testing.T, uri ...string) *Provider {
 
 // hostClient is a raw go-libvirt connection for checks and cleanup behind
 // the provider's back.
-func hostClient(t *testing.T, p *Provider) *golibvirt.Libvirt {
+func hostClient(t testing.TB, p *Provider) *golibvirt.Libvirt {
 	t.Helper()
 	l, err := p.client(context.Background())
 	if err != nil {
@@ -132,10 +132,13 @@ func mustURL(s string) *url.URL {
 
 func poolConfig(name, path string) cty.Value {
 	return cty.ObjectVal(map[string]cty.Value{
-		"name": cty.StringVal(name),
-		"type": cty.NullVal(cty.String),
-		"path": cty.StringVal(path),
-		"id":   cty.NullVal(cty.String),
+		"name":       cty.StringVal(name),
+		"type":       cty.NullVal(cty.String),
+		"path":       cty.StringVal(path),
+		"id":         cty.NullVal(cty.String),
+		"capacity":   cty.NullVal(cty.Number),
+		"allocation": cty.NullVal(cty.Number),
+		"available":  cty.NullVal(cty.Number),
 	})
 }
 
@@ -145,12 +148,14 @@ func volumeConfig(name, pool string, size uint64, format string) cty.Value {
 		f = cty.StringVal(format)
 	}
 	return cty.ObjectVal(map[string]cty.Value{
-		"name":   cty.StringVal(name),
-		"pool":   cty.StringVal(pool),
-		"size":   cty.NumberUIntVal(size),
-		"format": f,
-		"id":     cty.NullVal(cty.String),
-		"path":   cty.NullVal(cty.String),
+		"name":        cty.StringVal(name),
+		"pool":        cty.StringVal(pool),
+		"size":        cty.NumberUIntVal(size),
+		"format":      f,
+		"base_volume": cty.NullVal(cty.String),
+		"source":      cty.NullVal(cty.String),
+		"id":          cty.NullVal(cty.String),
+		"path":        cty.NullVal(cty.String),
 	})
 }
 
@@ -257,6 +262,8 @@ const (
 	// Procedure numbers of libvirt's remote protocol.
 	procStoragePoolDefineXML = 77
 	procStorageVolCreateXML  = 93
+	procDomainCreate         = 9
+	procNetworkCreate        = 39
 )
 
 func newDropProxy(t *testing.T, proc uint32) *dropProxy {
@@ -351,3 +358,7 @@ func readPacket(r io.Reader) ([]byte, error) {
 	}
 	return pkt, nil
 }
+
+// opID is an operation id unique to this test and run: the UUIDs derived
+// from it never meet a leftover of an earlier run.
+func newOpID(t *testing.T) string { return t.Name() + "/" + runID }

@@ -10,33 +10,44 @@ import (
 
 // Undo operations.
 const (
-	undoNone         = "none"          // nothing to reverse
-	undoCreatePool   = "create-pool"   // destroy, delete the dir if fiat built it, undefine
-	undoRetirePool   = "retire-pool"   // start again, restore autostart
-	undoCreateVolume = "create-volume" // delete the volume
-	undoResizeVolume = "resize-volume" // resize back to From
-	undoRetireVolume = "retire-volume" // nothing: retire kept the volume as is
+	undoNone          = "none"           // nothing to reverse
+	undoCreatePool    = "create-pool"    // destroy, delete the dir if fiat built it, undefine
+	undoRetirePool    = "retire-pool"    // define again from XML, start, restore autostart
+	undoCreateVolume  = "create-volume"  // delete the volume
+	undoResizeVolume  = "resize-volume"  // resize back to From
+	undoRetireVolume  = "retire-volume"  // rename the volume back from Retired to Volume
+	undoCreateNetwork = "create-network" // destroy, undefine
+	undoUpdateNetwork = "update-network" // define XML again, put the live config back, autostart
+	undoRetireNetwork = "retire-network" // define again from XML, start, restore autostart
+	undoCreateDomain  = "create-domain"  // destroy, undefine
+	undoUpdateDomain  = "update-domain"  // define XML again (same UUID), running and autostart as before
+	undoRetireDomain  = "retire-domain"  // rename back from Retired, autostart, start if it ran
 )
 
 // undoRecord is the Undo of one Create, Update or Retire. The executor
 // journals it and another process may replay it after a crash, so it is
-// self-contained: the operation, the object's identity (UUID, pool and
-// volume names, key) and what the reversal needs. Every undo is idempotent.
+// self-contained: the operation, the object's identity (UUID, names, key)
+// and what the reversal needs (e.g. the previous XML). Every undo is
+// idempotent. Fields are added, never renamed: journals outlive releases.
 type undoRecord struct {
 	V  int    `json:"v"`
 	Op string `json:"op"`
 
-	UUID      string `json:"uuid,omitempty"` // pool
+	UUID      string `json:"uuid,omitempty"` // pool, network, domain
 	Pool      string `json:"pool,omitempty"` // pool name (pool and volume undos)
 	Path      string `json:"path,omitempty"` // pool target directory
 	Built     bool   `json:"built,omitempty"`
-	WasActive bool   `json:"was_active,omitempty"`
+	WasActive bool   `json:"was_active,omitempty"` // pool, network, domain was running
 	Autostart bool   `json:"autostart,omitempty"`
 
-	Volume string `json:"volume,omitempty"` // volume name
-	Key    string `json:"key,omitempty"`    // volume key
-	From   uint64 `json:"from,omitempty"`   // capacity before a resize
-	To     uint64 `json:"to,omitempty"`     // capacity after a resize
+	Volume  string `json:"volume,omitempty"`  // volume name
+	Key     string `json:"key,omitempty"`     // volume key
+	From    uint64 `json:"from,omitempty"`    // capacity before a resize
+	To      uint64 `json:"to,omitempty"`      // capacity after a resize
+	Retired string `json:"retired,omitempty"` // the name a retire gave a volume or domain
+
+	Name string `json:"name,omitempty"` // network or domain name
+	XML  string `json:"xml,omitempty"`  // the definition to restore (inactive XML)
 }
 
 const undoVersion = 1
@@ -64,23 +75,30 @@ func decodeUndo(raw json.RawMessage) (undoRecord, error) {
 	return u, nil
 }
 
+var noUndo = undoRecord{Op: undoNone}.encode()
+
 // Undo reverses one earlier Create, Update or Retire from its Undo bytes.
 func (p *Provider) Undo(ctx context.Context, req providers.UndoRequest) error {
 	u, err := decodeUndo(req.Undo)
 	if err != nil {
 		return fmt.Errorf("undo %s: %w", req.Address, err)
 	}
-	switch u.Op {
-	case undoNone, undoRetireVolume:
-		return nil
-	case undoCreatePool:
-		return p.undoCreatePool(ctx, u)
-	case undoRetirePool:
-		return p.undoRetirePool(ctx, u)
-	case undoCreateVolume:
-		return p.undoCreateVolume(ctx, u)
-	case undoResizeVolume:
-		return p.undoResizeVolume(ctx, u)
+	fn, ok := map[string]func(*Provider, context.Context, undoRecord) error{
+		undoNone:          func(*Provider, context.Context, undoRecord) error { return nil },
+		undoCreatePool:    (*Provider).undoCreatePool,
+		undoRetirePool:    (*Provider).undoRetirePool,
+		undoCreateVolume:  (*Provider).undoCreateVolume,
+		undoResizeVolume:  (*Provider).undoResizeVolume,
+		undoRetireVolume:  (*Provider).undoRetireVolume,
+		undoCreateNetwork: (*Provider).undoCreateNetwork,
+		undoUpdateNetwork: (*Provider).undoUpdateNetwork,
+		undoRetireNetwork: (*Provider).undoRetireNetwork,
+		undoCreateDomain:  (*Provider).undoCreateDomain,
+		undoUpdateDomain:  (*Provider).undoUpdateDomain,
+		undoRetireDomain:  (*Provider).undoRetireDomain,
+	}[u.Op]
+	if !ok {
+		return fmt.Errorf("undo %s: unknown operation %q", req.Address, u.Op)
 	}
-	return fmt.Errorf("undo %s: unknown operation %q", req.Address, u.Op)
+	return fn(p, ctx, u)
 }

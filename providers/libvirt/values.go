@@ -80,3 +80,100 @@ func knownStrings(obj cty.Value, defaults map[string]string, names ...string) (m
 	}
 	return out, nil
 }
+
+// boolAttr returns a bool attribute: known=false when unknown; def when null.
+func boolAttr(obj cty.Value, name string, def bool) (b, known bool, err error) {
+	v := attr(obj, name)
+	if !v.IsKnown() {
+		return false, false, nil
+	}
+	if v.IsNull() {
+		return def, true, nil
+	}
+	if v.Type() != cty.Bool {
+		return false, true, fmt.Errorf("attribute %q: want a bool, got %s", name, v.Type().FriendlyName())
+	}
+	return v.True(), true, nil
+}
+
+// listAttr returns the elements of a list, set or tuple attribute:
+// known=false when it (or any part of it) is unknown; nil when null.
+func listAttr(obj cty.Value, name string) (elems []cty.Value, known bool, err error) {
+	v := attr(obj, name)
+	if !v.IsWhollyKnown() {
+		return nil, false, nil
+	}
+	if v.IsNull() {
+		return nil, true, nil
+	}
+	t := v.Type()
+	if !t.IsListType() && !t.IsSetType() && !t.IsTupleType() {
+		return nil, true, fmt.Errorf("attribute %q: want a list, got %s", name, t.FriendlyName())
+	}
+	return v.AsValueSlice(), true, nil
+}
+
+// stringList returns a list-of-strings attribute (see listAttr).
+func stringList(obj cty.Value, name string) ([]string, bool, error) {
+	elems, known, err := listAttr(obj, name)
+	if err != nil || !known {
+		return nil, known, err
+	}
+	out := make([]string, len(elems))
+	for i, e := range elems {
+		if e.IsNull() || e.Type() != cty.String {
+			return nil, true, fmt.Errorf("attribute %q: element %d is not a string", name, i)
+		}
+		out[i] = e.AsString()
+	}
+	return out, true, nil
+}
+
+// knownAll reports whether every named attribute of obj is wholly known.
+func knownAll(obj cty.Value, names ...string) bool {
+	for _, n := range names {
+		if !attr(obj, n).IsWhollyKnown() {
+			return false
+		}
+	}
+	return true
+}
+
+// strOrNull is a string value, null for "" (an optional field libvirt
+// leaves out).
+func strOrNull(s string) cty.Value {
+	if s == "" {
+		return cty.NullVal(cty.String)
+	}
+	return cty.StringVal(s)
+}
+
+// listOf returns a list of elemType from vals, or a null list when vals is
+// empty and keepNull (config left it out).
+func listOf(elemType cty.Type, vals []cty.Value, keepNull bool) cty.Value {
+	if len(vals) == 0 {
+		if keepNull {
+			return cty.NullVal(cty.List(elemType))
+		}
+		return cty.ListValEmpty(elemType)
+	}
+	return cty.ListVal(vals)
+}
+
+// isNullAttr reports whether obj's attribute is null (a missing obj counts).
+func isNullAttr(obj cty.Value, name string) bool {
+	v := attr(obj, name)
+	return v.IsKnown() && v.IsNull()
+}
+
+// uintAttr is sizeAttr for counts (vcpus, MiB) with a default when null.
+func uintAttr(obj cty.Value, name string, def uint64) (n uint64, known bool, err error) {
+	n, known, set, err := sizeAttr(obj, name)
+	if err != nil || !known {
+		return 0, known, err
+	}
+	if !set {
+		return def, true, nil
+	}
+	return n, true, nil
+}

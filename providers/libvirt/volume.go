@@ -2,7 +2,11 @@ package libvirt
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/zclconf/go-cty/cty"
@@ -13,11 +17,18 @@ import (
 
 // libvirt_volume: a storage volume in a pool.
 //
-//	create: StorageVolCreateXML (sparse). Undo deletes it.
+//	create: StorageVolCreateXML (sparse); a qcow2 overlay on base_volume;
+//	        or the bytes of a local file (source) uploaded. Undo deletes it.
 //	update: grow in place (StorageVolResize). Undo resizes back.
-//	retire: nothing; the volume and its data stay until the purge.
-//	purge:  delete the volume; a pool stopped by a retire in the same apply
-//	        is started for the delete and stopped again.
+//	retire: rename the volume to <name>.fiat-retired-<hash of its key>, so a
+//	        replacement may take the name before the commit; the data stays.
+//	        On a local host the file is renamed (instant); on a remote one
+//	        libvirt has no rename, so the volume is cloned under the new
+//	        name and the original deleted (time and space of its allocated
+//	        data). Undo renames it back.
+//	purge:  delete the retired volume, starting (or briefly defining) a pool
+//	        on its directory if the pool was stopped or undefined by a retire
+//	        in the same apply.
 //
 // Every job on a volume holds its pool's lock: libvirt runs one job per pool.
 var volumeSchema = providers.ResourceSchema{
@@ -26,10 +37,14 @@ var volumeSchema = providers.ResourceSchema{
 			Description: "Name of the volume (the file name in a dir pool)."},
 		"pool": {Type: cty.String, Required: true, ForceNew: true,
 			Description: "Name of the storage pool that holds the volume."},
-		"size": {Type: cty.Number, Required: true,
-			Description: "Capacity in bytes. Growing resizes in place; shrinking is refused (replace the volume instead)."},
+		"size": {Type: cty.Number, Optional: true, Computed: true,
+			Description: "Capacity in bytes; required unless base_volume or source gives it. Growing resizes in place; shrinking is refused (replace the volume instead)."},
 		"format": {Type: cty.String, Optional: true, ForceNew: true, Default: cty.StringVal(formatQcow2),
-			Description: `"qcow2" or "raw".`},
+			Description: `"qcow2" or "raw"; with source, the format of that file.`},
+		"base_volume": {Type: cty.String, Optional: true, ForceNew: true,
+			Description: "Id (key) or path of a volume this one is a qcow2 overlay on: only the changes are stored here. size defaults to the base's."},
+		"source": {Type: cty.String, Optional: true, ForceNew: true,
+			Description: "Path of a local file (where fiat runs) uploaded into the volume, e.g. a cloud image; size is taken from it. A change of the file's content under the same path is not seen."},
 		"id": {Type: cty.String, Computed: true,
 			Description: "The volume's key (its path, for dir pools)."},
 		"path": {Type: cty.String, Computed: true,
@@ -48,10 +63,12 @@ const (
 type volumeSpec struct {
 	Name, Pool, Format string
 	Size               uint64
+	SizeSet            bool
+	Base, Source       string
 }
 
 func volumeSpecFrom(v cty.Value) (volumeSpec, error) {
-	m, err := knownStrings(v, map[string]string{"format": formatQcow2}, "name", "pool", "format")
+	m, err := knownStrings(v, map[string]string{"format": formatQcow2}, "name", "pool", "format", "base_volume", "source")
 	if err != nil {
 		return volumeSpec{}, err
 	}
@@ -59,17 +76,37 @@ func volumeSpecFrom(v cty.Value) (volumeSpec, error) {
 	if err != nil {
 		return volumeSpec{}, err
 	}
-	if !known || !set {
+	if !known {
 		return volumeSpec{}, fmt.Errorf(`attribute "size" is not known`)
 	}
-	s := volumeSpec{Name: m["name"], Pool: m["pool"], Format: m["format"], Size: size}
-	for _, problem := range []string{checkName("volume", s.Name), checkName("pool", s.Pool),
-		checkFormat(s.Format), checkSize(s.Size, s.Format)} {
-		if problem != "" {
-			return s, fmt.Errorf("%s", problem)
-		}
+	s := volumeSpec{Name: m["name"], Pool: m["pool"], Format: m["format"], Size: size, SizeSet: set,
+		Base: m["base_volume"], Source: m["source"]}
+	if p := s.check(); p != "" {
+		return s, errors.New(p)
 	}
 	return s, nil
+}
+
+// check says what is wrong with a spec ("" if nothing).
+func (s volumeSpec) check() string {
+	for _, p := range []string{checkName("volume", s.Name), checkName("pool", s.Pool), checkFormat(s.Format)} {
+		if p != "" {
+			return p
+		}
+	}
+	switch {
+	case s.Base != "" && s.Source != "":
+		return "a volume takes its content from base_volume or from source, not both"
+	case s.Base != "" && s.Format != formatQcow2:
+		return fmt.Sprintf("a volume on a base_volume is a qcow2 overlay; its format must be %q, not %q", formatQcow2, s.Format)
+	case s.Source != "" && !filepath.IsAbs(s.Source):
+		return fmt.Sprintf("source %q is not an absolute path", s.Source)
+	case !s.SizeSet && s.Base == "" && s.Source == "":
+		return "volume size is not set (it may only be left out with base_volume or source)"
+	case s.SizeSet:
+		return checkSize(s.Size, s.Format)
+	}
+	return ""
 }
 
 func checkFormat(f string) string {
@@ -92,15 +129,21 @@ func checkSize(size uint64, format string) string {
 	return ""
 }
 
-func volumeXML(s volumeSpec) (string, error) {
-	doc := libvirtxml.StorageVolume{
-		Name:       s.Name,
-		Capacity:   &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: s.Size},
-		Allocation: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: 0}, // sparse
+// volumeDoc is the XML of a new volume: sparse (allocation 0), and a qcow2
+// overlay when backing is set.
+func volumeDoc(name, format string, capacity uint64, backing *libvirtxml.StorageVolumeBackingStore) libvirtxml.StorageVolume {
+	return libvirtxml.StorageVolume{
+		Name:       name,
+		Capacity:   &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: capacity},
+		Allocation: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: 0},
 		Target: &libvirtxml.StorageVolumeTarget{
-			Format: &libvirtxml.StorageVolumeTargetFormat{Type: s.Format},
+			Format: &libvirtxml.StorageVolumeTargetFormat{Type: format},
 		},
+		BackingStore: backing,
 	}
+}
+
+func marshalVolume(doc libvirtxml.StorageVolume) (string, error) {
 	out, err := doc.Marshal()
 	if err != nil {
 		return "", fmt.Errorf("marshal volume XML: %w", err)
@@ -108,15 +151,26 @@ func volumeXML(s volumeSpec) (string, error) {
 	return out, nil
 }
 
-func volumeState(l *golibvirt.Libvirt, vol golibvirt.StorageVol) (cty.Value, error) {
-	op := fmt.Sprintf("read volume %s in pool %s", vol.Name, vol.Pool)
+func volumeXMLDoc(l *golibvirt.Libvirt, vol golibvirt.StorageVol, op string) (libvirtxml.StorageVolume, error) {
+	var doc libvirtxml.StorageVolume
 	x, err := l.StorageVolGetXMLDesc(vol, 0)
 	if err != nil {
-		return cty.NilVal, readErr(op, err)
+		return doc, readErr(op, err)
 	}
-	var doc libvirtxml.StorageVolume
 	if err := doc.Unmarshal(x); err != nil {
-		return cty.NilVal, fmt.Errorf("%s: parse XML: %w", op, err)
+		return doc, fmt.Errorf("%s: parse XML: %w", op, err)
+	}
+	return doc, nil
+}
+
+// volumeState reads a volume. prior (state or config, may be cty.NilVal)
+// supplies what the host cannot tell: source, and base_volume as the user
+// wrote it (a key or a path naming the same file).
+func volumeState(l *golibvirt.Libvirt, vol golibvirt.StorageVol, prior cty.Value) (cty.Value, error) {
+	op := fmt.Sprintf("read volume %s in pool %s", vol.Name, vol.Pool)
+	doc, err := volumeXMLDoc(l, vol, op)
+	if err != nil {
+		return cty.NilVal, err
 	}
 	_, capacity, _, err := l.StorageVolGetInfo(vol)
 	if err != nil {
@@ -129,19 +183,54 @@ func volumeState(l *golibvirt.Libvirt, vol golibvirt.StorageVol) (cty.Value, err
 			format = doc.Target.Format.Type
 		}
 	}
+	if format == "iso" { // libvirt probes uploaded bytes; an ISO image is raw
+		format = formatRaw
+	}
+	base := cty.NullVal(cty.String)
+	if doc.BackingStore != nil && doc.BackingStore.Path != "" {
+		base = cty.StringVal(doc.BackingStore.Path)
+		if b, _, _ := strAttr(prior, "base_volume"); b != "" && sameVolume(l, b, doc.BackingStore.Path) {
+			base = cty.StringVal(b)
+		}
+	}
+	source := cty.NullVal(cty.String)
+	if s, _, _ := strAttr(prior, "source"); s != "" {
+		source = cty.StringVal(s)
+	}
 	return cty.ObjectVal(map[string]cty.Value{
-		"name":   cty.StringVal(vol.Name),
-		"pool":   cty.StringVal(vol.Pool),
-		"size":   cty.NumberUIntVal(capacity),
-		"format": cty.StringVal(format),
-		"id":     cty.StringVal(vol.Key),
-		"path":   cty.StringVal(path),
+		"name":        cty.StringVal(vol.Name),
+		"pool":        cty.StringVal(vol.Pool),
+		"size":        cty.NumberUIntVal(capacity),
+		"format":      cty.StringVal(format),
+		"base_volume": base,
+		"source":      source,
+		"id":          cty.StringVal(vol.Key),
+		"path":        cty.StringVal(path),
 	}), nil
 }
 
-// volumeRef names a volume: its pool and name, and its key once known.
+// sameVolume reports whether ref (a key or path) names the volume at path.
+func sameVolume(l *golibvirt.Libvirt, ref, path string) bool {
+	if ref == path {
+		return true
+	}
+	vol, err := lookupVolumeRef(l, ref)
+	return err == nil && (vol.Key == path || vol.Key == ref)
+}
+
+// lookupVolumeRef finds a volume by its key, else by its path.
+func lookupVolumeRef(l *golibvirt.Libvirt, ref string) (golibvirt.StorageVol, error) {
+	vol, err := l.StorageVolLookupByKey(ref)
+	if err == nil || !notFound(err) {
+		return vol, err
+	}
+	return l.StorageVolLookupByPath(ref)
+}
+
+// volumeRef names a volume: its pool and name, its key once known, and the
+// directory that holds it (dir pools; "" if unknown).
 type volumeRef struct {
-	Key, Pool, Name string
+	Key, Pool, Name, Dir string
 }
 
 func (r volumeRef) String() string { return fmt.Sprintf("volume %s in pool %s", r.Name, r.Pool) }
@@ -150,6 +239,9 @@ func volumeRefFrom(id string, state cty.Value) volumeRef {
 	r := volumeRef{Key: id}
 	r.Pool, _, _ = strAttr(state, "pool")
 	r.Name, _, _ = strAttr(state, "name")
+	if path, _, _ := strAttr(state, "path"); path != "" {
+		r.Dir = filepath.Dir(path)
+	}
 	return r
 }
 
@@ -207,83 +299,11 @@ func lookupVolume(l *golibvirt.Libvirt, r volumeRef) (golibvirt.StorageVol, bool
 	return vol, true, nil
 }
 
-// withVolume runs fn on the volume r names, starting its pool for the call
-// if it is stopped (a pool retired in the same apply) and stopping it again
-// afterwards. found=false when the volume (or its pool) is gone. The caller
-// holds the pool's lock.
-func withVolume(l *golibvirt.Libvirt, r volumeRef, op string, fn func(golibvirt.StorageVol) error) (found bool, err error) {
-	var pool golibvirt.StoragePool
-	if r.Pool != "" {
-		pool, err = l.StoragePoolLookupByName(r.Pool)
-		if notFound(err) {
-			r.Pool = ""
-		} else if err != nil {
-			return false, readErr(op, err)
-		}
-	}
-	if r.Pool == "" { // no pool by that name: a key still finds it in an active pool
-		if r.Key == "" {
-			return false, nil
-		}
-		vol, err := l.StorageVolLookupByKey(r.Key)
-		if notFound(err) {
-			return false, nil
-		}
-		if err != nil {
-			return false, readErr(op, err)
-		}
-		return true, fn(vol)
-	}
-
-	active, err := l.StoragePoolIsActive(pool)
-	if err != nil {
-		return false, readErr(op, err)
-	}
-	if active == 0 {
-		if err := l.StoragePoolCreate(pool, 0); err != nil {
-			if hasMessage(err, "No such file or directory") {
-				return false, nil // the pool's directory, and so the volume, is gone
-			}
-			return false, mutErr(fmt.Sprintf("%s: start pool %s", op, r.Pool), err)
-		}
-		defer func() {
-			if derr := l.StoragePoolDestroy(pool); derr != nil && err == nil {
-				err = mutErr(fmt.Sprintf("%s: stop pool %s again", op, r.Pool), derr)
-			}
-		}()
-	}
-	vol, err := l.StorageVolLookupByName(pool, r.Name)
-	if notFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, readErr(op, err)
-	}
-	if r.Key != "" && vol.Key != r.Key {
-		return false, fmt.Errorf("%s: pool %s now holds another volume of that name (key %s, not %s); leaving it alone",
-			op, r.Pool, vol.Key, r.Key)
-	}
-	return true, fn(vol)
-}
-
-// deleteVolume deletes the volume r names; a volume that is gone is fine.
-func (p *Provider) deleteVolume(ctx context.Context, r volumeRef, op string) error {
-	unlock, err := p.pools.lock(ctx, r.Pool)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	_, err = withVolume(l, r, op, func(vol golibvirt.StorageVol) error {
-		if err := l.StorageVolDelete(vol, 0); err != nil && !notFound(err) {
-			return mutErr(op, err)
-		}
-		return nil
-	})
-	return err
+// volumeContent is what a new volume is filled with: nothing (a blank or
+// overlay volume), or bytes uploaded after the create.
+type volumeContent struct {
+	open func() (io.ReadCloser, error)
+	size uint64
 }
 
 func (p *Provider) createVolume(ctx context.Context, req providers.CreateRequest) (providers.CreateResponse, error) {
@@ -291,12 +311,27 @@ func (p *Provider) createVolume(ctx context.Context, req providers.CreateRequest
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("create volume %s: %w", req.Address, err)
 	}
-	op := fmt.Sprintf("create volume %s in pool %s", spec.Name, spec.Pool)
-	doc, err := volumeXML(spec)
-	if err != nil {
-		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
+	var content *volumeContent
+	if spec.Source != "" {
+		format, size, err := probeFile(spec.Source)
+		if err != nil {
+			return providers.CreateResponse{}, fmt.Errorf("create volume %s: %w", spec.Name, err)
+		}
+		if format != spec.Format {
+			return providers.CreateResponse{}, fmt.Errorf("create volume %s: source %s is a %s image; set format = %q", spec.Name, spec.Source, format, format)
+		}
+		content = &volumeContent{open: func() (io.ReadCloser, error) { return os.Open(spec.Source) }, size: size}
 	}
-	unlock, err := p.pools.lock(ctx, spec.Pool)
+	return p.createVolumeWith(ctx, req, spec, content)
+}
+
+// createVolumeWith creates the volume spec describes and uploads content
+// into it (cloud-init disks come here too). A volume with content is created
+// raw at the content's size; libvirt probes the uploaded bytes (a qcow2
+// image reads back as qcow2).
+func (p *Provider) createVolumeWith(ctx context.Context, req providers.CreateRequest, spec volumeSpec, content *volumeContent) (providers.CreateResponse, error) {
+	op := fmt.Sprintf("create volume %s in pool %s", spec.Name, spec.Pool)
+	unlock, err := p.lockPool(ctx, spec.Pool)
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -309,11 +344,37 @@ func (p *Provider) createVolume(ctx context.Context, req providers.CreateRequest
 	if err != nil {
 		return providers.CreateResponse{}, readErr(op, err)
 	}
+	doc := volumeDoc(spec.Name, spec.Format, spec.Size, nil)
+	switch {
+	case content != nil:
+		doc = volumeDoc(spec.Name, formatRaw, content.size, nil)
+	case spec.Base != "":
+		base, err := lookupVolumeRef(l, spec.Base)
+		if err != nil {
+			return providers.CreateResponse{}, readErr(fmt.Sprintf("%s: look up base_volume %s", op, spec.Base), err)
+		}
+		bdoc, err := volumeXMLDoc(l, base, op)
+		if err != nil {
+			return providers.CreateResponse{}, err
+		}
+		capacity := spec.Size
+		if !spec.SizeSet {
+			if _, capacity, _, err = l.StorageVolGetInfo(base); err != nil {
+				return providers.CreateResponse{}, readErr(op, err)
+			}
+		}
+		doc = volumeDoc(spec.Name, formatQcow2, capacity, &libvirtxml.StorageVolumeBackingStore{
+			Path: bdoc.Target.Path, Format: bdoc.Target.Format})
+	}
+	x, err := marshalVolume(doc)
+	if err != nil {
+		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
+	}
 	if err := ctx.Err(); err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
 	undo := undoRecord{Op: undoCreateVolume, Pool: spec.Pool, Volume: spec.Name}
-	vol, err := l.StorageVolCreateXML(pool, doc, 0)
+	vol, err := l.StorageVolCreateXML(pool, x, 0)
 	if err != nil {
 		err = mutErr(op, err)
 		if isOutcomeUnknown(err) {
@@ -322,20 +383,37 @@ func (p *Provider) createVolume(ctx context.Context, req providers.CreateRequest
 		return providers.CreateResponse{}, err
 	}
 	undo.Key = vol.Key
-	state, err := volumeState(l, vol)
-	if err != nil {
+	fail := func(err error) (providers.CreateResponse, error) {
 		resp := providers.CreateResponse{ID: vol.Key, Undo: undo.encode()}
+		if isOutcomeUnknown(err) {
+			return resp, err
+		}
 		if derr := l.StorageVolDelete(vol, 0); derr != nil {
 			return resp, fmt.Errorf("%w (clean up: %v)", err, mutErr(op, derr))
 		}
 		return providers.CreateResponse{}, err
+	}
+	if content != nil {
+		if err := upload(ctx, l, pool, vol, content, op); err != nil {
+			return fail(err)
+		}
+		if vol, err = l.StorageVolLookupByName(pool, spec.Name); err != nil {
+			return fail(readErr(op, err))
+		}
+	}
+	state, err := volumeState(l, vol, req.Config)
+	if err != nil {
+		return fail(err)
 	}
 	return providers.CreateResponse{ID: vol.Key, State: state, Undo: undo.encode()}, nil
 }
 
 func (p *Provider) undoCreateVolume(ctx context.Context, u undoRecord) error {
 	r := volumeRef{Key: u.Key, Pool: u.Pool, Name: u.Volume}
-	return p.deleteVolume(ctx, r, "undo create "+r.String())
+	if u.Key != "" {
+		r.Dir = filepath.Dir(u.Key)
+	}
+	return p.deleteVolume(ctx, r, r.Name, "undo create "+r.String())
 }
 
 func (p *Provider) updateVolume(ctx context.Context, req providers.UpdateRequest) (providers.UpdateResponse, error) {
@@ -352,7 +430,7 @@ func (p *Provider) updateVolume(ctx context.Context, req providers.UpdateRequest
 	if problem := volumeChange(prior, next); problem != "" {
 		return providers.UpdateResponse{}, fmt.Errorf("%s: %s", op, problem)
 	}
-	unlock, err := p.pools.lock(ctx, r.Pool)
+	unlock, err := p.lockPool(ctx, r.Pool)
 	if err != nil {
 		return providers.UpdateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -391,7 +469,7 @@ func (p *Provider) updateVolume(ctx context.Context, req providers.UpdateRequest
 			return providers.UpdateResponse{}, err
 		}
 	}
-	state, err := volumeState(l, vol)
+	state, err := volumeState(l, vol, req.Config)
 	if err != nil {
 		return providers.UpdateResponse{Undo: undo.encode()}, err
 	}
@@ -401,8 +479,9 @@ func (p *Provider) updateVolume(ctx context.Context, req providers.UpdateRequest
 // volumeChange says why prior cannot become next in place ("" if it can).
 func volumeChange(prior, next volumeSpec) string {
 	switch {
-	case prior.Name != next.Name || prior.Pool != next.Pool || prior.Format != next.Format:
-		return "a volume's name, pool and format cannot change in place; it must be replaced"
+	case prior.Name != next.Name || prior.Pool != next.Pool || prior.Format != next.Format ||
+		prior.Base != next.Base || prior.Source != next.Source:
+		return "a volume's name, pool, format, base_volume and source cannot change in place; it must be replaced"
 	case next.Size < prior.Size:
 		return shrinkProblem(prior.Name, prior.Size, next.Size)
 	}
@@ -415,9 +494,9 @@ func shrinkProblem(name string, from, to uint64) string {
 }
 
 func (p *Provider) undoResizeVolume(ctx context.Context, u undoRecord) error {
-	r := volumeRef{Key: u.Key, Pool: u.Pool, Name: u.Volume}
+	r := volumeRef{Key: u.Key, Pool: u.Pool, Name: u.Volume, Dir: filepath.Dir(u.Key)}
 	op := "undo resize " + r.String()
-	unlock, err := p.pools.lock(ctx, r.Pool)
+	unlock, err := p.lockPool(ctx, r.Pool)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -426,7 +505,7 @@ func (p *Provider) undoResizeVolume(ctx context.Context, u undoRecord) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	found, err := withVolume(l, r, op, func(vol golibvirt.StorageVol) error {
+	found, err := withVolume(l, r, r.Name, op, func(pool golibvirt.StoragePool, vol golibvirt.StorageVol) error {
 		_, capacity, _, err := l.StorageVolGetInfo(vol)
 		if err != nil {
 			return readErr(op, err)
@@ -446,18 +525,6 @@ func (p *Provider) undoResizeVolume(ctx context.Context, u undoRecord) error {
 	return err
 }
 
-func (p *Provider) retireVolume(ctx context.Context, req providers.RetireRequest) (providers.RetireResponse, error) {
-	// Nothing to make inert: a volume does nothing by itself, and its data
-	// must survive until the commit. The undo records what was retired.
-	r := volumeRefFrom(req.ID, req.State)
-	return providers.RetireResponse{Undo: undoRecord{Op: undoRetireVolume, Pool: r.Pool, Volume: r.Name, Key: r.Key}.encode()}, nil
-}
-
-func (p *Provider) purgeVolume(ctx context.Context, req providers.PurgeRequest) error {
-	r := volumeRefFrom(req.ID, req.State)
-	return p.deleteVolume(ctx, r, "purge "+r.String())
-}
-
 func (p *Provider) readVolume(ctx context.Context, req providers.ReadRequest) (providers.ReadResponse, error) {
 	r := volumeRefFrom(req.ID, req.State)
 	l, err := p.client(ctx)
@@ -468,7 +535,7 @@ func (p *Provider) readVolume(ctx context.Context, req providers.ReadRequest) (p
 	if err != nil || !found {
 		return providers.ReadResponse{}, err
 	}
-	state, err := volumeState(l, vol)
+	state, err := volumeState(l, vol, req.State)
 	if err != nil {
 		return providers.ReadResponse{}, err
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,25 +25,43 @@ func TestVolumeConformance(t *testing.T) {
 		t.Run("format="+format, func(t *testing.T) {
 			name := testName("vol")
 			cfg := volumeConfig(name, pool, 4*MiB, format)
+			replaceFormat := formatRaw
+			if format == formatRaw {
+				replaceFormat = formatQcow2
+			}
 			runConformance(t, p, conformanceCase{
-				typ:    TypeVolume,
-				config: cfg,
-				update: with(cfg, "size", cty.NumberUIntVal(8*MiB)),
+				typ:      TypeVolume,
+				config:   cfg,
+				update:   with(cfg, "size", cty.NumberUIntVal(8*MiB)),
+				replace:  with(cfg, "format", cty.StringVal(replaceFormat)), // same name: the retire must free it
+				importID: func(state cty.Value) string { return pool + "/" + name },
 				host: func(t *testing.T, stage string, state cty.Value) {
 					t.Helper()
 					path := state.GetAttr("path").AsString()
+					retired := filepath.Join(filepath.Dir(path), retiredVolumeName(name, state.GetAttr("id").AsString()))
+					_, rerr := os.Stat(retired)
 					fi, err := os.Stat(path)
 					switch stage {
 					case "purged", "undone":
-						if err == nil {
-							t.Errorf("%s: volume file %s is still there", stage, path)
+						if err == nil || rerr == nil {
+							t.Errorf("%s: volume file %s (or its retired copy) is still there", stage, path)
+						}
+						return
+					case "retired":
+						if err == nil || rerr != nil {
+							t.Errorf("%s: want %s renamed to %s: original %v, retired %v", stage, path, retired, err, rerr)
+						}
+						return
+					case "replaced":
+						if err != nil || rerr != nil {
+							t.Errorf("%s: want the new %s beside the retired %s: %v, %v", stage, path, retired, err, rerr)
 						}
 						return
 					}
-					if err != nil {
-						t.Fatalf("%s: volume file: %v", stage, err)
+					if err != nil || rerr == nil {
+						t.Fatalf("%s: volume file: %v; retired copy there: %v", stage, err, rerr == nil)
 					}
-					if format == formatRaw && fi.Size() != mustSize(t, state) {
+					if format == formatRaw && uint64(fi.Size()) != mustSize(t, state) {
 						t.Errorf("%s: raw file is %d bytes, want %d", stage, fi.Size(), mustSize(t, state))
 					}
 					if format == "" && state.GetAttr("format").AsString() != formatQcow2 {
@@ -53,12 +73,15 @@ func TestVolumeConformance(t *testing.T) {
 	}
 }
 
-func mustSize(t *testing.T, state cty.Value) int64 {
-	n, _, _, err := sizeAttr(state, "size")
+func mustSize(t *testing.T, v cty.Value) uint64 {
+	if v.Type().IsObjectType() {
+		v = v.GetAttr("size")
+	}
+	n, _, _, err := sizeAttr(cty.ObjectVal(map[string]cty.Value{"n": v}), "n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return int64(n)
+	return n
 }
 
 // A volume's purge runs after the commit, possibly after a retire of its
@@ -79,9 +102,9 @@ func TestVolumePurgeAfterPoolRetire(t *testing.T) {
 	if _, err := p.Retire(testCtx(t), providers.RetireRequest{Type: TypePool, ID: poolID, State: poolState}); err != nil {
 		t.Fatal(err)
 	}
-	// Stopped pool: a read cannot see the volume, and says so.
-	if _, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err == nil || !strings.Contains(err.Error(), "not active") {
-		t.Errorf("read of a volume in a stopped pool: %v, want an error saying the pool is not active", err)
+	// The pool is undefined: libvirt cannot see the volume any more.
+	if got, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil || got.Exists {
+		t.Errorf("read of a volume whose pool was retired: exists=%v, %v", got.Exists, err)
 	}
 	if err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
 		t.Fatalf("purge volume in a stopped pool: %v", err)
@@ -89,12 +112,14 @@ func TestVolumePurgeAfterPoolRetire(t *testing.T) {
 	if _, err := os.Stat(vol.State.GetAttr("path").AsString()); !os.IsNotExist(err) {
 		t.Errorf("volume file still there after purge (%v)", err)
 	}
-	pool, err := l.StoragePoolLookupByName(poolName)
+	pools, _, err := l.ConnectListAllStoragePools(1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if active, _ := l.StoragePoolIsActive(pool); active != 0 {
-		t.Error("purge left the retired pool running")
+	for _, pool := range pools {
+		if pool.Name == poolName || strings.HasPrefix(pool.Name, scratchPrefix) {
+			t.Errorf("purge left pool %s defined", pool.Name)
+		}
 	}
 	if err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
 		t.Fatalf("purge volume again: %v", err)
@@ -269,8 +294,8 @@ func TestVolumePreflight(t *testing.T) {
 // Retiring (stopping) a pool while a volume is being built in it is refused
 // by libvirt ("pool has asynchronous jobs running"); the provider's per-pool
 // lock orders the two instead. Either order is fine: the create succeeds
-// and the retire follows, or the retire wins and the create finds the pool
-// stopped. The retire itself must never fail.
+// and the retire follows, or the retire wins and the create finds no pool.
+// The retire itself must never fail.
 func TestPoolJobsSerialised(t *testing.T) {
 	p := newTestProvider(t)
 	pool, state := newTestPool(t, p)
@@ -293,11 +318,103 @@ func TestPoolJobsSerialised(t *testing.T) {
 		if retireErr != nil {
 			t.Fatalf("round %d: retire while a volume is created: %v", i, retireErr)
 		}
-		if createErr != nil && !strings.Contains(createErr.Error(), "not active") {
+		if createErr != nil && !notFound(createErr) {
 			t.Fatalf("round %d: create: %v", i, createErr)
 		}
 		if err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypePool, Undo: ret.Undo}); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// Overlays on a base volume and volumes filled from a local file.
+func TestVolumeOverlayAndSource(t *testing.T) {
+	p := newTestProvider(t)
+	pool, poolState := newTestPool(t, p)
+	base, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_volume.base", Type: TypeVolume, Config: volumeConfig(testName("base"), pool, 32*MiB, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("overlay", func(t *testing.T) {
+		cfg := with(with(volumeConfig(testName("overlay"), pool, 0, ""), "size", cty.NullVal(cty.Number)), "base_volume", cty.StringVal(base.ID))
+		wantNoProblems(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_volume.o", Type: TypeVolume, Action: providers.ActionCreate, Config: cfg}))
+		o, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_volume.o", Type: TypeVolume, Config: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.State.GetAttr("base_volume").AsString() != base.ID || mustSize(t, o.State) != 32*MiB {
+			t.Errorf("overlay state %#v, want base_volume %s and the base's size", o.State, base.ID)
+		}
+		out, err := exec.Command("qemu-img", "info", "-U", o.State.GetAttr("path").AsString()).CombinedOutput()
+		if err == nil && !strings.Contains(string(out), "backing file: "+base.State.GetAttr("path").AsString()) {
+			t.Errorf("qemu-img info shows no backing file:\n%s", out)
+		}
+		// Deleting the base while the overlay stays is refused.
+		del := providers.PreflightStep{Address: "libvirt_volume.base", Type: TypeVolume, Action: providers.ActionDelete, ID: base.ID, Prior: base.State}
+		wantProblem(t, mustPreflight(t, p, del), "libvirt_volume.base", "base (backing file)", o.State.GetAttr("name").AsString())
+		wantNoProblems(t, mustPreflight(t, p, del,
+			providers.PreflightStep{Address: "libvirt_volume.o", Type: TypeVolume, Action: providers.ActionDelete, ID: o.ID, Prior: o.State}))
+		// Imported, an overlay names its base by path (= key in a dir pool).
+		imp, err := p.Import(testCtx(t), providers.ImportRequest{Type: TypeVolume, ID: o.ID})
+		if err != nil || !imp.State.GetAttr("base_volume").Equals(cty.StringVal(base.State.GetAttr("path").AsString())).True() {
+			t.Errorf("import of the overlay: %#v, %v", imp.State, err)
+		}
+	})
+
+	t.Run("source", func(t *testing.T) {
+		raw := filepath.Join(t.TempDir(), "disk.raw")
+		if err := os.WriteFile(raw, []byte(strings.Repeat("x", 3*MiB+17)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := with(with(volumeConfig(testName("src"), pool, 0, formatRaw), "size", cty.NullVal(cty.Number)), "source", cty.StringVal(raw))
+		op := newOpID(t)
+		v, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_volume.s", Type: TypeVolume, OpID: op, Config: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(v.State.GetAttr("path").AsString())
+		if mustSize(t, v.State) != 3*MiB+17 || string(got) != strings.Repeat("x", 3*MiB+17) {
+			t.Errorf("uploaded volume: size %d, content matches %v", mustSize(t, v.State), string(got) == strings.Repeat("x", 3*MiB+17))
+		}
+		s, err := p.Settle(testCtx(t), providers.SettleRequest{Type: TypeVolume, Action: providers.ActionCreate, OpID: op, Config: cfg})
+		if err != nil || !s.TookEffect {
+			t.Errorf("settle of a finished upload: %+v, %v", s, err)
+		}
+		// A qcow2 image reads back as qcow2 with its virtual size.
+		if _, err := exec.LookPath("qemu-img"); err != nil {
+			t.Skip("no qemu-img to make a qcow2 image")
+		}
+		img := filepath.Join(t.TempDir(), "img.qcow2")
+		if out, err := exec.Command("qemu-img", "create", "-f", "qcow2", img, "48M").CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img: %v: %s", err, out)
+		}
+		wrong := with(with(cfg, "source", cty.StringVal(img)), "name", cty.StringVal(testName("img")))
+		wantProblem(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_volume.q", Type: TypeVolume, Action: providers.ActionCreate, Config: wrong}),
+			"libvirt_volume.q", "is a qcow2 image", `format = "qcow2"`)
+		q, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_volume.q", Type: TypeVolume, Config: with(wrong, "format", cty.StringVal(formatQcow2))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.State.GetAttr("format").AsString() != formatQcow2 || mustSize(t, q.State) != 48*MiB {
+			t.Errorf("uploaded qcow2: %#v, want format qcow2 and 48 MiB", q.State)
+		}
+	})
+
+	t.Run("out of space", func(t *testing.T) {
+		read, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypePool, ID: poolState.GetAttr("id").AsString()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		free := mustSize(t, read.State.GetAttr("available"))
+		huge := (free/sectorSize + 1) * sectorSize
+		half := (free/2/sectorSize + 1) * sectorSize
+		step := func(addr string, size uint64) providers.PreflightStep {
+			return providers.PreflightStep{Address: addr, Type: TypeVolume, Action: providers.ActionCreate, Config: volumeConfig(testName("big"), pool, size, "")}
+		}
+		wantProblem(t, mustPreflight(t, p, step("libvirt_volume.big", huge)), "libvirt_volume.big", "out of space")
+		// Each fits alone, not both together.
+		problems := mustPreflight(t, p, step("libvirt_volume.a", half), step("libvirt_volume.b", half))
+		wantProblem(t, problems, "libvirt_volume.b", "out of space")
+	})
 }

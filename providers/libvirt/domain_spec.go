@@ -1,0 +1,373 @@
+package libvirt
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/zclconf/go-cty/cty"
+	"libvirt.org/go/libvirtxml"
+)
+
+// Nested attribute types of libvirt_domain.
+var (
+	diskType = cty.Object(map[string]cty.Type{"volume_id": cty.String})
+	nicType  = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
+		"network_name": cty.String, "mac": cty.String, "wait_for_lease": cty.Bool,
+	}, []string{"mac", "wait_for_lease"})
+)
+
+const (
+	firmwareBIOS = "bios"
+	firmwareEFI  = "efi"
+)
+
+type nicSpec struct {
+	Network, MAC string
+	WaitForLease bool
+}
+
+// domainSpec is a libvirt_domain's config, checked.
+type domainSpec struct {
+	Name               string
+	VCPU, MemoryMiB    uint64
+	Running, Autostart bool
+	Disks              []string // volume ids (keys) or paths
+	NICs               []nicSpec
+	CloudInit          string // a libvirt_cloudinit_disk id, "" for none
+	Firmware           string
+}
+
+func domainSpecFrom(v cty.Value) (domainSpec, error) {
+	m, err := knownStrings(v, map[string]string{"firmware": firmwareBIOS}, "name", "cloudinit", "firmware")
+	if err != nil {
+		return domainSpec{}, err
+	}
+	s := domainSpec{Name: m["name"], CloudInit: m["cloudinit"], Firmware: m["firmware"]}
+	var known bool
+	if s.VCPU, known, err = uintAttr(v, "vcpu", 1); err != nil || !known {
+		return s, orUnknown(err, "vcpu")
+	}
+	if s.MemoryMiB, known, err = uintAttr(v, "memory", defaultMemoryMiB); err != nil || !known {
+		return s, orUnknown(err, "memory")
+	}
+	if s.Running, known, err = boolAttr(v, "running", true); err != nil || !known {
+		return s, orUnknown(err, "running")
+	}
+	if s.Autostart, known, err = boolAttr(v, "autostart", false); err != nil || !known {
+		return s, orUnknown(err, "autostart")
+	}
+	disks, known, err := listAttr(v, "disk")
+	if err != nil || !known {
+		return s, orUnknown(err, "disk")
+	}
+	for _, d := range disks {
+		s.Disks = append(s.Disks, field(d, "volume_id"))
+	}
+	nics, known, err := listAttr(v, "network_interface")
+	if err != nil || !known {
+		return s, orUnknown(err, "network_interface")
+	}
+	for _, n := range nics {
+		wait, _, _ := boolAttr(n, "wait_for_lease", false)
+		s.NICs = append(s.NICs, nicSpec{Network: field(n, "network_name"), MAC: field(n, "mac"), WaitForLease: wait})
+	}
+	if problems := s.check(); len(problems) > 0 {
+		return s, errors.New(problems[0])
+	}
+	return s, nil
+}
+
+const defaultMemoryMiB = 512
+
+func (s domainSpec) check() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if p := checkName("domain", s.Name); p != "" {
+		add("%s", p)
+	}
+	if strings.Contains(s.Name, "/") {
+		add("domain name %q contains a /", s.Name)
+	}
+	if s.VCPU == 0 {
+		add("vcpu must be at least 1")
+	}
+	if s.MemoryMiB == 0 {
+		add("memory must be at least 1 (MiB)")
+	}
+	if s.Firmware != firmwareBIOS && s.Firmware != firmwareEFI {
+		add("firmware %q is not supported; use %q or %q", s.Firmware, firmwareBIOS, firmwareEFI)
+	}
+	for i, d := range s.Disks {
+		if d == "" {
+			add("disk %d: volume_id is empty", i)
+		}
+	}
+	for i, n := range s.NICs {
+		if n.Network == "" {
+			add("network_interface %d: network_name is empty", i)
+		}
+		if n.MAC != "" {
+			if mac, err := net.ParseMAC(n.MAC); err != nil || len(mac) != 6 {
+				add("network_interface %d: %q is not a MAC address like 52:54:00:12:34:56", i, n.MAC)
+			}
+		}
+	}
+	return problems
+}
+
+// resolvedDisk is a disk's file as libvirt knows it.
+type resolvedDisk struct{ Path, Format string }
+
+// resolveVolume finds the file and format of a volume id (key) or path.
+func resolveVolume(l *golibvirt.Libvirt, id, what string) (resolvedDisk, error) {
+	vol, err := lookupVolumeRef(l, id)
+	if err != nil {
+		return resolvedDisk{}, readErr(fmt.Sprintf("look up %s %s", what, id), err)
+	}
+	doc, err := volumeXMLDoc(l, vol, "read volume "+vol.Name)
+	if err != nil {
+		return resolvedDisk{}, err
+	}
+	d := resolvedDisk{Path: doc.Target.Path, Format: formatRaw}
+	if doc.Target.Format != nil && (doc.Target.Format.Type == formatQcow2 || doc.Target.Format.Type == formatRaw) {
+		d.Format = doc.Target.Format.Type
+	}
+	return d, nil
+}
+
+// deviceNames are disk targets: vda, vdb, ... (virtio) in disk order.
+func diskTarget(i int) string {
+	if i < 26 {
+		return "vd" + string(rune('a'+i))
+	}
+	return fmt.Sprintf("vd%c%c", rune('a'+i/26-1), rune('a'+i%26))
+}
+
+const cloudInitTarget = "sda" // a SATA CD-ROM: works on the pc and q35 machines
+
+// newDomainDoc is the XML of a new domain; setDomainSpec fills in the parts
+// config owns.
+func newDomainDoc(s domainSpec, uuid string, host *hostFacts) libvirtxml.Domain {
+	pty := &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}}
+	doc := libvirtxml.Domain{
+		Type: host.domainType,
+		Name: s.Name,
+		UUID: uuid,
+		OS: &libvirtxml.DomainOS{
+			Type:        &libvirtxml.DomainOSType{Arch: host.arch, Type: "hvm"},
+			BootDevices: []libvirtxml.DomainBootDevice{{Dev: "hd"}},
+		},
+		Features: &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}, APIC: &libvirtxml.DomainFeatureAPIC{}},
+		Devices: &libvirtxml.DomainDeviceList{
+			Serials:  []libvirtxml.DomainSerial{{Source: pty}},
+			Consoles: []libvirtxml.DomainConsole{{Source: pty, Target: &libvirtxml.DomainConsoleTarget{Type: "serial"}}},
+		},
+	}
+	if s.Firmware == firmwareEFI {
+		doc.OS.Firmware = firmwareEFI
+	}
+	return doc
+}
+
+// setDomainSpec sets what config owns on a domain's XML: memory, vCPUs,
+// file disks, the cloud-init CD-ROM and network interfaces. A device that
+// stays (same file, same MAC) keeps what libvirt added to it (its PCI
+// address, model), so a redefine changes no more than config did.
+// cloudinit is nil when there is none.
+func setDomainSpec(doc *libvirtxml.Domain, s domainSpec, disks []resolvedDisk, cloudinit *resolvedDisk) {
+	kib := uint(s.MemoryMiB * 1024)
+	doc.Memory = &libvirtxml.DomainMemory{Value: kib, Unit: "KiB"}
+	doc.CurrentMemory = &libvirtxml.DomainCurrentMemory{Value: kib, Unit: "KiB"}
+	if doc.VCPU == nil {
+		doc.VCPU = &libvirtxml.DomainVCPU{Placement: "static"}
+	}
+	doc.VCPU.Value = uint(s.VCPU)
+	doc.VCPU.Current = 0
+	if doc.Devices == nil {
+		doc.Devices = &libvirtxml.DomainDeviceList{}
+	}
+	dev := doc.Devices
+
+	byPath := map[string]libvirtxml.DomainDisk{}
+	var others []libvirtxml.DomainDisk
+	for _, d := range dev.Disks {
+		if p := diskFile(d); p != "" && (d.Device == "" || d.Device == "disk" || d.Device == "cdrom") {
+			byPath[d.Device+"\x00"+p] = d
+			continue
+		}
+		others = append(others, d) // not fiat's: a block device, a network disk
+	}
+	fileDisk := func(device string, rd resolvedDisk, target, bus string) libvirtxml.DomainDisk {
+		d, ok := byPath[device+"\x00"+rd.Path]
+		if !ok {
+			d = libvirtxml.DomainDisk{Device: device, Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: rd.Path}}}
+		}
+		if d.Driver == nil {
+			d.Driver = &libvirtxml.DomainDiskDriver{Name: "qemu"}
+		}
+		d.Driver.Type = rd.Format
+		if d.Target == nil || d.Target.Dev != target || d.Target.Bus != bus {
+			d.Target = &libvirtxml.DomainDiskTarget{Dev: target, Bus: bus}
+			d.Address = nil // the bus changed: let libvirt place it
+		}
+		return d
+	}
+	var out []libvirtxml.DomainDisk
+	for i, rd := range disks {
+		out = append(out, fileDisk("disk", rd, diskTarget(i), "virtio"))
+	}
+	if cloudinit != nil {
+		d := fileDisk("cdrom", resolvedDisk{Path: cloudinit.Path, Format: formatRaw}, cloudInitTarget, "sata")
+		d.ReadOnly = &libvirtxml.DomainDiskReadOnly{}
+		out = append(out, d)
+	}
+	dev.Disks = append(out, others...)
+
+	byMAC := map[string]libvirtxml.DomainInterface{}
+	var keep []libvirtxml.DomainInterface
+	var oldNets []libvirtxml.DomainInterface
+	for _, ifc := range dev.Interfaces {
+		if ifc.Source != nil && ifc.Source.Network != nil && ifc.MAC != nil {
+			byMAC[strings.ToLower(ifc.MAC.Address)] = ifc
+			oldNets = append(oldNets, ifc)
+			continue
+		}
+		keep = append(keep, ifc) // not fiat's: a bridge, a direct interface
+	}
+	var nics []libvirtxml.DomainInterface
+	for i, n := range s.NICs {
+		mac := n.MAC
+		if mac == "" && i < len(oldNets) && oldNets[i].Source.Network.Network == n.Network {
+			mac = oldNets[i].MAC.Address // config leaves the MAC to the provider: keep the one it has
+		}
+		if mac == "" {
+			mac = derivedMAC(doc.UUID, i)
+		}
+		ifc, ok := byMAC[strings.ToLower(mac)]
+		if !ok {
+			ifc = libvirtxml.DomainInterface{
+				MAC:   &libvirtxml.DomainInterfaceMAC{Address: mac},
+				Model: &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+			}
+		}
+		ifc.Source = &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: n.Network}}
+		nics = append(nics, ifc)
+	}
+	dev.Interfaces = append(nics, keep...)
+}
+
+func diskFile(d libvirtxml.DomainDisk) string {
+	if d.Source == nil || d.Source.File == nil {
+		return ""
+	}
+	return d.Source.File.File
+}
+
+// derivedMAC is the MAC of the i-th interface of the domain with this UUID
+// when config gives none: stable across updates and replays, in the
+// locally administered range QEMU uses (52:54:00).
+func derivedMAC(uuid string, i int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("fiat-mac\x00%s\x00%d", uuid, i)))
+	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", sum[0], sum[1], sum[2])
+}
+
+// domainFacts are what state needs beyond the XML.
+type domainFacts struct {
+	uuid               string
+	running, autostart bool
+	addresses          map[string]string // MAC (lower case) -> first IPv4 address
+	keyOf              func(path string) string
+}
+
+// domainStateFrom turns a domain's persistent XML into state. prior (config
+// or state, may be cty.NilVal) keeps what the host does not decide: a
+// volume id as written, a MAC left to the provider (null), wait_for_lease.
+func domainStateFrom(doc libvirtxml.Domain, f domainFacts, prior cty.Value) cty.Value {
+	memKiB := uint64(0)
+	if doc.Memory != nil {
+		memKiB = kibOf(doc.Memory.Value, doc.Memory.Unit)
+	}
+	vcpu := uint64(1)
+	if doc.VCPU != nil {
+		vcpu = uint64(doc.VCPU.Value)
+	}
+	firmware := firmwareBIOS
+	if doc.OS != nil && doc.OS.Firmware == firmwareEFI {
+		firmware = firmwareEFI
+	}
+	priorDisks, _, _ := listAttr(prior, "disk")
+	priorNICs, _, _ := listAttr(prior, "network_interface")
+	var disks, nics, addrs []cty.Value
+	cloudinit := cty.NullVal(cty.String)
+	if doc.Devices != nil {
+		for _, d := range doc.Devices.Disks {
+			path := diskFile(d)
+			switch {
+			case path == "":
+			case d.Device == "" || d.Device == "disk":
+				id := f.keyOf(path)
+				if i := len(disks); i < len(priorDisks) {
+					if pid := field(priorDisks[i], "volume_id"); pid == path || pid == id || f.keyOf(pid) == id {
+						id = pid
+					}
+				}
+				disks = append(disks, cty.ObjectVal(map[string]cty.Value{"volume_id": cty.StringVal(id)}))
+			case d.Device == "cdrom" && d.Target != nil && d.Target.Dev == cloudInitTarget:
+				id := f.keyOf(path)
+				if pid, _, _ := strAttr(prior, "cloudinit"); pid == path || pid == id {
+					id = pid
+				}
+				cloudinit = cty.StringVal(id)
+			}
+		}
+		for _, ifc := range doc.Devices.Interfaces {
+			if ifc.Source == nil || ifc.Source.Network == nil || ifc.MAC == nil {
+				continue
+			}
+			i := len(nics)
+			mac, wait := cty.StringVal(ifc.MAC.Address), cty.NullVal(cty.Bool)
+			if i < len(priorNICs) {
+				if pm := attr(priorNICs[i], "mac"); pm.IsKnown() && pm.IsNull() {
+					mac = cty.NullVal(cty.String) // config left it to the provider
+				}
+				if pw := attr(priorNICs[i], "wait_for_lease"); pw.IsKnown() && !pw.IsNull() {
+					wait = pw
+				}
+			}
+			nics = append(nics, cty.ObjectVal(map[string]cty.Value{
+				"network_name": cty.StringVal(ifc.Source.Network.Network), "mac": mac, "wait_for_lease": wait}))
+			addrs = append(addrs, cty.StringVal(f.addresses[strings.ToLower(ifc.MAC.Address)]))
+		}
+	}
+	nullIfUnset := func(name string) bool { return prior == cty.NilVal || isNullAttr(prior, name) }
+	return cty.ObjectVal(map[string]cty.Value{
+		"name":              cty.StringVal(doc.Name),
+		"vcpu":              cty.NumberUIntVal(vcpu),
+		"memory":            cty.NumberUIntVal(memKiB / 1024),
+		"running":           cty.BoolVal(f.running),
+		"autostart":         cty.BoolVal(f.autostart),
+		"disk":              listOf(diskType, disks, nullIfUnset("disk")),
+		"network_interface": listOf(nicType.WithoutOptionalAttributesDeep(), nics, nullIfUnset("network_interface")),
+		"cloudinit":         cloudinit,
+		"firmware":          cty.StringVal(firmware),
+		"id":                cty.StringVal(f.uuid),
+		"addresses":         listOf(cty.String, addrs, false),
+	})
+}
+
+// kibOf converts a libvirt memory size to KiB (libvirt writes KiB itself).
+func kibOf(v uint, unit string) uint64 {
+	switch unit {
+	case "b", "bytes":
+		return uint64(v) / 1024
+	case "M", "MiB":
+		return uint64(v) << 10
+	case "G", "GiB":
+		return uint64(v) << 20
+	}
+	return uint64(v)
+}

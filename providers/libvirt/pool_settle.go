@@ -1,0 +1,122 @@
+package libvirt
+
+import (
+	"context"
+	"fmt"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/zclconf/go-cty/cty"
+
+	"fiat/providers"
+)
+
+// Settling, importing and reading libvirt_pool objects fiat did not just make.
+
+// settlePool: a create took effect when the pool with the UUID derived
+// from the OpID is defined, running and autostarted; a retire when the
+// pool's UUID is no longer defined. A create that got only part of the way
+// reports TookEffect=false with the Undo that removes what it left.
+func (p *Provider) settlePool(ctx context.Context, req providers.SettleRequest) (providers.SettleResponse, error) {
+	op := "settle pool " + req.Address
+	l, err := p.client(ctx)
+	if err != nil {
+		return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
+	}
+	switch req.Action {
+	case providers.ActionCreate:
+		spec, err := poolSpecFrom(req.Config)
+		if err != nil {
+			return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
+		}
+		uuid := formatUUID(newUUID(req.OpID, req.Address))
+		pool, found, err := findPool(l, uuid, cty.NilVal)
+		if err != nil || !found {
+			return providers.SettleResponse{}, err
+		}
+		// Whether fiat built the directory is not known here: keep it.
+		undo := undoRecord{Op: undoCreatePool, UUID: uuid, Pool: spec.Name, Path: spec.Path}.encode()
+		active, err := l.StoragePoolIsActive(pool)
+		if err != nil {
+			return providers.SettleResponse{}, readErr(op, err)
+		}
+		autostart, err := l.StoragePoolGetAutostart(pool)
+		if err != nil {
+			return providers.SettleResponse{}, readErr(op, err)
+		}
+		if active == 0 || autostart == 0 {
+			return providers.SettleResponse{ID: uuid, Undo: undo}, nil
+		}
+		state, err := poolState(l, pool)
+		if err != nil {
+			return providers.SettleResponse{}, err
+		}
+		return providers.SettleResponse{TookEffect: true, ID: uuid, State: state, Undo: undo}, nil
+	case providers.ActionUpdate:
+		read, err := p.readPool(ctx, providers.ReadRequest{Address: req.Address, Type: TypePool, ID: req.ID, State: req.Prior})
+		if err != nil || !read.Exists {
+			return providers.SettleResponse{}, err
+		}
+		return providers.SettleResponse{TookEffect: true, ID: req.ID, State: read.State, Undo: noUndo}, nil
+	case providers.ActionDelete:
+		spec, err := poolSpecFrom(req.Prior)
+		if err != nil {
+			return providers.SettleResponse{}, fmt.Errorf("%s: prior state: %w", op, err)
+		}
+		x, err := poolXML(spec, req.ID)
+		if err != nil {
+			return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
+		}
+		// fiat's pools run with autostart on; the undo puts them back so.
+		undo := undoRecord{Op: undoRetirePool, UUID: req.ID, Pool: spec.Name, WasActive: true, Autostart: true, XML: x}.encode()
+		_, found, err := findPool(l, req.ID, cty.NilVal)
+		if err != nil {
+			return providers.SettleResponse{}, err
+		}
+		return providers.SettleResponse{TookEffect: !found, ID: req.ID, Undo: undo}, nil
+	}
+	return providers.SettleResponse{}, fmt.Errorf("%s: unsupported action %q", op, req.Action)
+}
+
+// importPool adopts a pool by UUID or name.
+func (p *Provider) importPool(ctx context.Context, req providers.ImportRequest) (providers.ImportResponse, error) {
+	op := "import pool " + req.ID
+	l, err := p.client(ctx)
+	if err != nil {
+		return providers.ImportResponse{}, fmt.Errorf("%s: %w", op, err)
+	}
+	var pool golibvirt.StoragePool
+	if u, perr := parseUUID(req.ID); perr == nil {
+		pool, err = l.StoragePoolLookupByUUID(u)
+	} else {
+		pool, err = l.StoragePoolLookupByName(req.ID)
+	}
+	if err != nil {
+		return providers.ImportResponse{}, readErr(op, err)
+	}
+	state, err := poolState(l, pool)
+	if err != nil {
+		return providers.ImportResponse{}, err
+	}
+	if _, err := poolSpecFrom(state); err != nil {
+		return providers.ImportResponse{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return providers.ImportResponse{ID: formatUUID(pool.UUID), State: state}, nil
+}
+
+// readPoolData is the data source libvirt_pool: an existing pool by name.
+func (p *Provider) readPoolData(ctx context.Context, req providers.ReadDataRequest) (providers.ReadDataResponse, error) {
+	name, known, err := strAttr(req.Config, "name")
+	if err != nil || !known || name == "" {
+		return providers.ReadDataResponse{}, fmt.Errorf("read pool %s: name must be a known, non-empty string (%v)", req.Address, err)
+	}
+	l, err := p.client(ctx)
+	if err != nil {
+		return providers.ReadDataResponse{}, fmt.Errorf("read pool %s: %w", name, err)
+	}
+	pool, err := l.StoragePoolLookupByName(name)
+	if err != nil {
+		return providers.ReadDataResponse{}, readErr("read pool "+name, err)
+	}
+	state, err := poolState(l, pool)
+	return providers.ReadDataResponse{State: state}, err
+}

@@ -1,0 +1,287 @@
+package libvirt
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"libvirt.org/go/libvirtxml"
+
+	"fiat/providers"
+)
+
+func (pf *preflight) volume(ctx context.Context, step providers.PreflightStep) []string {
+	switch step.Action {
+	case providers.ActionCreate:
+		return pf.volumeCreate(step)
+	case providers.ActionUpdate:
+		return pf.volumeUpdate(step)
+	case providers.ActionDelete:
+		return pf.volumeDelete(step)
+	}
+	return []string{fmt.Sprintf("unsupported action %q", step.Action)}
+}
+
+func (pf *preflight) cloudInit(ctx context.Context, step providers.PreflightStep) []string {
+	switch step.Action {
+	case providers.ActionCreate:
+		var problems []string
+		_, files, _, err := cloudInitSpecFrom(step.Config)
+		if err == nil {
+			if _, err := buildSeed(files); err != nil {
+				problems = append(problems, err.Error())
+			}
+		}
+		return append(problems, pf.volumePlacement(step)...)
+	case providers.ActionUpdate:
+		return []string{"a cloud-init disk cannot change in place; it must be replaced"}
+	case providers.ActionDelete:
+		return pf.volumeDelete(step)
+	}
+	return []string{fmt.Sprintf("unsupported action %q", step.Action)}
+}
+
+func (pf *preflight) volumeCreate(step providers.PreflightStep) []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	format, formatKnown, err := strAttr(step.Config, "format")
+	if err != nil {
+		add("%v", err)
+	}
+	format = orDefault(format, formatQcow2)
+	size, sizeKnown, sizeSet, err := sizeAttr(step.Config, "size")
+	if err != nil {
+		add("%v", err)
+	}
+	base, baseKnown, _ := strAttr(step.Config, "base_volume")
+	source, sourceKnown, _ := strAttr(step.Config, "source")
+
+	if formatKnown {
+		if p := checkFormat(format); p != "" {
+			add("%s", p)
+			formatKnown = false
+		}
+	}
+	if sizeKnown && baseKnown && sourceKnown && formatKnown {
+		spec := volumeSpec{Name: "v", Pool: "p", Format: format, Size: size, SizeSet: sizeSet, Base: base, Source: source}
+		if p := spec.check(); p != "" {
+			add("%s", p)
+		}
+	}
+	if sourceKnown && source != "" {
+		if f, n, err := probeFile(source); err != nil {
+			add("%v", err)
+		} else {
+			if formatKnown && f != format {
+				add("source %s is a %s image; set format = %q", source, f, f)
+			}
+			size, sizeKnown, sizeSet = n, true, true
+		}
+	}
+	if baseKnown && base != "" {
+		if _, err := lookupVolumeRef(pf.l, base); err != nil {
+			if !notFound(err) {
+				add("check base_volume %s: %v", base, readErr("look up volume", err))
+			} else {
+				add("base_volume %s does not exist on the host (no volume has that key or path)", base)
+			}
+		} else if by := pf.volumeDeletedBy(base); by != "" {
+			add("base_volume %s is deleted by %s in this plan", base, by)
+		}
+	}
+	problems = append(problems, pf.volumePlacement(step)...)
+	if sizeKnown && sizeSet {
+		problems = append(problems, pf.poolSpace(step, size)...)
+	}
+	return problems
+}
+
+// volumePlacement checks a new volume's (or cloud-init disk's) name and
+// pool: the pool exists and runs or the plan creates it, the name is free
+// in it (or freed by a delete in the plan) and not created twice.
+func (pf *preflight) volumePlacement(step providers.PreflightStep) []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	name, nameKnown, err := strAttr(step.Config, "name")
+	if err != nil {
+		add("%v", err)
+	}
+	poolName, poolKnown, err := strAttr(step.Config, "pool")
+	if err != nil {
+		add("%v", err)
+	}
+	if nameKnown {
+		if p := checkName("volume", name); p != "" {
+			add("%s", p)
+			nameKnown = false
+		}
+	}
+	if !poolKnown {
+		return problems
+	}
+	if p := checkName("pool", poolName); p != "" {
+		add("%s", p)
+		return problems
+	}
+	createdBy := pf.poolCreatedBy(step, poolName)
+	if hp := pf.hostPoolByName(poolName); hp != nil && createdBy == "" {
+		if by := pf.deletedBy(hp); by != "" {
+			add("pool %q is deleted by %s in this plan", poolName, by)
+		} else if !hp.active {
+			add("pool %q exists but is not active; start it (virsh pool-start %s)", poolName, poolName)
+		} else if nameKnown {
+			vol, err := pf.l.StorageVolLookupByName(hp.pool, name)
+			switch {
+			case err == nil:
+				if pf.volumeDeletedBy(vol.Key) == "" {
+					add("volume %q already exists in pool %q (key %s); choose another name, or import or delete that volume", name, poolName, vol.Key)
+				}
+			case !notFound(err):
+				add("check volume %q in pool %q: %v", name, poolName, readErr("look up volume", err))
+			}
+		}
+	} else if hp == nil && createdBy == "" {
+		add("pool %q does not exist on the host and no step of this plan creates it", poolName)
+	}
+	if nameKnown {
+		if other := pf.otherStep(step, "", providers.ActionCreate, func(s providers.PreflightStep) bool {
+			if s.Type != TypeVolume && s.Type != TypeCloudInit {
+				return false
+			}
+			n, ok1 := knownAttr(s, "name")
+			p, ok2 := knownAttr(s, "pool")
+			return ok1 && ok2 && n == name && p == poolName
+		}); other != "" {
+			add("volume %q in pool %q is also created by %s in this plan", name, poolName, other)
+		}
+	}
+	return problems
+}
+
+// poolSpace checks that the pool has room for the volumes the plan creates
+// in it, counted at full capacity (a sparse qcow2 volume may grow to it),
+// up to and including this one.
+func (pf *preflight) poolSpace(step providers.PreflightStep, size uint64) []string {
+	poolName, ok := knownAttr(step, "pool")
+	if !ok {
+		return nil
+	}
+	hp := pf.hostPoolByName(poolName)
+	if hp == nil || !hp.active || pf.poolCreatedBy(step, poolName) != "" {
+		return nil
+	}
+	need := uint64(0)
+	for _, s := range pf.steps {
+		if s.Action != providers.ActionCreate || s.Type != TypeVolume || s.Address == step.Address {
+			continue
+		}
+		if p, ok := knownAttr(s, "pool"); ok && p == poolName && s.Address < step.Address {
+			if n, known, set, _ := sizeAttr(s.Config, "size"); known && set {
+				need += n
+			}
+		}
+	}
+	if need+size > hp.free {
+		return []string{fmt.Sprintf("pool %q has %d bytes free; this volume needs %d (and the volumes created in it before this one %d): out of space",
+			poolName, hp.free, size, need)}
+	}
+	return nil
+}
+
+// volumeDeletedBy returns the step that deletes the volume with key id.
+func (pf *preflight) volumeDeletedBy(id string) string {
+	if by := pf.deleting(TypeVolume, id, ""); by != "" {
+		return by
+	}
+	return pf.deleting(TypeCloudInit, id, "")
+}
+
+// poolCreatedBy returns the address of a step that creates the named pool.
+func (pf *preflight) poolCreatedBy(self providers.PreflightStep, name string) string {
+	return pf.otherStep(self, TypePool, providers.ActionCreate, func(s providers.PreflightStep) bool {
+		n, ok := knownAttr(s, "name")
+		return ok && n == name
+	})
+}
+
+func (pf *preflight) volumeUpdate(step providers.PreflightStep) []string {
+	var problems []string
+	for _, a := range []string{"name", "pool", "format", "base_volume", "source"} {
+		prior, pk, _ := strAttr(step.Prior, a)
+		next, nk, _ := strAttr(step.Config, a)
+		if a == "format" {
+			prior, next = orDefault(prior, formatQcow2), orDefault(next, formatQcow2)
+		}
+		if pk && nk && prior != next {
+			problems = append(problems, fmt.Sprintf("a volume's %s cannot change in place (%q to %q); it must be replaced", a, prior, next))
+		}
+	}
+	name, _, _ := strAttr(step.Prior, "name")
+	format, _, _ := strAttr(step.Config, "format")
+	prior, pk, ps, _ := sizeAttr(step.Prior, "size")
+	next, nk, ns, err := sizeAttr(step.Config, "size")
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if pk && ps && nk && ns {
+		if next < prior {
+			problems = append(problems, shrinkProblem(name, prior, next))
+		} else if p := checkSize(next, orDefault(format, formatQcow2)); p != "" {
+			problems = append(problems, p)
+		}
+	}
+	r := volumeRefFrom(step.ID, step.Prior)
+	vol, found, err := lookupVolume(pf.l, r)
+	switch {
+	case err != nil:
+		problems = append(problems, err.Error())
+	case !found:
+		problems = append(problems, fmt.Sprintf("%s no longer exists on the host", r))
+	case nk && ns && !(pk && ps && next < prior):
+		if _, capacity, _, err := pf.l.StorageVolGetInfo(vol); err == nil && capacity > next {
+			problems = append(problems, shrinkProblem(name, capacity, next)+" (the volume on the host is larger than its stored state)")
+		}
+	}
+	return problems
+}
+
+// volumeDelete refuses to delete a volume that another volume the plan
+// keeps uses as its backing file (the overlay would lose its base).
+func (pf *preflight) volumeDelete(step providers.PreflightStep) []string {
+	r := volumeRefFrom(step.ID, step.Prior)
+	path, _, _ := strAttr(step.Prior, "path")
+	if path == "" {
+		return nil
+	}
+	pool, have, err := poolHolding(pf.l, r, "check "+r.String())
+	if err != nil || !have {
+		return nil // gone already, or not visible: the purge copes
+	}
+	if active, err := pf.l.StoragePoolIsActive(pool); err != nil || active == 0 {
+		return nil
+	}
+	vols, _, err := pf.l.StoragePoolListAllVolumes(pool, 1, 0)
+	if err != nil {
+		return []string{readErr("list volumes of pool "+pool.Name, err).Error()}
+	}
+	var problems []string
+	for _, v := range vols {
+		if v.Key == r.Key {
+			continue
+		}
+		x, err := pf.l.StorageVolGetXMLDesc(v, 0)
+		if err != nil {
+			continue
+		}
+		var doc libvirtxml.StorageVolume
+		if doc.Unmarshal(x) != nil || doc.BackingStore == nil || filepath.Clean(doc.BackingStore.Path) != filepath.Clean(path) {
+			continue
+		}
+		if pf.volumeDeletedBy(v.Key) == "" {
+			problems = append(problems, fmt.Sprintf("volume %s is the base (backing file) of volume %s in pool %s, which this plan keeps; delete or replace that volume too",
+				r.Name, v.Name, pool.Name))
+		}
+	}
+	return problems
+}
