@@ -143,6 +143,10 @@ func (l *lease) check(ctx context.Context) error {
 func (l *lease) reacquire(ctx context.Context) error {
 	cur := l.current()
 	lock, err := l.store.Lock(ctx, cur.Stack, cur.Holder, l.ttl)
+	var le *state.LockedError
+	if errors.As(err, &le) && le.Lock.ID == cur.ID {
+		return nil // still ours: the renewal failed, the lease did not
+	}
 	if err != nil {
 		return err
 	}

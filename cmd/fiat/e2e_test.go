@@ -381,3 +381,52 @@ moved {
 		t.Fatalf("re-plan after move: exit %d\n%s", code, out)
 	}
 }
+
+// Two provider instances (aliases) in one spec take part in one
+// transaction: a failure on one host's resource rolls back the other's.
+func TestAliasesRollBackTogether(t *testing.T) {
+	l := requireLibvirt(t)
+	a, b, bad := uniq(), uniq(), uniq()
+	for _, p := range []string{a, b, bad} {
+		cleanupPool(t, l, p)
+	}
+	c := newCLI(t, map[string]string{"main.hcl": fmt.Sprintf(`
+provider "libvirt" {
+  uri = "qemu:///system"
+}
+provider "libvirt" {
+  alias = "tcp"
+  uri   = "qemu+tcp://127.0.0.1/system"
+}
+resource "libvirt_pool" "a" {
+  name = %q
+  path = "/var/lib/libvirt/images/%s"
+}
+resource "libvirt_pool" "b" {
+  provider = libvirt.tcp
+  name     = %q
+  path     = "/var/lib/libvirt/images/%s"
+}
+resource "libvirt_pool" "bad" {
+  provider   = libvirt.tcp
+  name       = %q
+  path       = "/proc/%s"
+  depends_on = [libvirt_pool.a, libvirt_pool.b]
+}
+`, a, a, b, b, bad, bad)})
+	code, out, errs := c.run("apply", "-auto-approve", c.dir)
+	if code == 0 {
+		t.Fatalf("apply succeeded:\n%s", out)
+	}
+	for _, want := range []string{"create libvirt_pool.bad", "libvirt_pool.a: create undone", "libvirt_pool.b: create undone"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("error lacks %q:\n%s", want, errs)
+		}
+	}
+	if poolExists(l, a) || poolExists(l, b) || poolExists(l, bad) {
+		t.Error("a pool was left behind on one of the two connections")
+	}
+	if got := c.must("state", "list", c.dir); got != "" {
+		t.Errorf("entities left: %q", got)
+	}
+}
