@@ -33,11 +33,7 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitError, err
 	}
-	stack, err := c.stackFor(dir)
-	if err != nil {
-		return exitError, err
-	}
-	st, err := openStore(ctx, c.dataDirFor(dir))
+	stack, st, err := c.openStack(ctx, dir)
 	if err != nil {
 		return exitError, err
 	}

@@ -73,11 +73,7 @@ func (m *Main) recover(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	stack, err := c.stackFor(dir)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c.dataDirFor(dir))
+	stack, st, err := c.openStack(ctx, dir)
 	if err != nil {
 		return err
 	}

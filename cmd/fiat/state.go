@@ -44,11 +44,7 @@ func (m *Main) state(ctx context.Context, args []string) error {
 	if len(rest) > 0 {
 		dir = rest[0]
 	}
-	stack, err := c.stackFor(dir)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c.dataDirFor(dir))
+	stack, st, err := c.openStack(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -113,11 +109,7 @@ func (m *Main) history(ctx context.Context, args []string) error {
 		return err
 	}
 	dir := dirArg(fs)
-	stack, err := c.stackFor(dir)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c.dataDirFor(dir))
+	stack, st, err := c.openStack(ctx, dir)
 	if err != nil {
 		return err
 	}

@@ -155,6 +155,19 @@ func snapshotFile(snapshot map[string][]byte, name string) ([]byte, bool) {
 	return snapshot[best], true
 }
 
+// openStack resolves the stack name of a config directory and opens its store.
+func (c *common) openStack(ctx context.Context, dir string) (string, *state.Store, error) {
+	stack, err := c.stackFor(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	st, err := openStore(ctx, c.dataDirFor(dir))
+	if err != nil {
+		return "", nil, err
+	}
+	return stack, st, nil
+}
+
 func openStore(ctx context.Context, dataDir string) (*state.Store, error) {
 	st, err := state.Open(ctx, state.Options{Dir: dataDir})
 	if err != nil {
