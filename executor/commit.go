@@ -214,7 +214,7 @@ func (x *txn) commitRequest(ops []*op) (state.Commit, error) {
 			c.Put = append(c.Put, state.Entity{
 				Address: stack + "/" + s.Address, Stack: stack, Type: s.Type, Name: s.Name,
 				Provider: s.Provider, ID: o.id, Attributes: attrs, Dependencies: deps,
-				Status: state.StatusOK, Source: s.Source,
+				Status: state.StatusOK, Source: s.Source, Sensitive: s.Sensitive,
 			})
 		case opRetire:
 			if s.Action == planner.Delete {

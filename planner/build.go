@@ -259,7 +259,7 @@ func (b *builder) planData(r *hcl.Resource, rs providers.ResourceSchema, inst st
 			inst, strings.Join(unknownAttrs(cv), ", "))
 		return
 	}
-	b.ev.Set(inst, step.After)
+	b.set(inst, step.After, step.Sensitive)
 	b.plan.Steps = append(b.plan.Steps, step)
 }
 
@@ -279,6 +279,10 @@ func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst
 	step := b.newStep(r, rs, inst, deps)
 	step.Sensitive = mergeNames(step.Sensitive, sens)
 	st := b.stored[inst]
+	if st != nil {
+		// What was sensitive when stored stays hidden in Before.
+		step.Sensitive = mergeNames(step.Sensitive, st.e.Sensitive)
+	}
 	b.plan.Reads[inst] = 0 // the plan relies on it not existing, unless stored
 	var prior cty.Value
 	drifted := false
@@ -358,8 +362,29 @@ func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst
 }
 
 func (b *builder) finish(r *hcl.Resource, step *Step) {
-	b.ev.Set(step.Address, step.After)
+	b.set(step.Address, step.After, step.Sensitive)
 	b.plan.Steps = append(b.plan.Steps, step)
+}
+
+// set makes a resource's planned value visible to the expressions that
+// reference it, with its sensitive attributes marked, so whatever is derived
+// from them (other resources, outputs) is sensitive too.
+func (b *builder) set(addr string, v cty.Value, sensitive []string) {
+	b.ev.Set(addr, markAttrs(v, sensitive))
+}
+
+// markAttrs marks the named attributes of an object value sensitive.
+func markAttrs(v cty.Value, names []string) cty.Value {
+	if len(names) == 0 || v == cty.NilVal || v.IsNull() || !v.IsKnown() || !v.Type().IsObjectType() {
+		return v
+	}
+	attrs := v.AsValueMap()
+	for _, n := range names {
+		if a, ok := attrs[n]; ok {
+			attrs[n] = a.Mark(hcl.Sensitive)
+		}
+	}
+	return cty.ObjectVal(attrs)
 }
 
 func (b *builder) hook(typ string, prior, planned cty.Value) cty.Value {
@@ -391,11 +416,11 @@ func (b *builder) adopt(step *Step, prior cty.Value, rf Refresh) {
 		// Dependents are planned against what the store held; the next
 		// plan creates the object again if the config still has it.
 		step.Action, step.Reason = Forget, "deleted outside fiat"
-		b.ev.Set(step.Address, prior)
+		b.set(step.Address, prior, step.Sensitive)
 		b.plan.Steps = append(b.plan.Steps, step)
 		return
 	}
-	b.ev.Set(step.Address, step.After)
+	b.set(step.Address, step.After, step.Sensitive)
 	b.plan.Steps = append(b.plan.Steps, step)
 }
 
@@ -450,7 +475,7 @@ func (b *builder) planOrphans() {
 		step := &Step{
 			Address: st.addr, Resource: res, Type: e.Type, Name: e.Name, Provider: e.Provider,
 			Action: Delete, Reversibility: rs.Delete, ID: e.ID, Before: before,
-			DependsOn: deps, Source: e.Source, Sensitive: sensitiveAttrs(rs), Reason: "not in the configuration",
+			DependsOn: deps, Source: e.Source, Sensitive: mergeNames(sensitiveAttrs(rs), e.Sensitive), Reason: "not in the configuration",
 		}
 		if rf, ok := b.in.Refreshed[st.addr]; ok {
 			if dr := b.drift(st, before, rf, rs, step.Sensitive); dr != nil && !rf.Exists {

@@ -234,12 +234,18 @@ func (f *File) Encode() ([]byte, error) {
 			RestartNeeded: s.RestartNeeded,
 		}
 		var err error
-		if sj.Before, err = EncodeValue(s.Before); err != nil {
+		// Sensitive stored values stay out of the file: apply reads them
+		// from the store again (Plan.Rehydrate), at the revision the plan
+		// read, or refuses the plan as stale.
+		before, _ := splitUnknown(redact(s.Before, s.Sensitive))
+		if sj.Before, err = EncodeValue(before); err != nil {
 			return nil, fmt.Errorf("encode plan step %s: %w", s.Address, err)
 		}
 		after := s.After
-		if s.Action == Create || s.Action == Update || s.Action == Replace {
-			// Apply evaluates these from the config and variables again.
+		switch s.Action {
+		case Create, Update, Replace, NoOp, Move:
+			// Apply evaluates these from the config and variables again,
+			// or reads them from the store.
 			after = redact(after, s.Sensitive)
 		}
 		after, unknown := splitUnknown(after)

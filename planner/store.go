@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"github.com/zclconf/go-cty/cty"
 
 	"fiat/state"
 )
@@ -29,11 +30,43 @@ func (p *Plan) StoreChanges() (put []state.Entity, del []string, err error) {
 			}
 			put = append(put, state.Entity{
 				Address: prefix + s.Address, Stack: p.Stack, Type: s.Type, Name: s.Name, Provider: s.Provider,
-				ID: s.ID, Attributes: attrs, Dependencies: deps, Status: state.StatusOK, Source: s.Source,
+				ID: s.ID, Attributes: attrs, Dependencies: deps, Status: state.StatusOK, Source: s.Source, Sensitive: s.Sensitive,
 			})
 		case Forget:
 			del = append(del, prefix+s.Address)
 		}
 	}
 	return put, del, nil
+}
+
+// Rehydrate puts back, from the store, the stored values a saved plan file
+// leaves out because they may be sensitive: every step's Before, and the
+// After of steps that keep the stored value (no-op, move). get reads an
+// entity by its full address. An entity that is gone is left alone: the
+// plan's staleness check refuses the plan.
+func (p *Plan) Rehydrate(get func(addr string) (state.Entity, error)) error {
+	for _, s := range p.Steps {
+		from := s.Address
+		if s.MovedFrom != "" {
+			from = s.MovedFrom
+		}
+		if s.Before == cty.NilVal && s.Action != NoOp && s.Action != Move {
+			continue
+		}
+		e, err := get(p.Stack + "/" + from)
+		if err != nil {
+			continue
+		}
+		v, err := DecodeValue(e.Attributes)
+		if err != nil {
+			return fmt.Errorf("read stored state of %s: %w", from, err)
+		}
+		if s.Before != cty.NilVal {
+			s.Before = v
+		}
+		if s.Action == NoOp || s.Action == Move {
+			s.After = v
+		}
+	}
+	return nil
 }

@@ -24,6 +24,9 @@ type Entity struct {
 	Status       Status          `json:"status"`
 	Reason       string          `json:"reason,omitempty"` // why it needs attention
 	Source       string          `json:"source,omitempty"` // file:line of its block when last applied
+	// Sensitive names attributes whose values are sensitive (from the
+	// provider's schema or derived from sensitive variables): never shown.
+	Sensitive []string `json:"sensitive,omitempty"`
 	// Attention, on a needs-attention entity, holds the rollback steps
 	// that failed; `fiat recover` retries them.
 	Attention *Attention `json:"attention,omitempty"`

@@ -14,6 +14,7 @@ import (
 	"fiat/executor"
 	"fiat/hcl"
 	"fiat/planner"
+	"fiat/state"
 )
 
 func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
@@ -79,6 +80,11 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	defer store.Close()
 	if _, err := m.recoverFirst(ctx, store, stack, cfg, false); err != nil {
 		return err
+	}
+	if saved {
+		if err := plan.Rehydrate(func(addr string) (state.Entity, error) { return store.Get(ctx, addr) }); err != nil {
+			return err
+		}
 	}
 
 	if !saved {

@@ -430,3 +430,46 @@ resource "libvirt_pool" "bad" {
 		t.Errorf("entities left: %q", got)
 	}
 }
+
+// A sensitive value never appears in plan text, plan JSON, a saved plan,
+// state show or a delete plan, even when another resource copies it.
+func TestSensitiveValuesNeverShown(t *testing.T) {
+	t.Setenv("FIAT_VAR_pw", "s3cret-value")
+	src := `
+variable "pw" {
+  type      = string
+  sensitive = true
+}
+resource "fiat_data" "a" {
+  input = { p = var.pw, q = %d }
+}
+resource "fiat_data" "c" {
+  input = fiat_data.a.output
+}
+`
+	c := newCLI(t, map[string]string{"main.hcl": fmt.Sprintf(src, 1)})
+	check := func(what, s string) {
+		t.Helper()
+		if strings.Contains(s, "s3cret") {
+			t.Fatalf("%s shows the secret:\n%s", what, s)
+		}
+	}
+	check("apply", c.must("apply", "-auto-approve", c.dir))
+	check("state show", c.must("state", "show", "fiat_data.c", c.dir))
+	c.write("main.hcl", fmt.Sprintf(src, 2))
+	check("plan", c.must("plan", c.dir))
+	check("plan -json", c.must("plan", "-json", c.dir))
+	planFile := filepath.Join(t.TempDir(), "p.plan")
+	c.must("plan", "-out", planFile, c.dir)
+	b, err := os.ReadFile(planFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("saved plan", string(b))
+	check("apply of the saved plan", c.must("apply", planFile))
+	if code, out, _ := c.run("plan", "-detailed-exitcode", c.dir); code != exitOK {
+		t.Fatalf("re-plan after the saved apply: exit %d\n%s", code, out)
+	}
+	c.write("main.hcl", "variable \"pw\" {\n  sensitive = true\n}\n")
+	check("delete plan", c.must("plan", c.dir))
+}

@@ -92,8 +92,16 @@ func (m *Main) showEntity(e state.Entity) error {
 	fmt.Fprintf(m.Stdout, "resource %q %q {\n", e.Type, e.Name)
 	if v != cty.NilVal && !v.IsNull() {
 		attrs := v.AsValueMap()
+		sensitive := map[string]bool{}
+		for _, n := range e.Sensitive {
+			sensitive[n] = true
+		}
 		for _, n := range sortedNames(attrs) {
-			fmt.Fprintf(m.Stdout, "  %s = %s\n", n, planner.FormatValue(attrs[n]))
+			val := planner.FormatValue(attrs[n])
+			if sensitive[n] && !attrs[n].IsNull() {
+				val = "(sensitive)"
+			}
+			fmt.Fprintf(m.Stdout, "  %s = %s\n", n, val)
 		}
 	}
 	fmt.Fprintln(m.Stdout, "}")
