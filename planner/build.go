@@ -129,12 +129,30 @@ func Build(in Input) (*Plan, hcl2.Diagnostics) {
 	}
 	b.planOrphans()
 	b.planOutputs()
+	// One object, one entity: an import may not adopt an object the stack
+	// already manages, nor one another import block adopts.
+	owner := map[string]string{} // type + id → address
+	for _, st := range b.stored {
+		owner[st.e.Type+"\x00"+st.e.ID] = st.addr
+	}
 	for _, im := range b.cfg.Imports {
 		addr := im.To.String()
-		if _, ok := b.in.Imported[addr]; ok && b.plan.Step(addr) == nil && b.scope.all && !b.scope.hasExclude {
+		got, ok := b.in.Imported[addr]
+		if ok && b.plan.Step(addr) == nil && b.scope.all && !b.scope.hasExclude {
 			b.errorf(im.DeclRange.Ptr(), "Import to an address the configuration does not have",
 				"An import block names %s, but the resource has no such instance (check its count or for_each keys).", addr)
 		}
+		step := b.plan.Step(addr)
+		if !ok || step == nil || !step.Imported {
+			continue
+		}
+		key := step.Type + "\x00" + got.ID
+		if other, taken := owner[key]; taken && other != addr {
+			b.errorf(im.DeclRange.Ptr(), "Object already managed",
+				"The import block for %s finds %s %s, which %s already manages. Two entities for one object would destroy it under each other; remove this import, or move the entity with a moved block.", addr, step.Type, got.ID, other)
+			continue
+		}
+		owner[key] = addr
 	}
 	if b.diags.HasErrors() {
 		return nil, b.diags

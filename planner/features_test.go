@@ -960,3 +960,32 @@ import {
 		t.Fatal(got)
 	}
 }
+
+// An import may not adopt an object the stack already manages elsewhere, nor
+// one another import block adopts: two entities for one object would
+// destroy it under each other.
+func TestImportOfManagedObjectRefused(t *testing.T) {
+	obj := func(name, id string) cty.Value {
+		return cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal(name), "value": cty.NullVal(cty.String), "forced": cty.NullVal(cty.String), "id": cty.StringVal(id)})
+	}
+	cfg := files(t, map[string]string{"main.hcl": `
+resource "fake_thing" "keep" {
+  name = "keep"
+}
+resource "fake_thing" "twin" {
+  name = "keep"
+}
+import {
+  to = fake_thing.twin
+  id = "id-keep"
+}
+`}, hcl.Options{})
+	stored := entity(t, "keep", "", "", 1)
+	v, _ := EncodeValue(obj("keep", "id-keep"))
+	stored.Attributes, stored.ID = v, "id-keep"
+	got := buildErr(t, Input{Config: cfg, Entities: []state.Entity{stored},
+		Imported: map[string]Imported{"fake_thing.twin": {ID: "id-keep", State: obj("keep", "id-keep")}}})
+	if !strings.Contains(got, "Object already managed") || !strings.Contains(got, "fake_thing.keep already manages") {
+		t.Fatal(got)
+	}
+}
