@@ -299,7 +299,7 @@ func TestSlowStepReportsProgress(t *testing.T) {
 	e := newEnv(t)
 	p, cfg := e.plan(config(1, false))
 	e.fake.Fail = func(op, addr string) error {
-		time.Sleep(120 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 		return nil
 	}
 	var progress atomic.Int32
@@ -348,7 +348,7 @@ func TestLeaseRenewedDuringLongApply(t *testing.T) {
 	e := newEnv(t)
 	p, cfg := e.plan(config(2, false))
 	e.fake.Fail = func(op, addr string) error {
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(900 * time.Millisecond)
 		return nil
 	}
 	// A competitor keeps trying to take the stack: it must never get it.
@@ -371,7 +371,7 @@ func TestLeaseRenewedDuringLongApply(t *testing.T) {
 	sch := e.fake.Schema().Resources[fake.Type]
 	_, err := executor.Apply(context.Background(), p, executor.Options{
 		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}, PlanID: "p",
-		Parallelism: 1, LockTTL: 300 * time.Millisecond,
+		Parallelism: 1, LockTTL: 600 * time.Millisecond,
 		Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
 			v, diags := planner.ConfigValue(cfg, addr, sch, hcl.Values(vals))
 			if diags.HasErrors() {
