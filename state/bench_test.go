@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -76,6 +79,38 @@ func BenchmarkGet(b *testing.B) {
 	for b.Loop() {
 		if _, err := s.Get(ctx, "bench/libvirt_volume.x"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpen measures Open+Close of an existing store, and reports the
+// peak RSS of a separate process that opens an empty one.
+func BenchmarkOpen(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(context.Background(), Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s, err := Open(context.Background(), Options{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+	b.StopTimer()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "FIAT_STATE_HELPER_DIR="+b.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("helper: %v: %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		var kb float64
+		if _, err := fmt.Sscanf(line, "VmHWM: %f kB", &kb); err == nil {
+			b.ReportMetric(kb/1024, "empty-open-peak-RSS-MB")
 		}
 	}
 }

@@ -656,7 +656,7 @@ func TestSecondOpenFails(t *testing.T) {
 	dir := t.TempDir()
 	openStore(t, dir)
 	// In another process, as a user would hit it.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperOpen$")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "FIAT_STATE_HELPER_DIR="+dir)
 	out, err := cmd.CombinedOutput()
 	if err == nil {
@@ -671,12 +671,17 @@ func TestSecondOpenFails(t *testing.T) {
 	}
 }
 
-// TestHelperOpen is the child of TestSecondOpenFails and TestOpenRSS.
-func TestHelperOpen(t *testing.T) {
-	dir := os.Getenv("FIAT_STATE_HELPER_DIR")
-	if dir == "" {
-		t.Skip("helper process only")
+// TestMain doubles as the child process of TestSecondOpenFails and
+// BenchmarkOpen: with FIAT_STATE_HELPER_DIR set it opens that store, prints
+// its memory figures and exits, running no test.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("FIAT_STATE_HELPER_DIR"); dir != "" {
+		helperOpen(dir)
 	}
+	os.Exit(m.Run())
+}
+
+func helperOpen(dir string) {
 	s, err := Open(context.Background(), Options{Dir: dir})
 	if err != nil {
 		fmt.Println(err)
@@ -691,41 +696,6 @@ func TestHelperOpen(t *testing.T) {
 	}
 	s.Close()
 	os.Exit(0)
-}
-
-func TestOpenRSS(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperOpen$")
-	cmd.Env = append(os.Environ(), "FIAT_STATE_HELPER_DIR="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helper: %v: %s", err, out)
-	}
-	t.Logf("open of an empty store (test binary process):\n%s", out)
-}
-
-func TestOpenLatency(t *testing.T) {
-	dir := t.TempDir()
-	s := openStore(t, dir)
-	mustCommit(t, s, mustLock(t, s, "a"), Commit{Stack: "a", Put: []Entity{entity("a", "x", 10)}})
-	s.Close()
-	var worst time.Duration
-	for range 3 {
-		start := time.Now()
-		s, err := Open(context.Background(), Options{Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		open := time.Since(start)
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		total := time.Since(start)
-		t.Logf("open %s, open+close %s", open, total)
-		worst = max(worst, total)
-	}
-	if worst > time.Second {
-		t.Errorf("open+close took %s", worst)
-	}
 }
 
 func TestClosedStore(t *testing.T) {

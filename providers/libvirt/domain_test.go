@@ -314,7 +314,7 @@ func TestDomainFailures(t *testing.T) {
 func TestValidateXML(t *testing.T) {
 	p := newTestProvider(t)
 	if !p.conn.local() || !xmlValidator() {
-		t.Skip("needs a local host and virt-xml-validate with xmllint (scripts/libvirtd.sh installs them)")
+		skipOrFail(t, "needs a local host and virt-xml-validate with xmllint (scripts/libvirtd.sh installs them)")
 	}
 	host, err := p.conn.facts(testCtx(t))
 	if err != nil {

@@ -362,3 +362,13 @@ func readPacket(r io.Reader) ([]byte, error) {
 // opID is an operation id unique to this test and run: the UUIDs derived
 // from it never meet a leftover of an earlier run.
 func newOpID(t *testing.T) string { return t.Name() + "/" + runID }
+
+// skipOrFail skips a test whose tool is missing, except under CI, where
+// scripts/libvirtd.sh installs every tool and a missing one is a failure.
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}

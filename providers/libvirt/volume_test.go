@@ -383,7 +383,7 @@ func TestVolumeOverlayAndSource(t *testing.T) {
 		}
 		// A qcow2 image reads back as qcow2 with its virtual size.
 		if _, err := exec.LookPath("qemu-img"); err != nil {
-			t.Skip("no qemu-img to make a qcow2 image")
+			skipOrFail(t, "no qemu-img to make a qcow2 image (scripts/libvirtd.sh installs qemu-utils)")
 		}
 		img := filepath.Join(t.TempDir(), "img.qcow2")
 		if out, err := exec.Command("qemu-img", "create", "-f", "qcow2", img, "48M").CombinedOutput(); err != nil {
