@@ -13,8 +13,6 @@ import (
 	"fiat/providers"
 	"fiat/providers/builtin"
 	"fiat/state"
-
-	"github.com/zclconf/go-cty/cty"
 )
 
 // dataConfig generates n fiat_data resources: independent, or a chain in
@@ -76,13 +74,7 @@ func benchApply(b *testing.B, n int, chain, durable bool) {
 		b.StartTimer()
 		res, err := executor.Apply(ctx, plan, executor.Options{
 			Store: st, Providers: map[string]providers.Provider{builtin.Name: prov}, PlanID: "bench", DurableLocal: durable,
-			Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
-				v, diags := planner.ConfigValue(cfg, addr, rs, hcl.Values(vals))
-				if diags.HasErrors() {
-					return cty.NilVal, diags
-				}
-				return v, nil
-			},
+			Eval: evalOf(cfg, rs),
 		})
 		b.StopTimer()
 		if err != nil {

@@ -69,13 +69,7 @@ func (e *env) apply(p *planner.Plan, cfg *hcl.Config, par int) (*executor.Result
 		Providers:   map[string]providers.Provider{"fake": e.fake},
 		Parallelism: par,
 		PlanID:      "testplan",
-		Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
-			v, diags := planner.ConfigValue(cfg, addr, sch, hcl.Values(vals))
-			if diags.HasErrors() {
-				return cty.NilVal, diags
-			}
-			return v, nil
-		},
+		Eval:        evalOf(cfg, sch),
 	})
 }
 
@@ -312,13 +306,7 @@ func TestSlowStepReportsProgress(t *testing.T) {
 				progress.Add(1)
 			}
 		},
-		Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
-			v, diags := planner.ConfigValue(cfg, addr, sch, hcl.Values(vals))
-			if diags.HasErrors() {
-				return cty.NilVal, diags
-			}
-			return v, nil
-		},
+		Eval: evalOf(cfg, sch),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -372,13 +360,7 @@ func TestLeaseRenewedDuringLongApply(t *testing.T) {
 	_, err := executor.Apply(context.Background(), p, executor.Options{
 		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}, PlanID: "p",
 		Parallelism: 1, LockTTL: 600 * time.Millisecond,
-		Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
-			v, diags := planner.ConfigValue(cfg, addr, sch, hcl.Values(vals))
-			if diags.HasErrors() {
-				return cty.NilVal, diags
-			}
-			return v, nil
-		},
+		Eval: evalOf(cfg, sch),
 	})
 	if err != nil {
 		t.Fatalf("apply longer than the lock TTL failed: %v", err)
@@ -478,13 +460,7 @@ resource "fake_thing" "b" {
 	sch := e.fake.Schema().Resources[fake.Type]
 	_, err := executor.Apply(context.Background(), p, executor.Options{
 		Store: e.store, Providers: map[string]providers.Provider{"fake": prov}, PlanID: "p",
-		Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
-			v, diags := planner.ConfigValue(cfg, addr, sch, hcl.Values(vals))
-			if diags.HasErrors() {
-				return cty.NilVal, diags
-			}
-			return v, nil
-		},
+		Eval: evalOf(cfg, sch),
 	})
 	var aerr *executor.Error
 	if !errors.As(err, &aerr) || aerr.Address != "fake_thing.b" {
@@ -657,4 +633,15 @@ func keepSteps(steps []*planner.Step, addrs ...string) []*planner.Step {
 		}
 	}
 	return out
+}
+
+// evalOf evaluates a resource's config at apply time, as the CLI does.
+func evalOf(cfg *hcl.Config, rs providers.ResourceSchema) executor.EvalFunc {
+	return func(addr string, vals map[string]cty.Value) (cty.Value, error) {
+		v, diags := planner.ConfigValue(cfg, addr, rs, hcl.Values(vals))
+		if diags.HasErrors() {
+			return cty.NilVal, diags
+		}
+		return v, nil
+	}
 }

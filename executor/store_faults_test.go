@@ -13,8 +13,6 @@ import (
 	"fiat/providers"
 	"fiat/providers/fake"
 	"fiat/state"
-
-	"github.com/zclconf/go-cty/cty"
 )
 
 // faultyStore wraps the real store with hooks that misbehave on purpose.
@@ -66,13 +64,7 @@ func (e *env) applyWith(st executor.Store, p *planner.Plan, cfg *hcl.Config) (*e
 	sch := e.fake.Schema().Resources[fake.Type]
 	return executor.Apply(context.Background(), p, executor.Options{
 		Store: st, Providers: map[string]providers.Provider{"fake": e.fake}, PlanID: "p", Parallelism: 1,
-		Eval: func(addr string, vals map[string]cty.Value) (cty.Value, error) {
-			v, diags := planner.ConfigValue(cfg, addr, sch, hcl.Values(vals))
-			if diags.HasErrors() {
-				return cty.NilVal, diags
-			}
-			return v, nil
-		},
+		Eval: evalOf(cfg, sch),
 	})
 }
 

@@ -63,50 +63,37 @@ locals {
   EOT
 }
 
-# web1 ---------------------------------------------------------------------
+# web servers: one overlay disk, one cloud-init seed and one VM each -----
 
-resource "libvirt_volume" "web1" {
-  name        = "web1.qcow2"
+locals {
+  web = {
+    web1 = "52:54:00:fa:00:01"
+    web2 = "52:54:00:fa:00:02"
+  }
+}
+
+resource "libvirt_volume" "web" {
+  for_each    = local.web
+  name        = "${each.key}.qcow2"
   pool        = libvirt_pool.images.name
   base_volume = libvirt_volume.base.id
 }
 
-resource "libvirt_cloudinit_disk" "web1" {
-  name      = "web1-cidata.iso"
+resource "libvirt_cloudinit_disk" "web" {
+  for_each  = local.web
+  name      = "${each.key}-cidata.iso"
   pool      = libvirt_pool.images.name
   user_data = local.user_data
-  meta_data = "instance-id: web1\nlocal-hostname: web1\n"
+  meta_data = "instance-id: ${each.key}\nlocal-hostname: ${each.key}\n"
 }
 
-resource "libvirt_domain" "web1" {
-  name              = "${var.prefix}-web1"
+resource "libvirt_domain" "web" {
+  for_each          = local.web
+  name              = "${var.prefix}-${each.key}"
   memory            = var.memory_mib
-  disk              = [{ volume_id = libvirt_volume.web1.id }]
-  network_interface = [{ network_name = libvirt_network.lan.name, mac = "52:54:00:fa:00:01" }]
-  cloudinit         = libvirt_cloudinit_disk.web1.id
-}
-
-# web2 ---------------------------------------------------------------------
-
-resource "libvirt_volume" "web2" {
-  name        = "web2.qcow2"
-  pool        = libvirt_pool.images.name
-  base_volume = libvirt_volume.base.id
-}
-
-resource "libvirt_cloudinit_disk" "web2" {
-  name      = "web2-cidata.iso"
-  pool      = libvirt_pool.images.name
-  user_data = local.user_data
-  meta_data = "instance-id: web2\nlocal-hostname: web2\n"
-}
-
-resource "libvirt_domain" "web2" {
-  name              = "${var.prefix}-web2"
-  memory            = var.memory_mib
-  disk              = [{ volume_id = libvirt_volume.web2.id }]
-  network_interface = [{ network_name = libvirt_network.lan.name, mac = "52:54:00:fa:00:02" }]
-  cloudinit         = libvirt_cloudinit_disk.web2.id
+  disk              = [{ volume_id = libvirt_volume.web[each.key].id }]
+  network_interface = [{ network_name = libvirt_network.lan.name, mac = each.value }]
+  cloudinit         = libvirt_cloudinit_disk.web[each.key].id
 }
 
 # db -----------------------------------------------------------------------
@@ -143,7 +130,7 @@ resource "libvirt_domain" "db" {
 }
 
 output "vms" {
-  value = [libvirt_domain.web1.id, libvirt_domain.web2.id, libvirt_domain.db.id]
+  value = concat([for d in libvirt_domain.web : d.id], [libvirt_domain.db.id])
 }
 
 output "bridge" {
