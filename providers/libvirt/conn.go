@@ -116,6 +116,20 @@ type poolLocks struct {
 var hostPoolLocks poolLocks
 
 // lockPool waits for the lock of the named pool on this provider's host.
+// poolClient takes a pool's job lock and the connection, for one job on
+// that pool; the caller runs unlock when the job is done. Errors read
+// "op: cause".
+func (p *Provider) poolClient(ctx context.Context, pool, op string) (l *golibvirt.Libvirt, unlock func(), err error) {
+	if unlock, err = p.lockPool(ctx, pool); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if l, err = p.client(ctx); err != nil {
+		unlock()
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return l, unlock, nil
+}
+
 func (p *Provider) lockPool(ctx context.Context, pool string) (unlock func(), err error) {
 	host, err := p.hostKey(ctx)
 	if err != nil {

@@ -191,15 +191,11 @@ func (p *Provider) createPool(ctx context.Context, req providers.CreateRequest) 
 		return providers.CreateResponse{}, fmt.Errorf("create pool %s: %w", req.Address, err)
 	}
 	op := "create pool " + spec.Name
-	unlock, err := p.lockPool(ctx, spec.Name)
+	l, unlock, err := p.poolClient(ctx, spec.Name, op)
 	if err != nil {
-		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
+		return providers.CreateResponse{}, err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
 	uuid := formatUUID(newUUID(req.OpID, req.Address))
 	doc, err := poolXML(spec, uuid)
 	if err != nil {
@@ -296,15 +292,11 @@ func removePool(l *golibvirt.Libvirt, pool golibvirt.StoragePool, rmDir bool, op
 
 func (p *Provider) undoCreatePool(ctx context.Context, u undoRecord) error {
 	op := "undo create pool " + u.Pool
-	unlock, err := p.lockPool(ctx, u.Pool)
+	l, unlock, err := p.poolClient(ctx, u.Pool, op)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
 	pool, found, err := findPool(l, u.UUID, cty.NilVal)
 	if err != nil || !found {
 		return err
@@ -345,15 +337,11 @@ func (p *Provider) updatePool(ctx context.Context, req providers.UpdateRequest) 
 func (p *Provider) retirePool(ctx context.Context, req providers.RetireRequest) (providers.RetireResponse, error) {
 	name := objectName(req.ID, req.State)
 	op := "retire pool " + name
-	unlock, err := p.lockPool(ctx, name)
+	l, unlock, err := p.poolClient(ctx, name, op)
 	if err != nil {
-		return providers.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
+		return providers.RetireResponse{}, err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
 	pool, found, err := findPool(l, req.ID, req.State)
 	if err != nil {
 		return providers.RetireResponse{}, err
@@ -399,15 +387,11 @@ func (p *Provider) retirePool(ctx context.Context, req providers.RetireRequest) 
 
 func (p *Provider) undoRetirePool(ctx context.Context, u undoRecord) error {
 	op := "undo retire pool " + u.Pool
-	unlock, err := p.lockPool(ctx, u.Pool)
+	l, unlock, err := p.poolClient(ctx, u.Pool, op)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
 	pool, found, err := findPool(l, u.UUID, cty.NilVal)
 	if err != nil {
 		return err
@@ -451,15 +435,11 @@ func (p *Provider) undoRetirePool(ctx context.Context, u undoRecord) error {
 func (p *Provider) purgePool(ctx context.Context, req providers.PurgeRequest) error {
 	name := objectName(req.ID, req.State)
 	op := "purge pool " + name
-	unlock, err := p.lockPool(ctx, name)
+	l, unlock, err := p.poolClient(ctx, name, op)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
 	if req.ID != "" {
 		pool, found, err := findPool(l, req.ID, cty.NilVal)
 		if err != nil {

@@ -331,15 +331,11 @@ func (p *Provider) createVolume(ctx context.Context, req providers.CreateRequest
 // image reads back as qcow2).
 func (p *Provider) createVolumeWith(ctx context.Context, req providers.CreateRequest, spec volumeSpec, content *volumeContent) (providers.CreateResponse, error) {
 	op := fmt.Sprintf("create volume %s in pool %s", spec.Name, spec.Pool)
-	unlock, err := p.lockPool(ctx, spec.Pool)
+	l, unlock, err := p.poolClient(ctx, spec.Pool, op)
 	if err != nil {
-		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
+		return providers.CreateResponse{}, err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
 	pool, err := l.StoragePoolLookupByName(spec.Pool)
 	if err != nil {
 		return providers.CreateResponse{}, readErr(op, err)
@@ -430,15 +426,11 @@ func (p *Provider) updateVolume(ctx context.Context, req providers.UpdateRequest
 	if problem := volumeChange(prior, next); problem != "" {
 		return providers.UpdateResponse{}, fmt.Errorf("%s: %s", op, problem)
 	}
-	unlock, err := p.lockPool(ctx, r.Pool)
+	l, unlock, err := p.poolClient(ctx, r.Pool, op)
 	if err != nil {
-		return providers.UpdateResponse{}, fmt.Errorf("%s: %w", op, err)
+		return providers.UpdateResponse{}, err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.UpdateResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
 	vol, found, err := lookupVolume(l, r)
 	if err != nil {
 		return providers.UpdateResponse{}, err
@@ -496,15 +488,11 @@ func shrinkProblem(name string, from, to uint64) string {
 func (p *Provider) undoResizeVolume(ctx context.Context, u undoRecord) error {
 	r := volumeRef{Key: u.Key, Pool: u.Pool, Name: u.Volume, Dir: filepath.Dir(u.Key)}
 	op := "undo resize " + r.String()
-	unlock, err := p.lockPool(ctx, r.Pool)
+	l, unlock, err := p.poolClient(ctx, r.Pool, op)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
 	found, err := withVolume(l, r, r.Name, op, func(pool golibvirt.StoragePool, vol golibvirt.StorageVol) error {
 		_, capacity, _, err := l.StorageVolGetInfo(vol)
 		if err != nil {

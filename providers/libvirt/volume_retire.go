@@ -34,15 +34,11 @@ func (p *Provider) retireVolume(ctx context.Context, req providers.RetireRequest
 	op := "retire " + r.String()
 	retired := retiredVolumeName(r.Name, r.Key)
 	undo := retireVolumeUndo(r, retired)
-	unlock, err := p.lockPool(ctx, r.Pool)
+	l, unlock, err := p.poolClient(ctx, r.Pool, op)
 	if err != nil {
-		return providers.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
+		return providers.RetireResponse{}, err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
 	_, err = withVolume(l, r, r.Name, op, func(pool golibvirt.StoragePool, vol golibvirt.StorageVol) error {
 		// A volume left under the retired name is an earlier incarnation
 		// of this one (same key) whose purge failed after its commit: it
@@ -73,15 +69,11 @@ func (p *Provider) undoRetireVolume(ctx context.Context, u undoRecord) error {
 	}
 	r := volumeRef{Key: u.Key, Pool: u.Pool, Name: u.Volume, Dir: u.Path}
 	op := "undo retire " + r.String()
-	unlock, err := p.lockPool(ctx, r.Pool)
+	l, unlock, err := p.poolClient(ctx, r.Pool, op)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
 	_, err = withVolume(l, r, u.Retired, op, func(pool golibvirt.StoragePool, ret golibvirt.StorageVol) error {
 		orig, err := l.StorageVolLookupByName(pool, r.Name)
 		switch {
@@ -121,15 +113,11 @@ func (p *Provider) purgeVolume(ctx context.Context, req providers.PurgeRequest) 
 // deleteVolume deletes the volume called name in r's pool; a volume that is
 // gone is fine.
 func (p *Provider) deleteVolume(ctx context.Context, r volumeRef, name, op string) error {
-	unlock, err := p.lockPool(ctx, r.Pool)
+	l, unlock, err := p.poolClient(ctx, r.Pool, op)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return err
 	}
 	defer unlock()
-	l, err := p.client(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
 	_, err = withVolume(l, r, name, op, func(_ golibvirt.StoragePool, vol golibvirt.StorageVol) error {
 		if err := l.StorageVolDelete(vol, 0); err != nil && !notFound(err) {
 			return mutErr(op, err)
