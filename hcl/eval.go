@@ -119,14 +119,19 @@ func (e *Evaluator) Expand(resource string) (*Expansion, hcl2.Diagnostics) {
 	return x, diags
 }
 
-func (e *Evaluator) expandCount(r *Resource) (*Expansion, hcl2.Diagnostics) {
-	ctx, diags := e.scope(r.Module, r.Count.Variables(), nil)
+// metaValue evaluates a meta-argument (count, for_each) in its module's scope.
+func (e *Evaluator) metaValue(r *Resource, expr hcl2.Expression) (cty.Value, hcl2.Diagnostics) {
+	ctx, diags := e.scope(r.Module, expr.Variables(), nil)
 	if diags.HasErrors() {
-		return nil, diags
+		return cty.NilVal, diags
 	}
-	v, d := r.Count.Value(ctx)
-	diags = append(diags, d...)
-	if d.HasErrors() {
+	v, d := expr.Value(ctx)
+	return v, append(diags, d...)
+}
+
+func (e *Evaluator) expandCount(r *Resource) (*Expansion, hcl2.Diagnostics) {
+	v, diags := e.metaValue(r, r.Count)
+	if diags.HasErrors() {
 		return nil, diags
 	}
 	rng := r.Count.Range().Ptr()
@@ -162,13 +167,8 @@ func (e *Evaluator) expandCount(r *Resource) (*Expansion, hcl2.Diagnostics) {
 }
 
 func (e *Evaluator) expandForEach(r *Resource) (*Expansion, hcl2.Diagnostics) {
-	ctx, diags := e.scope(r.Module, r.ForEach.Variables(), nil)
+	v, diags := e.metaValue(r, r.ForEach)
 	if diags.HasErrors() {
-		return nil, diags
-	}
-	v, d := r.ForEach.Value(ctx)
-	diags = append(diags, d...)
-	if d.HasErrors() {
 		return nil, diags
 	}
 	rng := r.ForEach.Range().Ptr()
