@@ -11,6 +11,7 @@ import (
 	"fiat/planner"
 	"fiat/providers"
 	"fiat/state"
+	"fiat/value"
 )
 
 // undoItem is one operation that took effect and may have to be reversed:
@@ -27,9 +28,9 @@ func itemOf(o *op) undoItem {
 	it := undoItem{Address: o.step.Address, Type: o.step.Type, Provider: o.step.Provider, Source: o.step.Source,
 		Op: o.kind, ID: o.id, Undo: o.undo}
 	if o.kind == opRetire {
-		it.State, _ = planner.EncodeValue(o.step.Before)
+		it.State, _ = value.Encode(o.step.Before)
 	} else {
-		it.State, _ = planner.EncodeValue(o.state)
+		it.State, _ = value.Encode(o.state)
 	}
 	return it
 }
@@ -203,7 +204,7 @@ func (x *txn) commitRequest(ops []*op) (state.Commit, error) {
 		s := o.step
 		switch o.kind {
 		case opCreate, opUpdate:
-			attrs, err := planner.EncodeValue(o.state)
+			attrs, err := value.Encode(o.state)
 			if err != nil {
 				return c, fmt.Errorf("encode state of %s: %w", s.Address, err)
 			}
@@ -261,7 +262,7 @@ func purgeOne(ctx context.Context, provs map[string]providers.Provider, it undoI
 	if !ok {
 		return fmt.Errorf("provider %s is not configured", it.Provider)
 	}
-	st, err := planner.DecodeValue(it.State)
+	st, err := value.Decode(it.State)
 	if err != nil {
 		return err
 	}

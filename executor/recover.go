@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"fiat/planner"
 	"fiat/providers"
 	"fiat/state"
+	"fiat/value"
 )
 
 // Recovery reports what was done about one transaction a crashed run left.
@@ -224,16 +224,16 @@ func settleFromJournal(ctx context.Context, store Store, stack string, o *journa
 	}
 	req := providers.SettleRequest{Address: in.Address, Type: in.Type, OpID: in.OpID, ID: in.ID, Action: settleAction[in.Op]}
 	var err error
-	if req.Config, err = planner.DecodeValue(in.Config); err != nil {
+	if req.Config, err = value.Decode(in.Config); err != nil {
 		return err
 	}
 	switch in.Op {
 	case opRetire:
-		req.Prior, err = planner.DecodeValue(in.State)
+		req.Prior, err = value.Decode(in.State)
 	case opUpdate:
 		// Not committed, so the store still holds the prior state.
 		if e, gerr := store.Get(ctx, stack+"/"+in.Address); gerr == nil {
-			req.Prior, err = planner.DecodeValue(e.Attributes)
+			req.Prior, err = value.Decode(e.Attributes)
 		}
 	}
 	if err != nil {
@@ -255,7 +255,7 @@ func settleFromJournal(ctx context.Context, store Store, stack string, o *journa
 		res.ID = in.ID
 	}
 	if in.Op != opRetire {
-		res.State, _ = planner.EncodeValue(resp.State)
+		res.State, _ = value.Encode(resp.State)
 	}
 	o.result = &res
 	return nil

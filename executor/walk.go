@@ -8,6 +8,7 @@ import (
 
 	"fiat/planner"
 	"fiat/providers"
+	"fiat/value"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -131,12 +132,12 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 		if !config.IsWhollyKnown() {
 			return fmt.Errorf("evaluate %s: a value is still unknown after its dependencies were applied", s.Address)
 		}
-		if intent.Config, err = planner.EncodeValue(config); err != nil {
+		if intent.Config, err = value.Encode(config); err != nil {
 			return err
 		}
 	} else {
 		var err error
-		if intent.State, err = planner.EncodeValue(s.Before); err != nil {
+		if intent.State, err = value.Encode(s.Before); err != nil {
 			return err
 		}
 	}
@@ -167,7 +168,7 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 		res.Kind, res.Err = recFailed, err.Error()
 	} else if o.kind != opRetire {
 		var eerr error
-		if res.State, eerr = planner.EncodeValue(o.state); eerr != nil {
+		if res.State, eerr = value.Encode(o.state); eerr != nil {
 			err = eerr
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fiat/hcl"
 	"fiat/providers"
 	"fiat/state"
+	"fiat/value"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -309,7 +310,7 @@ func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst
 		b.plan.Reads[st.addr] = st.e.Revision
 		step.ID, step.MovedFrom = st.e.ID, st.movedFrom
 		var err error
-		if prior, err = DecodeValue(st.e.Attributes); err != nil {
+		if prior, err = value.Decode(st.e.Attributes); err != nil {
 			b.errorf(r.DeclRange.Ptr(), fmt.Sprintf("Cannot read stored state of %s", inst), "%s", err)
 			return
 		}
@@ -479,7 +480,7 @@ func (b *builder) planOrphans() {
 			continue
 		}
 		e := st.e
-		before, err := DecodeValue(e.Attributes)
+		before, err := value.Decode(e.Attributes)
 		if err != nil {
 			b.errorf(nil, fmt.Sprintf("Cannot read stored state of %s", st.addr), "%s", err)
 			continue

@@ -11,6 +11,7 @@ import (
 	"fiat/providers/builtin"
 	"fiat/providers/fake"
 	"fiat/state"
+	"fiat/value"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -96,7 +97,7 @@ func buildErr(t *testing.T, in Input) string {
 // stored makes an entity for address (within stack "s") holding v.
 func storedEnt(t *testing.T, addr, typ string, v cty.Value, rev uint64) state.Entity {
 	t.Helper()
-	b, err := EncodeValue(v)
+	b, err := value.Encode(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -866,42 +867,6 @@ func TestDriftGolden(t *testing.T) {
 	golden(t, "drift.md", md.Bytes())
 }
 
-func TestDecodeMatchesCtyJSON(t *testing.T) {
-	vals := []cty.Value{
-		cty.ObjectVal(map[string]cty.Value{
-			"s": cty.StringVal("a\"b\\c\u00e9\n"), "n": cty.NumberFloatVal(1.5), "i": cty.NumberIntVal(-42), "big": cty.MustParseNumberVal("123456789012345678901234567890"),
-			"b": cty.True, "null": cty.NullVal(cty.String), "dyn": cty.NullVal(cty.DynamicPseudoType),
-			"l": cty.ListVal([]cty.Value{cty.StringVal("x")}), "le": cty.ListValEmpty(cty.Number),
-			"set": cty.SetVal([]cty.Value{cty.StringVal("x"), cty.StringVal("y")}), "m": cty.MapVal(map[string]cty.Value{"k": cty.True}),
-			"t": cty.TupleVal([]cty.Value{cty.StringVal("x"), cty.NumberIntVal(1)}), "et": cty.EmptyTupleVal, "eo": cty.EmptyObjectVal,
-			"o": cty.ObjectVal(map[string]cty.Value{"nested": cty.ListVal([]cty.Value{cty.MapValEmpty(cty.String)})}),
-		}),
-		cty.StringVal("plain"),
-	}
-	for _, v := range vals {
-		b, err := EncodeValue(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := DecodeValue(b)
-		if err != nil {
-			t.Fatalf("%s: %v", b, err)
-		}
-		if !got.Equals(v).True() || !got.Type().Equals(v.Type()) {
-			t.Fatalf("round trip of %s:\n%#v\nwant\n%#v", b, got, v)
-		}
-		var indented bytes.Buffer
-		json.Indent(&indented, b, "", "  ")
-		if got, err := DecodeValue(indented.Bytes()); err != nil || !got.Equals(v).True() {
-			t.Fatalf("indented: %v", err)
-		}
-	}
-	// The older untyped encoding still reads.
-	if v, err := DecodeValue([]byte(`{"name":"a","size":2}`)); err != nil || v.GetAttr("name").AsString() != "a" {
-		t.Fatalf("%#v %v", v, err)
-	}
-}
-
 func TestValidateIsLenientAboutApplyTimeValues(t *testing.T) {
 	cfg := files(t, map[string]string{"main.hcl": `
 resource "fiat_data" "src" {}
@@ -981,7 +946,7 @@ import {
 }
 `}, hcl.Options{})
 	stored := entity(t, "keep", "", "", 1)
-	v, _ := EncodeValue(obj("keep", "id-keep"))
+	v, _ := value.Encode(obj("keep", "id-keep"))
 	stored.Attributes, stored.ID = v, "id-keep"
 	got := buildErr(t, Input{Config: cfg, Entities: []state.Entity{stored},
 		Imported: map[string]Imported{"fake_thing.twin": {ID: "id-keep", State: obj("keep", "id-keep")}}})

@@ -15,6 +15,7 @@ import (
 
 	"fiat/hcl"
 	"fiat/providers"
+	"fiat/value"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -43,7 +44,7 @@ type SavedVariable struct {
 	Value     json.RawMessage `json:"value,omitempty"` // EncodeValue; absent when sensitive
 	Sensitive bool            `json:"sensitive,omitempty"`
 	Salt      string          `json:"salt,omitempty"`   // hex, sensitive only
-	SHA256    string          `json:"sha256,omitempty"` // hex sha256(salt ‖ EncodeValue(value)), sensitive only
+	SHA256    string          `json:"sha256,omitempty"` // hex sha256(salt ‖ value.Encode(value)), sensitive only
 	Source    string          `json:"source"`           // "default", "-var x", "FIAT_VAR_x", "-var-file f"
 }
 
@@ -52,7 +53,7 @@ func SaveVariables(cfg *hcl.Config) (map[string]SavedVariable, error) {
 	out := map[string]SavedVariable{}
 	for name, v := range cfg.VariableValues() {
 		val, _ := v.UnmarkDeep()
-		enc, err := EncodeValue(val)
+		enc, err := value.Encode(val)
 		if err != nil {
 			return nil, fmt.Errorf("save variable %s: %w", name, err)
 		}
@@ -93,7 +94,7 @@ func (f *File) LoadOptions(environ []string) (hcl.Options, error) {
 	for _, name := range sortedKeys(f.Variables) {
 		sv := f.Variables[name]
 		if !sv.Sensitive {
-			v, err := DecodeValue(sv.Value)
+			v, err := value.Decode(sv.Value)
 			if err != nil {
 				return opts, fmt.Errorf("saved variable %s: %w", name, err)
 			}
@@ -128,7 +129,7 @@ func (f *File) CheckVariables(cfg *hcl.Config) error {
 			continue
 		}
 		v, _ := vals[name].UnmarkDeep()
-		enc, err := EncodeValue(v)
+		enc, err := value.Encode(v)
 		if err != nil {
 			return fmt.Errorf("check variable %s: %w", name, err)
 		}
@@ -238,7 +239,7 @@ func (f *File) Encode() ([]byte, error) {
 		// from the store again (Plan.Rehydrate), at the revision the plan
 		// read, or refuses the plan as stale.
 		before, _ := splitUnknown(redact(s.Before, s.Sensitive))
-		if sj.Before, err = EncodeValue(before); err != nil {
+		if sj.Before, err = value.Encode(before); err != nil {
 			return nil, fmt.Errorf("encode plan step %s: %w", s.Address, err)
 		}
 		after := s.After
@@ -249,7 +250,7 @@ func (f *File) Encode() ([]byte, error) {
 			after = redact(after, s.Sensitive)
 		}
 		after, unknown := splitUnknown(after)
-		if sj.After, err = EncodeValue(after); err != nil {
+		if sj.After, err = value.Encode(after); err != nil {
 			return nil, fmt.Errorf("encode plan step %s: %w", s.Address, err)
 		}
 		sj.AfterUnknown = unknown
@@ -258,10 +259,10 @@ func (f *File) Encode() ([]byte, error) {
 	for _, d := range p.Drift {
 		dj := driftJSON{Address: d.Address, Type: d.Type, Name: d.Name, Revision: d.Revision, Changed: d.Changed, Sensitive: d.Sensitive}
 		var err error
-		if dj.Before, err = EncodeValue(d.Before); err != nil {
+		if dj.Before, err = value.Encode(d.Before); err != nil {
 			return nil, fmt.Errorf("encode drift of %s: %w", d.Address, err)
 		}
-		if dj.After, err = EncodeValue(d.After); err != nil {
+		if dj.After, err = value.Encode(d.After); err != nil {
 			return nil, fmt.Errorf("encode drift of %s: %w", d.Address, err)
 		}
 		j.Drift = append(j.Drift, dj)
@@ -276,7 +277,7 @@ func (f *File) Encode() ([]byte, error) {
 				oj.Unknown = true
 			default:
 				var err error
-				if oj.Value, err = EncodeValue(o.Value); err != nil {
+				if oj.Value, err = value.Encode(o.Value); err != nil {
 					return nil, fmt.Errorf("encode output %s: %w", name, err)
 				}
 			}
@@ -382,10 +383,10 @@ func Decode(b []byte) (*File, error) {
 			Source: sj.Source, Sensitive: sj.Sensitive, CreateBeforeDestroy: sj.CreateBeforeDestroy,
 			MovedFrom: sj.MovedFrom, Imported: sj.Imported, Reason: sj.Reason, RestartNeeded: sj.RestartNeeded,
 		}
-		if s.Before, err = DecodeValue(sj.Before); err != nil {
+		if s.Before, err = value.Decode(sj.Before); err != nil {
 			return nil, fmt.Errorf("step %s: %w", sj.Address, err)
 		}
-		if s.After, err = DecodeValue(sj.After); err != nil {
+		if s.After, err = value.Decode(sj.After); err != nil {
 			return nil, fmt.Errorf("step %s: %w", sj.Address, err)
 		}
 		s.After = joinUnknown(s.After, sj.AfterUnknown)
@@ -394,10 +395,10 @@ func Decode(b []byte) (*File, error) {
 	for _, dj := range j.Drift {
 		d := &Drift{Address: dj.Address, Type: dj.Type, Name: dj.Name, Revision: dj.Revision, Changed: dj.Changed, Sensitive: dj.Sensitive}
 		var err error
-		if d.Before, err = DecodeValue(dj.Before); err != nil {
+		if d.Before, err = value.Decode(dj.Before); err != nil {
 			return nil, fmt.Errorf("drift of %s: %w", dj.Address, err)
 		}
-		if d.After, err = DecodeValue(dj.After); err != nil {
+		if d.After, err = value.Decode(dj.After); err != nil {
 			return nil, fmt.Errorf("drift of %s: %w", dj.Address, err)
 		}
 		p.Drift = append(p.Drift, d)
@@ -407,7 +408,7 @@ func Decode(b []byte) (*File, error) {
 		for name, oj := range j.Outputs {
 			o := OutputValue{Sensitive: oj.Sensitive, Value: cty.DynamicVal}
 			if len(oj.Value) > 0 {
-				v, err := DecodeValue(oj.Value)
+				v, err := value.Decode(oj.Value)
 				if err != nil {
 					return nil, fmt.Errorf("output %s: %w", name, err)
 				}

@@ -12,6 +12,7 @@ import (
 	"fiat/providers"
 	"fiat/providers/fake"
 	"fiat/state"
+	"fiat/value"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -31,13 +32,13 @@ func loadCfg(t *testing.T, src string) *hcl.Config {
 	return cfg
 }
 
-func entity(t *testing.T, name, value, forced string, rev uint64) state.Entity {
+func entity(t *testing.T, name, val, forced string, rev uint64) state.Entity {
 	t.Helper()
 	v := cty.ObjectVal(map[string]cty.Value{
-		"name": cty.StringVal(name), "value": cty.StringVal(value),
+		"name": cty.StringVal(name), "value": cty.StringVal(val),
 		"forced": cty.StringVal(forced), "id": cty.StringVal("id-" + name),
 	})
-	b, err := EncodeValue(v)
+	b, err := value.Encode(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestRenderTextGolden(t *testing.T) {
 
 func TestSavedPlanRoundTrip(t *testing.T) {
 	p := mixedPlan(t)
-	enc, _ := EncodeValue(cty.StringVal("b"))
+	enc, _ := value.Encode(cty.StringVal("b"))
 	f := &File{Plan: p, ConfigDir: "x", Files: map[string][]byte{"main.hcl": []byte(mixed)}, Variables: map[string]SavedVariable{"a": {Value: enc, Source: "-var a"}}}
 	path := filepath.Join(t.TempDir(), "p.plan")
 	digest, err := f.Save(path)
@@ -132,7 +133,7 @@ func TestSavedPlanRoundTrip(t *testing.T) {
 	if a.String() != b.String() {
 		t.Fatalf("round trip changed the plan:\n%s\nvs\n%s", a.String(), b.String())
 	}
-	if v, _ := DecodeValue(g.Variables["a"].Value); v.AsString() != "b" || string(g.Files["main.hcl"]) != mixed {
+	if v, _ := value.Decode(g.Variables["a"].Value); v.AsString() != "b" || string(g.Files["main.hcl"]) != mixed {
 		t.Fatal("config snapshot or vars lost")
 	}
 }

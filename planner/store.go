@@ -2,9 +2,11 @@ package planner
 
 import (
 	"fmt"
+
 	"github.com/zclconf/go-cty/cty"
 
 	"fiat/state"
+	"fiat/value"
 )
 
 // StoreChanges is what an apply's commit must write besides the results of
@@ -20,7 +22,7 @@ func (p *Plan) StoreChanges() (put []state.Entity, del []string, err error) {
 		}
 		switch s.Action {
 		case Import, Move, Adopt:
-			attrs, err := EncodeValue(s.After)
+			attrs, err := value.Encode(s.After)
 			if err != nil {
 				return nil, nil, fmt.Errorf("encode state of %s: %w", s.Address, err)
 			}
@@ -57,7 +59,7 @@ func (p *Plan) Rehydrate(get func(addr string) (state.Entity, error)) error {
 		if err != nil {
 			continue
 		}
-		v, err := DecodeValue(e.Attributes)
+		v, err := value.Decode(e.Attributes)
 		if err != nil {
 			return fmt.Errorf("read stored state of %s: %w", from, err)
 		}

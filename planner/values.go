@@ -1,11 +1,8 @@
 package planner
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"sort"
-	"sync"
 
 	"fiat/hcl"
 	"fiat/providers"
@@ -14,7 +11,6 @@ import (
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
-	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
 // Spec is the decoding spec of a resource type: the attributes a user may set.
@@ -191,114 +187,6 @@ func Planned(config cty.Value, prior cty.Value, rs providers.ResourceSchema) cty
 		}
 	}
 	return cty.ObjectVal(attrs)
-}
-
-// Settled reports whether config's settable attributes are all known.
-func Settled(config cty.Value) bool { return config.IsWhollyKnown() }
-
-// Values are stored (in the store and in plan files) with their exact type,
-// so lists stay lists and sets stay sets:
-//
-//	{"$type":["object",{"name":"string"}],"$value":{"name":"a"}}
-//
-// "$" cannot start an attribute name, so the older untyped encoding (a
-// go-cty SimpleJSONValue) is told apart and still decoded.
-var typedPrefix = []byte(`{"$type":`)
-
-// EncodeValue stores a cty value with its type, for the store and plan files.
-// The value must be wholly known and unmarked.
-func EncodeValue(v cty.Value) (json.RawMessage, error) {
-	if v == cty.NilVal {
-		return nil, nil
-	}
-	t := v.Type()
-	tb, err := ctyjson.MarshalType(t)
-	if err != nil {
-		return nil, fmt.Errorf("encode value: %w", err)
-	}
-	vb, err := ctyjson.Marshal(v, t)
-	if err != nil {
-		return nil, fmt.Errorf("encode value: %w", err)
-	}
-	var buf bytes.Buffer
-	buf.Grow(len(tb) + len(vb) + 22)
-	buf.Write(typedPrefix)
-	buf.Write(tb)
-	buf.WriteString(`,"$value":`)
-	buf.Write(vb)
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
-}
-
-// isTyped says whether b is the typed encoding (perhaps re-indented, as
-// inside a plan file).
-func isTyped(b []byte) bool {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	if len(b) == 0 || b[0] != '{' {
-		return false
-	}
-	return bytes.HasPrefix(bytes.TrimLeft(b[1:], " \t\r\n"), []byte(`"$type"`))
-}
-
-// types caches decoded type descriptions: 50,000 entities of one resource
-// type share one.
-var types sync.Map // string → cty.Type
-
-// DecodeValue reverses EncodeValue (and reads the older untyped encoding).
-func DecodeValue(b json.RawMessage) (cty.Value, error) {
-	if len(b) == 0 {
-		return cty.NilVal, nil
-	}
-	if !isTyped(b) {
-		var v ctyjson.SimpleJSONValue
-		if err := json.Unmarshal(b, &v); err != nil {
-			return cty.NilVal, fmt.Errorf("decode value: %w", err)
-		}
-		return v.Value, nil
-	}
-	d := &jdec{b: b}
-	if err := d.expect('{'); err != nil {
-		return cty.NilVal, fmt.Errorf("decode value: %w", err)
-	}
-	if k, err := d.str(); err != nil || k != "$type" {
-		return cty.NilVal, fmt.Errorf("decode value: want $type")
-	}
-	if err := d.expect(':'); err != nil {
-		return cty.NilVal, fmt.Errorf("decode value: %w", err)
-	}
-	d.space()
-	ts := d.i
-	if err := d.skip(); err != nil {
-		return cty.NilVal, fmt.Errorf("decode value type: %w", err)
-	}
-	tb := b[ts:d.i]
-	var t cty.Type
-	if cached, ok := types.Load(string(tb)); ok {
-		t = cached.(cty.Type)
-	} else {
-		var err error
-		if t, err = ctyjson.UnmarshalType(tb); err != nil {
-			return cty.NilVal, fmt.Errorf("decode value type: %w", err)
-		}
-		types.Store(string(tb), t)
-	}
-	if err := d.expect(','); err != nil {
-		return cty.NilVal, fmt.Errorf("decode value: %w", err)
-	}
-	if k, err := d.str(); err != nil || k != "$value" {
-		return cty.NilVal, fmt.Errorf("decode value: want $value")
-	}
-	if err := d.expect(':'); err != nil {
-		return cty.NilVal, fmt.Errorf("decode value: %w", err)
-	}
-	v, err := d.value(t)
-	if err != nil {
-		return cty.NilVal, fmt.Errorf("decode value: %w", err)
-	}
-	if err := d.expect('}'); err != nil {
-		return cty.NilVal, fmt.Errorf("decode value: %w", err)
-	}
-	return v, nil
 }
 
 // changedAttrs lists settable attributes whose planned value differs from

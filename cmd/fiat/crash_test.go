@@ -16,6 +16,7 @@ import (
 	"fiat/executor"
 	"fiat/planner"
 	"fiat/state"
+	"fiat/value"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 )
@@ -171,7 +172,7 @@ func (w *crashWorld) observe() string {
 	locks, _ := st.Locks(ctx)
 	storeVols := map[string]string{}
 	for _, e := range ents {
-		v, _ := planner.DecodeValue(e.Attributes)
+		v, _ := value.Decode(e.Attributes)
 		if e.Type == "libvirt_volume" {
 			storeVols[e.Name] = planner.FormatValue(v.GetAttr("size"))
 		}

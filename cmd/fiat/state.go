@@ -10,6 +10,7 @@ import (
 
 	"fiat/planner"
 	"fiat/state"
+	"fiat/value"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -74,7 +75,7 @@ func (m *Main) state(ctx context.Context, args []string) error {
 }
 
 func (m *Main) showEntity(e state.Entity) error {
-	v, err := planner.DecodeValue(e.Attributes)
+	v, err := value.Decode(e.Attributes)
 	if err != nil {
 		return fmt.Errorf("show %s: %w", e.Address, err)
 	}

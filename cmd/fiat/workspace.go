@@ -16,6 +16,7 @@ import (
 	"fiat/providers/builtin"
 	"fiat/providers/libvirt"
 	"fiat/state"
+	"fiat/value"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
@@ -302,7 +303,7 @@ func refresh(ctx context.Context, pr *providerSet, stack string, all []state.Ent
 				p, err := pr.get(e.Provider)
 				if err == nil {
 					var prior cty.Value
-					if prior, err = planner.DecodeValue(e.Attributes); err == nil {
+					if prior, err = value.Decode(e.Attributes); err == nil {
 						var resp providers.ReadResponse
 						resp, err = p.Read(ctx, providers.ReadRequest{Address: r.addr, Type: e.Type, ID: e.ID, State: prior})
 						r.rf = planner.Refresh{Exists: resp.Exists, State: resp.State}

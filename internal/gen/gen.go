@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"fiat/planner"
 	"fiat/state"
+	"fiat/value"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -72,7 +72,7 @@ func Entities(stack string, shape Shape, n int) ([]state.Entity, error) {
 			"input": cty.StringVal(in), "output": cty.StringVal(in),
 			"triggers_replace": cty.NullVal(cty.DynamicPseudoType), "id": cty.StringVal(id),
 		})
-		attrs, err := planner.EncodeValue(v)
+		attrs, err := value.Encode(v)
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package planner
+package value
 
 import (
 	"encoding/json"
