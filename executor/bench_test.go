@@ -7,9 +7,9 @@ import (
 	"syscall"
 	"testing"
 
+	"fiat/engine"
 	"fiat/executor"
 	"fiat/hcl"
-	"fiat/planner"
 	"fiat/providers"
 	"fiat/providers/builtin"
 	"fiat/state"
@@ -54,8 +54,7 @@ func BenchmarkApply(b *testing.B) {
 func benchApply(b *testing.B, n int, chain, durable bool) {
 	ctx := context.Background()
 	prov := builtin.New()
-	sch := prov.Schema()
-	rs := sch.Resources[builtin.TypeData]
+	eng := engine.Default()
 	cfg, diags := hcl.LoadFiles("", map[string][]byte{"main.hcl": dataConfig(n, chain)}, hcl.Options{Env: []string{}})
 	if diags.HasErrors() {
 		b.Fatal(diags)
@@ -67,14 +66,14 @@ func benchApply(b *testing.B, n int, chain, durable bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		plan, diags := planner.Build(planner.Input{Stack: "bench", Config: cfg, Schemas: map[string]providers.Schema{builtin.Name: sch}})
-		if diags.HasErrors() {
-			b.Fatal(diags)
+		plan, err := eng.Plan(ctx, st, engine.PlanOptions{Stack: "bench", Config: cfg})
+		if err != nil {
+			b.Fatal(err)
 		}
 		b.StartTimer()
 		res, err := executor.Apply(ctx, plan, executor.Options{
 			Store: st, Providers: map[string]providers.Provider{builtin.Name: prov}, PlanID: "bench", DurableLocal: durable,
-			Eval: evalOf(cfg, rs),
+			Eval: executor.NewEvaluator(cfg, plan, eng.Providers().Schemas()),
 		})
 		b.StopTimer()
 		if err != nil {

@@ -109,7 +109,10 @@ func undoOne(ctx context.Context, provs map[string]providers.Provider, it undoIt
 	if !ok {
 		return fmt.Errorf("provider %s is not configured (its provider block is needed to roll back)", it.Provider)
 	}
-	return p.Undo(ctx, providers.UndoRequest{Address: it.Address, Type: it.Type, Undo: it.Undo})
+	return providers.Call(it.Provider, "undo", false, func() error {
+		_, err := p.Undo(ctx, providers.UndoRequest{Address: it.Address, Type: it.Type, Undo: it.Undo})
+		return err
+	})
 }
 
 // settleStuck ends a rolled-back transaction. Objects whose undo failed are
@@ -266,5 +269,8 @@ func purgeOne(ctx context.Context, provs map[string]providers.Provider, it undoI
 	if err != nil {
 		return err
 	}
-	return p.Purge(ctx, providers.PurgeRequest{Address: it.Address, Type: it.Type, ID: it.ID, State: st})
+	return providers.Call(it.Provider, "purge", false, func() error {
+		_, err := p.Purge(ctx, providers.PurgeRequest{Address: it.Address, Type: it.Type, ID: it.ID, State: st})
+		return err
+	})
 }

@@ -289,7 +289,11 @@ func (x *txn) preflight(ctx context.Context) error {
 		if !ok {
 			return &Error{Phase: "preflight", Cause: fmt.Errorf("provider %s is not configured", name)}
 		}
-		resp, err := p.Preflight(ctx, providers.PreflightRequest{Steps: byProvider[name]})
+		var resp providers.PreflightResponse
+		err := providers.Call(name, "preflight", false, func() (err error) {
+			resp, err = p.Preflight(ctx, providers.PreflightRequest{Steps: byProvider[name]})
+			return err
+		})
 		if err != nil {
 			return &Error{Phase: "preflight", Cause: fmt.Errorf("preflight provider %s: %w", name, err)}
 		}

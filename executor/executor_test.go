@@ -11,14 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"fiat/engine"
 	"fiat/executor"
 	"fiat/hcl"
 	"fiat/planner"
 	"fiat/providers"
 	"fiat/providers/fake"
 	"fiat/state"
-
-	"github.com/zclconf/go-cty/cty"
 )
 
 const stack = "test"
@@ -39,6 +38,11 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, store: st, fake: fake.New()}
 }
 
+// engine plans with the env's fake provider, as every command plans.
+func (e *env) engine() *engine.Engine {
+	return engine.New(providers.NewRegistry(map[string]providers.Factory{"fake": func() providers.Provider { return e.fake }}))
+}
+
 func (e *env) schemas() map[string]providers.Schema {
 	return map[string]providers.Schema{"fake": e.fake.Schema()}
 }
@@ -49,27 +53,20 @@ func (e *env) plan(src string) (*planner.Plan, *hcl.Config) {
 	if diags.HasErrors() {
 		e.t.Fatal(diags)
 	}
-	ctx := context.Background()
-	rev, _ := e.store.Revision(ctx)
-	ents, err := e.store.List(ctx, stack)
+	p, err := e.engine().Plan(context.Background(), e.store, engine.PlanOptions{Stack: stack, Config: cfg, NoRefresh: true})
 	if err != nil {
 		e.t.Fatal(err)
-	}
-	p, diags := planner.Build(planner.Input{Stack: stack, Config: cfg, Entities: ents, Revision: rev, Schemas: e.schemas()})
-	if diags.HasErrors() {
-		e.t.Fatal(diags)
 	}
 	return p, cfg
 }
 
 func (e *env) apply(p *planner.Plan, cfg *hcl.Config, par int) (*executor.Result, error) {
-	sch := e.fake.Schema().Resources[fake.Type]
 	return executor.Apply(context.Background(), p, executor.Options{
 		Store:       e.store,
 		Providers:   map[string]providers.Provider{"fake": e.fake},
 		Parallelism: par,
 		PlanID:      "testplan",
-		Eval:        evalOf(cfg, sch),
+		Eval:        executor.NewEvaluator(cfg, p, e.schemas()),
 	})
 }
 
@@ -297,7 +294,6 @@ func TestSlowStepReportsProgress(t *testing.T) {
 		return nil
 	}
 	var progress atomic.Int32
-	sch := e.fake.Schema().Resources[fake.Type]
 	_, err := executor.Apply(context.Background(), p, executor.Options{
 		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}, PlanID: "p",
 		Progress: 25 * time.Millisecond,
@@ -306,7 +302,7 @@ func TestSlowStepReportsProgress(t *testing.T) {
 				progress.Add(1)
 			}
 		},
-		Eval: evalOf(cfg, sch),
+		Eval: executor.NewEvaluator(cfg, p, e.schemas()),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -356,11 +352,10 @@ func TestLeaseRenewedDuringLongApply(t *testing.T) {
 		}
 	}()
 	defer close(stop)
-	sch := e.fake.Schema().Resources[fake.Type]
 	_, err := executor.Apply(context.Background(), p, executor.Options{
 		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}, PlanID: "p",
 		Parallelism: 1, LockTTL: 600 * time.Millisecond,
-		Eval: evalOf(cfg, sch),
+		Eval: executor.NewEvaluator(cfg, p, e.schemas()),
 	})
 	if err != nil {
 		t.Fatalf("apply longer than the lock TTL failed: %v", err)
@@ -457,10 +452,9 @@ resource "fake_thing" "b" {
 	}
 	// Wrap the fake: the create of a succeeds but reports a lost connection.
 	prov := &lossy{Provider: e.fake, dropped: &dropped}
-	sch := e.fake.Schema().Resources[fake.Type]
 	_, err := executor.Apply(context.Background(), p, executor.Options{
 		Store: e.store, Providers: map[string]providers.Provider{"fake": prov}, PlanID: "p",
-		Eval: evalOf(cfg, sch),
+		Eval: executor.NewEvaluator(cfg, p, e.schemas()),
 	})
 	var aerr *executor.Error
 	if !errors.As(err, &aerr) || aerr.Address != "fake_thing.b" {
@@ -633,15 +627,4 @@ func keepSteps(steps []*planner.Step, addrs ...string) []*planner.Step {
 		}
 	}
 	return out
-}
-
-// evalOf evaluates a resource's config at apply time, as the CLI does.
-func evalOf(cfg *hcl.Config, rs providers.ResourceSchema) executor.EvalFunc {
-	return func(addr string, vals map[string]cty.Value) (cty.Value, error) {
-		v, diags := planner.ConfigValue(cfg, addr, rs, hcl.Values(vals))
-		if diags.HasErrors() {
-			return cty.NilVal, diags
-		}
-		return v, nil
-	}
 }

@@ -239,7 +239,7 @@ func settleFromJournal(ctx context.Context, store Store, stack string, o *journa
 	if err != nil {
 		return err
 	}
-	resp, err := p.Settle(ctx, req)
+	resp, err := settleCall(ctx, in.Provider, p, req)
 	if err != nil {
 		return fmt.Errorf("settle %s %s: %w", in.Op, in.Address, err)
 	}

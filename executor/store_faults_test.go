@@ -11,7 +11,6 @@ import (
 	"fiat/hcl"
 	"fiat/planner"
 	"fiat/providers"
-	"fiat/providers/fake"
 	"fiat/state"
 )
 
@@ -61,10 +60,9 @@ func (f *faultyStore) OpenTxs(ctx context.Context, stack string) ([]state.Tx, er
 }
 
 func (e *env) applyWith(st executor.Store, p *planner.Plan, cfg *hcl.Config) (*executor.Result, error) {
-	sch := e.fake.Schema().Resources[fake.Type]
 	return executor.Apply(context.Background(), p, executor.Options{
 		Store: st, Providers: map[string]providers.Provider{"fake": e.fake}, PlanID: "p", Parallelism: 1,
-		Eval: evalOf(cfg, sch),
+		Eval: executor.NewEvaluator(cfg, p, e.schemas()),
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"fiat/internal/panics"
 	"fiat/planner"
 	"fiat/providers"
 	"fiat/value"
@@ -55,7 +56,7 @@ func (x *txn) walk(parent context.Context, ops []*op) (done []*op, vals map[stri
 			ready = ready[1:]
 			inputs := depValues(o, vals)
 			running++
-			go func() { results <- opResult{op: o, err: x.runOp(ctx, o, inputs)} }()
+			go func() { results <- opResult{op: o, err: x.runOpGuarded(ctx, o, inputs)} }()
 		}
 		if running == 0 {
 			break
@@ -105,6 +106,14 @@ func depValues(o *op, vals map[string]cty.Value) map[string]cty.Value {
 
 func (x *txn) opError(o *op, err error) *Error {
 	return &Error{Phase: "apply", Address: o.step.Address, Source: o.step.Source, Operation: string(o.kind), Cause: err}
+}
+
+// runOpGuarded is runOp with a last line of defence: a panic outside the
+// provider call (which providers.Call already guards) fails the op instead
+// of killing the process with the transaction open.
+func (x *txn) runOpGuarded(ctx context.Context, o *op, inputs map[string]cty.Value) (err error) {
+	defer panics.Recover("apply "+o.step.Address, &err)
+	return x.runOp(ctx, o, inputs)
 }
 
 // runOp journals the intent, calls the provider, and records the result
@@ -157,11 +166,19 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 	start := time.Now()
 	x.events.emit(Event{Kind: EventStart, Address: s.Address, Operation: string(o.kind)})
 	stopProgress := x.progress(o, start)
-	err := x.call(ctx, p, o, intent.OpID, config)
+	err := providers.Call(s.Provider, string(o.kind), true, func() error { return x.call(ctx, p, o, intent.OpID, config) })
 	stopProgress()
 	failpoint("after-call")
 	if err != nil && errors.Is(err, providers.ErrOutcomeUnknown) {
-		err = x.settle(ctx, p, o, intent.OpID, config, err)
+		serr := x.settle(ctx, p, o, intent.OpID, config, err)
+		var pe *providers.PanicError
+		if serr == nil && errors.As(err, &pe) {
+			// It took effect, but a provider that panicked is not
+			// trusted to have done it right: fail the step, and the
+			// rollback undoes what settle found.
+			serr = err
+		}
+		err = serr
 	}
 	res := record{Kind: recDone, Op: o.kind, Address: s.Address, ID: o.id, Undo: o.undo}
 	if err != nil {
@@ -218,7 +235,7 @@ func (x *txn) settle(ctx context.Context, p providers.Provider, o *op, opID stri
 		// or prior state yet: the old object's must not be mistaken for it.
 		req.ID, req.Prior = s.ID, s.Before
 	}
-	resp, err := p.Settle(context.WithoutCancel(ctx), req)
+	resp, err := settleCall(context.WithoutCancel(ctx), s.Provider, p, req)
 	if err != nil {
 		return fmt.Errorf("%w; reading the object to settle it also failed: %v", cause, err)
 	}
@@ -237,6 +254,19 @@ func (x *txn) settle(ctx context.Context, p providers.Provider, o *op, opID stri
 		o.state = resp.State
 	}
 	return nil
+}
+
+// settleCall asks a provider to settle an operation, if it can.
+func settleCall(ctx context.Context, addr string, p providers.Provider, req providers.SettleRequest) (resp providers.SettleResponse, err error) {
+	sp, ok := p.(providers.Settler)
+	if !ok {
+		return resp, fmt.Errorf("provider %s cannot settle an operation whose outcome is unknown (it has no Settle)", addr)
+	}
+	err = providers.Call(addr, "settle", false, func() error {
+		resp, err = sp.Settle(ctx, req)
+		return err
+	})
+	return resp, err
 }
 
 var settleAction = map[opKind]providers.Action{opCreate: providers.ActionCreate, opUpdate: providers.ActionUpdate, opRetire: providers.ActionDelete}

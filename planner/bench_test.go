@@ -17,7 +17,7 @@ import (
 // process each (internal/benchplan) to report peak RSS too.
 func BenchmarkPlan(b *testing.B) {
 	schemas := map[string]providers.Schema{builtin.Name: builtin.New().Schema()}
-	hooks := map[string]planner.Hook{builtin.TypeData: builtin.PlanHook}
+	mods := map[string]providers.PlanModifier{builtin.Name: builtin.New()}
 	for _, shape := range gen.Shapes {
 		for _, n := range []int{1000, 10000} {
 			for _, mode := range []string{"empty", "nochange"} {
@@ -37,7 +37,7 @@ func BenchmarkPlan(b *testing.B) {
 						if diags.HasErrors() {
 							b.Fatal(diags)
 						}
-						p, diags := planner.Build(planner.Input{Stack: "bench", Config: cfg, Entities: ents, Schemas: schemas, Hooks: hooks})
+						p, diags := planner.Build(planner.Input{Stack: "bench", Config: cfg, Entities: ents, Schemas: schemas, Modifiers: mods})
 						if diags.HasErrors() {
 							b.Fatal(diags)
 						}

@@ -41,9 +41,9 @@ type Input struct {
 	// they depend on (-target), or leave some out with everything that
 	// depends on them (-exclude).
 	Targets, Excludes []string
-	// Hooks predict computed attributes of some resource types while
-	// planning, by resource type (see builtin.PlanHook).
-	Hooks map[string]Hook
+	// Modifiers predict computed attributes while planning, by provider
+	// name (providers.Registry.Modifiers).
+	Modifiers map[string]providers.PlanModifier
 	// Validate plans without any provider reads and without failing on
 	// values known only after apply (fiat validate).
 	Validate bool
@@ -60,11 +60,6 @@ type Imported struct {
 	ID    string
 	State cty.Value
 }
-
-// Hook adjusts the planned state of a resource: prior is the stored state
-// (cty.NilVal on create), planned the config with computed attributes
-// unknown or kept from prior. It must be pure.
-type Hook func(prior, planned cty.Value) cty.Value
 
 // stored is one stored entity as the planner sees it.
 type stored struct {
@@ -287,8 +282,8 @@ func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst
 	if !ok {
 		return
 	}
-	if b.in.Hooks[r.Type] != nil && len(sens) > 0 {
-		// A hook may copy a sensitive input into a computed attribute.
+	if b.in.Modifiers[providers.NameOf(r.Provider)] != nil && len(sens) > 0 {
+		// A plan modifier may copy a sensitive input into a computed attribute.
 		for name, a := range rs.Attributes {
 			if a.Computed {
 				sens = append(sens, name)
@@ -337,7 +332,7 @@ func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst
 	}
 	step.Before = prior
 	if prior == cty.NilVal {
-		step.Action, step.After = Create, b.hook(r.Type, cty.NilVal, Planned(cv, cty.NilVal, rs))
+		step.Action, step.After = Create, b.modify(r, cty.NilVal, Planned(cv, cty.NilVal, rs))
 		step.Reversibility = providers.Reversible
 		b.finish(r, step)
 		return
@@ -347,7 +342,7 @@ func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst
 	step.ForceNew = forceNew(changed, rs)
 	switch {
 	case len(step.ForceNew) > 0:
-		step.Action, step.After = Replace, b.hook(r.Type, cty.NilVal, Planned(cv, cty.NilVal, rs))
+		step.Action, step.After = Replace, b.modify(r, cty.NilVal, Planned(cv, cty.NilVal, rs))
 		step.Reversibility = rs.Delete
 		step.CreateBeforeDestroy = r.Lifecycle.CreateBeforeDestroy
 		if r.Lifecycle.PreventDestroy {
@@ -356,7 +351,7 @@ func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst
 				inst, strings.Join(step.ForceNew, ", "))
 		}
 	case len(changed) > 0:
-		step.Action, step.After = Update, b.hook(r.Type, prior, Planned(cv, prior, rs))
+		step.Action, step.After = Update, b.modify(r, prior, Planned(cv, prior, rs))
 		step.Reversibility = rs.Update
 		for _, n := range changed {
 			if rs.Attributes[n].RestartNeeded {
@@ -406,9 +401,10 @@ func markAttrs(v cty.Value, names []string) cty.Value {
 	return cty.ObjectVal(attrs)
 }
 
-func (b *builder) hook(typ string, prior, planned cty.Value) cty.Value {
-	if h := b.in.Hooks[typ]; h != nil {
-		return h(prior, planned)
+// modify lets the resource's provider predict computed attributes.
+func (b *builder) modify(r *hcl.Resource, prior, planned cty.Value) cty.Value {
+	if m := b.in.Modifiers[providers.NameOf(r.Provider)]; m != nil {
+		return m.ModifyPlan(providers.ModifyPlanRequest{Type: r.Type, Prior: prior, Planned: planned}).Planned
 	}
 	return planned
 }

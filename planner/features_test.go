@@ -36,8 +36,8 @@ func allSchemas() map[string]providers.Schema {
 	}
 }
 
-func hooks() map[string]Hook {
-	return map[string]Hook{builtin.TypeData: builtin.PlanHook}
+func modifiers() map[string]providers.PlanModifier {
+	return map[string]providers.PlanModifier{builtin.Name: builtin.New()}
 }
 
 // files loads a multi-file config (path → source).
@@ -65,8 +65,8 @@ func build(t *testing.T, in Input) *Plan {
 	if in.Schemas == nil {
 		in.Schemas = allSchemas()
 	}
-	if in.Hooks == nil {
-		in.Hooks = hooks()
+	if in.Modifiers == nil {
+		in.Modifiers = modifiers()
 	}
 	p, diags := Build(in)
 	if diags.HasErrors() {

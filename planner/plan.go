@@ -204,3 +204,22 @@ func (p *Plan) reindex() {
 		p.index[s.Address] = s
 	}
 }
+
+// KnownValues are the values of steps the executor does not apply but a
+// resource's config or an output may reference: data sources read while
+// planning, and objects imported, moved or adopted (store-only steps).
+func (p *Plan) KnownValues() map[string]cty.Value {
+	out := map[string]cty.Value{}
+	if p == nil {
+		return out
+	}
+	for _, s := range p.Steps {
+		switch {
+		case s.Action == Read || s.Action.StoreOnly() && s.Action != Forget:
+			out[s.Address] = s.After
+		case s.Action == Forget:
+			out[s.Address] = s.Before
+		}
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/zclconf/go-cty/cty"
@@ -56,8 +57,11 @@ func (p *Plan) Rehydrate(get func(addr string) (state.Entity, error)) error {
 			continue
 		}
 		e, err := get(p.Stack + "/" + from)
-		if err != nil {
+		if errors.Is(err, state.ErrNotFound) {
 			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read stored state of %s: %w", from, err)
 		}
 		v, err := value.Decode(e.Attributes)
 		if err != nil {

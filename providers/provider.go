@@ -31,13 +31,18 @@ import (
 )
 
 // Provider is one configured connection to a backend (one libvirt URI).
+// Every provider implements these calls; the optional capabilities below
+// (Settler, Importer, DataReader, PlanModifier) are checked by type
+// assertion, so a provider that lacks one still works for every plan that
+// does not need it.
 type Provider interface {
-	// Schema lists the resource types this provider manages.
+	// Schema lists the resource types this provider manages. It needs no
+	// Configure and may be called on a fresh value.
 	Schema() Schema
 
 	// Configure connects the provider. It is called once before any other
 	// call except Schema.
-	Configure(ctx context.Context, req ConfigureRequest) error
+	Configure(ctx context.Context, req ConfigureRequest) (ConfigureResponse, error)
 
 	// Preflight checks, read-only, that every step of a plan can be
 	// applied: the backend can be reached, names are free, referenced
@@ -61,37 +66,70 @@ type Provider interface {
 
 	// Purge destroys a retired object for good. It runs after the commit
 	// and must be idempotent: purging an object that is gone succeeds.
-	Purge(ctx context.Context, req PurgeRequest) error
+	Purge(ctx context.Context, req PurgeRequest) (PurgeResponse, error)
 
 	// Undo reverses one earlier Create, Update or Retire, given the Undo
 	// bytes that call returned. It must be idempotent: undoing an undo
 	// that already took effect succeeds.
-	Undo(ctx context.Context, req UndoRequest) error
+	Undo(ctx context.Context, req UndoRequest) (UndoResponse, error)
 
 	// Read reports the real object: for drift, and to settle a mutating
 	// call whose outcome is unknown. With an empty ID it looks the object
 	// up by the identifying attributes in State (e.g. its name).
 	Read(ctx context.Context, req ReadRequest) (ReadResponse, error)
 
-	// Settle decides what became of a Create, Update or Retire whose
-	// outcome is unknown (the connection dropped, or the fiat process died
-	// between journaling the intent and the result). It reads the real
-	// object and says whether the operation took effect; if it did, it
-	// returns the Undo that reverses it, exactly as the original call
-	// would have. Read-only.
-	Settle(ctx context.Context, req SettleRequest) (SettleResponse, error)
+	// Close releases the connection.
+	Close() error
+}
 
+// Settler is a provider that can decide what became of a Create, Update or
+// Retire whose outcome is unknown (the connection dropped, or the fiat
+// process died between journaling the intent and the result). Without it
+// such an operation cannot be settled: the executor reports it and marks
+// the entity needs-attention instead of guessing.
+type Settler interface {
+	// Settle reads the real object and says whether the operation took
+	// effect; if it did, it returns the Undo that reverses it, exactly as
+	// the original call would have. Read-only.
+	Settle(ctx context.Context, req SettleRequest) (SettleResponse, error)
+}
+
+// Importer is a provider whose existing objects fiat can adopt (import
+// blocks).
+type Importer interface {
 	// Import finds an existing object by the identity a user gives (a
 	// UUID, a name, a path: whatever the type documents) and returns its
 	// canonical ID and full state, so fiat can start managing it.
 	Import(ctx context.Context, req ImportRequest) (ImportResponse, error)
+}
 
+// DataReader is a provider with data sources (Schema().DataSources).
+type DataReader interface {
 	// ReadData evaluates a data source: it reads an existing object that
 	// fiat does not manage, found by the data block's arguments.
 	ReadData(ctx context.Context, req ReadDataRequest) (ReadDataResponse, error)
+}
 
-	// Close releases the connection.
-	Close() error
+// PlanModifier is a provider that predicts computed attributes while
+// planning (fiat_data's output is its input). The planner calls it for
+// every planned resource of the provider; it must be pure and fast.
+type PlanModifier interface {
+	ModifyPlan(req ModifyPlanRequest) ModifyPlanResponse
+}
+
+// ModifyPlanRequest is one resource's planned state: Prior is the stored
+// state (cty.NilVal on create), Planned the config with computed attributes
+// unknown or kept from Prior.
+type ModifyPlanRequest struct {
+	Type    string
+	Prior   cty.Value
+	Planned cty.Value
+}
+
+// ModifyPlanResponse carries the adjusted planned state (Planned unchanged
+// when the provider has nothing to predict for the type).
+type ModifyPlanResponse struct {
+	Planned cty.Value
 }
 
 // Schema is what a provider manages.
@@ -179,6 +217,8 @@ type ConfigureRequest struct {
 	Config cty.Value
 }
 
+type ConfigureResponse struct{}
+
 // Action is what a plan step does to one object.
 type Action string
 
@@ -259,11 +299,15 @@ type PurgeRequest struct {
 	State   cty.Value
 }
 
+type PurgeResponse struct{}
+
 type UndoRequest struct {
 	Address string
 	Type    string
 	Undo    json.RawMessage
 }
+
+type UndoResponse struct{}
 
 type ReadRequest struct {
 	Address string

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"fiat/engine"
 	"fiat/executor"
 	"fiat/hcl"
 	"fiat/planner"
-	"fiat/state"
 )
 
 func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
@@ -49,16 +49,16 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		if destroy {
 			return fmt.Errorf("destroy takes a config directory, not a plan file (%s)", arg)
 		}
-		if len(c.vars) > 0 {
-			return errors.New("a saved plan carries its variable values; -var cannot change them (make a new plan instead)")
+		if len(c.args) > 0 {
+			return errors.New("a saved plan carries its variable values; -var and -var-file cannot change them (make a new plan instead)")
 		}
-		f, digest, cfg0, err := loadSavedPlan(arg, &c)
+		sv, err := engine.OpenSaved(arg, os.Environ())
 		if err != nil {
 			return err
 		}
-		cfg, plan, dir, saved = cfg0, f.Plan, f.ConfigDir, true
-		fmt.Fprintf(m.Stdout, "Applying saved plan %s (sha256:%s), made at store revision %d.\n", arg, digest, plan.BaseRevision)
-		enc = []byte(digest)
+		cfg, plan, dir, saved = sv.Config, sv.File.Plan, sv.File.ConfigDir, true
+		fmt.Fprintf(m.Stdout, "Applying saved plan %s (sha256:%s), made at store revision %d.\n", arg, sv.Digest, plan.BaseRevision)
+		enc = []byte(sv.Digest)
 	} else {
 		dir = arg
 		var err error
@@ -81,21 +81,14 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	if _, err := m.recoverFirst(ctx, store, stack, cfg, false); err != nil {
 		return err
 	}
-	if saved {
-		if err := plan.Rehydrate(func(addr string) (state.Entity, error) { return store.Get(ctx, addr) }); err != nil {
-			return err
-		}
-	}
-
+	eng := m.engine()
 	if !saved {
-		planCfg := cfg
-		if destroy {
-			planCfg = cfg.WithoutResources()
-		}
-		if plan, err = buildPlan(ctx, store, stack, planCfg, c.planOptions()); err != nil {
+		po := c.planOptions(stack, cfg)
+		po.Destroy = destroy
+		if plan, err = eng.Plan(ctx, store, po); err != nil {
 			return err
 		}
-		f, err := newPlanFile(plan, dir, cfg)
+		f, err := engine.NewPlanFile(plan, dir, cfg)
 		if err != nil {
 			return err
 		}
@@ -119,20 +112,14 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 			return err
 		}
 	}
-
-	provs, closeProvs, err := configureProviders(ctx, cfg, planProviders(plan))
-	if err != nil {
-		return err
-	}
-	defer closeProvs()
 	if m.jsonOut == nil {
 		fmt.Fprintln(m.Stdout)
 	}
-	res, err := executor.Apply(ctx, plan, executor.Options{
-		Store: store, Providers: provs, Eval: evalFunc(cfg, plan), Events: m.printEvent,
-		Parallelism: *par, PlanID: string(enc[:16]), Command: name,
+	res, err := eng.Apply(ctx, store, engine.ApplyOptions{
+		Stack: stack, Config: cfg, Plan: plan, Saved: saved, PlanID: string(enc[:16]), Command: name,
+		Events: m.printEvent, Parallelism: *par,
 	})
-	if err != nil {
+	if res == nil {
 		return err
 	}
 	if m.jsonOut != nil {
@@ -140,8 +127,9 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		for _, e := range res.PurgeErrors {
 			perrs = append(perrs, e.Error())
 		}
-		return m.jsonOut.Encode(map[string]any{"type": "result", "revision": res.Revision, "pending_cleanup": perrs,
+		m.jsonOut.Encode(map[string]any{"type": "result", "revision": res.Revision, "pending_cleanup": perrs,
 			"journal_writes": res.JournalWrites, "journal_records": res.JournalRecords})
+		return err
 	}
 	cnt := plan.Counts()
 	fmt.Fprintf(m.Stdout, "\n%s complete: %d created, %d updated, %d replaced, %d deleted. Store revision %d.\n",
@@ -149,9 +137,11 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	for _, perr := range res.PurgeErrors {
 		fmt.Fprintf(m.Stderr, "Warning: %v\n  The apply is committed and the object is inert; it is left for cleanup.\n", perr)
 	}
-	if !destroy {
-		m.printOutputs(cfg, withPlanValues(plan, res.Values))
+	if err != nil {
+		m.printError(err) // only the outputs are missing; the apply stands
+		return nil
 	}
+	m.printOutputs(res.Outputs)
 	return nil
 }
 
@@ -217,31 +207,16 @@ func (m *Main) printEvent(ev executor.Event) {
 	}
 }
 
-func (m *Main) printOutputs(cfg *hcl.Config, vals map[string]ctyValue) {
-	outs, diags := cfg.EvalOutputs(hcl.Values(vals))
-	if diags.HasErrors() {
-		m.printError(newDiagError(diags, cfg.Files))
-		return
-	}
+func (m *Main) printOutputs(outs []engine.Output) {
 	if len(outs) == 0 {
 		return
 	}
 	fmt.Fprintln(m.Stdout, "\nOutputs:")
-	for _, name := range sortedNames(outs) {
-		val := planner.FormatValue(outs[name])
-		if cfg.Outputs[name].Sensitive {
+	for _, o := range outs {
+		val := planner.FormatValue(o.Value)
+		if o.Sensitive {
 			val = "(sensitive)"
 		}
-		fmt.Fprintf(m.Stdout, "  %s = %s\n", name, val)
+		fmt.Fprintf(m.Stdout, "  %s = %s\n", o.Name, val)
 	}
-}
-
-func fiatVarEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "FIAT_VAR_") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

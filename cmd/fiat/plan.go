@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"fiat/hcl"
+	"fiat/engine"
 	"fiat/planner"
 )
 
@@ -41,13 +41,13 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 	if _, err := m.recoverFirst(ctx, st, stack, cfg, false); err != nil {
 		return exitError, err
 	}
-	plan, err := buildPlan(ctx, st, stack, cfg, c.planOptions())
+	plan, err := m.engine().Plan(ctx, st, c.planOptions(stack, cfg))
 	if err != nil {
 		return exitError, err
 	}
 	digest := ""
 	if *out != "" {
-		f, err := newPlanFile(plan, dir, cfg)
+		f, err := engine.NewPlanFile(plan, dir, cfg)
 		if err != nil {
 			return exitError, err
 		}
@@ -98,41 +98,6 @@ func colorTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// newPlanFile captures a plan with its config snapshot and variables.
-func newPlanFile(plan *planner.Plan, dir string, cfg *hcl.Config) (*planner.File, error) {
-	vars, err := planner.SaveVariables(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &planner.File{Plan: plan, ConfigDir: dir, Files: cfg.Files, Variables: vars}, nil
-}
-
-// loadSavedPlan reads a saved plan and its config snapshot with exactly the
-// variable values it was made with. Sensitive values are not in the file:
-// they must be given again as FIAT_VAR_name and match. No -var or -var-file
-// may change a saved plan.
-func loadSavedPlan(path string, c *common) (*planner.File, string, *hcl.Config, error) {
-	if len(c.args) > 0 {
-		return nil, "", nil, errors.New("a saved plan carries its variable values; -var and -var-file cannot change them (make a new plan instead)")
-	}
-	f, digest, err := planner.Load(path)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	opts, err := f.LoadOptions(os.Environ())
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("apply %s: %w", path, err)
-	}
-	cfg, diags := hcl.LoadFiles(f.ConfigDir, f.Files, opts)
-	if diags.HasErrors() {
-		return nil, "", nil, newDiagError(diags, f.Files)
-	}
-	if err := f.CheckVariables(cfg); err != nil {
-		return nil, "", nil, fmt.Errorf("apply %s: %w", path, err)
-	}
-	return f, digest, cfg, nil
 }
 
 func dirArg(fs *flag.FlagSet) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"fiat/engine"
 	"fiat/executor"
 	"fiat/hcl"
 	"fiat/state"
@@ -16,48 +17,24 @@ import (
 // recoverFirst settles transactions a crashed run left open in the stack,
 // before anything plans against it, and reports what it did.
 func (m *Main) recoverFirst(ctx context.Context, st *state.Store, stack string, cfg *hcl.Config, retryAttention bool) (clean bool, err error) {
-	txs, err := st.OpenTxs(ctx, stack)
-	if err != nil {
-		return false, fmt.Errorf("read open transactions of %s: %w", stack, err)
-	}
-	needAttention := false
-	if retryAttention {
-		ents, err := st.List(ctx, stack)
-		if err != nil {
-			return false, fmt.Errorf("read stack %s: %w", stack, err)
-		}
-		for _, e := range ents {
-			needAttention = needAttention || e.Status == state.StatusNeedsAttention
-		}
-	}
-	if len(txs) == 0 && !needAttention {
-		return true, nil
-	}
-	addrs, err := executor.ProvidersNeeded(ctx, st, stack)
-	if err != nil {
+	res, err := m.engine().Recover(ctx, st, engine.RecoverOptions{
+		Stack: stack, Config: cfg, RetryAttention: retryAttention, Events: m.printEvent,
+		Starting: func(n int) {
+			if n > 0 {
+				fmt.Fprintf(m.Stdout, "Stack %q has %d transaction(s) left by an interrupted run; settling them first.\n", stack, n)
+			}
+		},
+	})
+	if res == nil {
 		return false, err
 	}
-	provs, closeProvs, err := configureProviders(ctx, cfg, addrs)
-	if err != nil {
-		return false, fmt.Errorf("recover stack %s: %w", stack, err)
-	}
-	defer closeProvs()
-	if len(txs) > 0 {
-		fmt.Fprintf(m.Stdout, "Stack %q has %d transaction(s) left by an interrupted run; settling them first.\n", stack, len(txs))
-	}
-	recs, att, err := executor.Recover(ctx, stack, executor.RecoverOptions{
-		Store: st, Providers: provs, Events: m.printEvent, RetryAttention: retryAttention,
-	})
-	clean = err == nil
-	for _, r := range recs {
+	for _, r := range res.Recovered {
 		fmt.Fprintln(m.Stdout, r.String())
-		clean = clean && len(r.Stuck) == 0 && len(r.Pending) == 0
 	}
-	if att != nil {
-		fmt.Fprint(m.Stdout, att.String())
-		clean = clean && len(att.Stuck) == 0
+	if res.Attention != nil {
+		fmt.Fprint(m.Stdout, res.Attention.String())
 	}
-	return clean, err
+	return res.Clean, err
 }
 
 func (m *Main) recover(ctx context.Context, args []string) error {

@@ -10,7 +10,9 @@ import (
 	"os"
 	"strings"
 
+	"fiat/engine"
 	"fiat/executor"
+	"fiat/hcl"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
 )
@@ -30,7 +32,17 @@ type Main struct {
 	// means "is Stdin a terminal".
 	Interactive func() bool
 
+	// Engine plans and applies; nil means engine.Default().
+	Engine *engine.Engine
+
 	jsonOut *json.Encoder // set by commands run with -json
+}
+
+func (m *Main) engine() *engine.Engine {
+	if m.Engine == nil {
+		m.Engine = engine.Default()
+	}
+	return m.Engine
 }
 
 const usage = `Usage: fiat <command> [flags] [DIR]
@@ -95,14 +107,6 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	return code
 }
 
-// diagError carries HCL diagnostics and the sources to quote them from.
-type diagError struct {
-	diags hcl2.Diagnostics
-	files map[string]*hcl2.File
-}
-
-func (e *diagError) Error() string { return e.diags.Error() }
-
 func (m *Main) printError(err error) {
 	if errors.Is(err, errSilent) {
 		return // already reported (validate -json)
@@ -116,10 +120,10 @@ func (m *Main) printError(err error) {
 		}
 		return
 	}
-	var de *diagError
+	var de *hcl.DiagError
 	if errors.As(err, &de) {
-		wr := hcl2.NewDiagnosticTextWriter(m.Stderr, de.files, 100, false)
-		wr.WriteDiagnostics(de.diags)
+		wr := hcl2.NewDiagnosticTextWriter(m.Stderr, de.Files, 100, false)
+		wr.WriteDiagnostics(de.Diags)
 		return
 	}
 	msg := err.Error()

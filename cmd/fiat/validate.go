@@ -8,8 +8,8 @@ import (
 	"flag"
 	"fmt"
 
+	"fiat/engine"
 	"fiat/hcl"
-	"fiat/planner"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
 )
@@ -44,10 +44,10 @@ func (m *Main) validate(ctx context.Context, args []string) error {
 		return err
 	}
 	if diags.HasErrors() {
-		return newDiagError(diags, files)
+		return hcl.NewDiagError(diags, files)
 	}
 	if len(diags) > 0 {
-		m.printError(newDiagError(diags, files)) // warnings
+		m.printError(hcl.NewDiagError(diags, files)) // warnings
 	}
 	fmt.Fprintf(m.Stdout, "The configuration in %s is valid.\n", dir)
 	return nil
@@ -61,27 +61,18 @@ func validateDir(dir string, c *common) (hcl2.Diagnostics, map[string][]byte, er
 	cfg, diags := hcl.Load(dir, hcl.Options{Args: c.args, Unset: true})
 	var err error
 	if diags.HasErrors() {
-		err = newDiagError(diags, nil)
+		err = hcl.NewDiagError(diags, nil)
 	}
 	if err != nil {
-		var de *diagError
+		var de *hcl.DiagError
 		if errors.As(err, &de) {
-			return de.diags, sourcesOf(de), nil
+			return de.Diags, de.Sources(), nil
 		}
 		return nil, nil, err
 	}
 	// Planning against an empty stack type-checks every resource
 	// without touching the store or any provider.
-	_, pd := planner.Build(planner.Input{Stack: "validate", Config: cfg, Schemas: schemas(), Hooks: planHooks(), Validate: true})
-	return append(diags, pd...), cfg.Files, nil
-}
-
-func sourcesOf(de *diagError) map[string][]byte {
-	out := map[string][]byte{}
-	for name, f := range de.files {
-		out[name] = f.Bytes
-	}
-	return out
+	return append(diags, engine.Default().Validate(cfg)...), cfg.Files, nil
 }
 
 // The JSON document of fiat validate -json (format_version 1.0).
@@ -135,7 +126,7 @@ func writeDiagJSON(w interface{ Write([]byte) (int, error) }, diags hcl2.Diagnos
 				Start: posJSON{r.Start.Line, r.Start.Column, r.Start.Byte}, End: posJSON{r.End.Line, r.End.Column, r.End.Byte}}
 			src, ok := files[r.Filename]
 			if !ok {
-				src, ok = snapshotFile(files, r.Filename)
+				src, ok = hcl.SnapshotFile(files, r.Filename)
 			}
 			if ok {
 				dj.Snippet = snippet(src, *r)

@@ -3,8 +3,8 @@
 // prints time and peak RSS per case. Each case runs in its own process, so
 // its peak RSS is its own. `make bench` runs it.
 //
-// A case loads the configuration from disk (hcl), builds the plan (planner)
-// and renders its summary; the stored entities are made beforehand, as if
+// A case loads the configuration from disk (hcl), plans it with the engine
+// (as every command does) and renders its summary; the stored entities are made beforehand, as if
 // read from the store. -cli also measures the whole `fiat plan` command on a
 // real on-disk store (store read, provider reads, plan).
 package main
@@ -25,11 +25,10 @@ import (
 	"syscall"
 	"time"
 
+	"fiat/engine"
 	"fiat/hcl"
 	"fiat/internal/gen"
 	"fiat/planner"
-	"fiat/providers"
-	"fiat/providers/builtin"
 	"fiat/state"
 )
 
@@ -184,6 +183,13 @@ func table(w io.Writer, sizes string, reps int) error {
 	return nil
 }
 
+// stored is a store that holds the case's entities, as if read from disk:
+// the case measures planning, not the store.
+type stored []state.Entity
+
+func (s stored) Revision(context.Context) (uint64, error)             { return 1, nil }
+func (s stored) List(context.Context, string) ([]state.Entity, error) { return s, nil }
+
 // runCase plans one case and prints "nanoseconds steps".
 func runCase(spec string) error {
 	parts := strings.Split(spec, ":")
@@ -209,8 +215,7 @@ func runCase(spec string) error {
 			return err
 		}
 	}
-	schemas := map[string]providers.Schema{builtin.Name: builtin.New().Schema()}
-	hooks := map[string]planner.Hook{builtin.TypeData: builtin.PlanHook}
+	eng := engine.Default()
 	runtime.GC()
 	if prof := os.Getenv("FIAT_BENCH_CPUPROFILE"); prof != "" {
 		f, err := os.Create(prof)
@@ -225,9 +230,9 @@ func runCase(spec string) error {
 	if diags.HasErrors() {
 		return diags
 	}
-	plan, diags := planner.Build(planner.Input{Stack: "bench", Config: cfg, Entities: ents, Revision: 1, Schemas: schemas, Hooks: hooks})
-	if diags.HasErrors() {
-		return diags
+	plan, err := eng.Plan(context.Background(), stored(ents), engine.PlanOptions{Stack: "bench", Config: cfg})
+	if err != nil {
+		return err
 	}
 	if err := planner.RenderText(io.Discard, plan); err != nil {
 		return err

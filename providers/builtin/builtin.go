@@ -30,7 +30,12 @@ const TypeData = "fiat_data"
 // Provider has no connection and no state of its own.
 type Provider struct{}
 
-var _ providers.Provider = (*Provider)(nil)
+var (
+	_ providers.Provider     = (*Provider)(nil)
+	_ providers.PlanModifier = (*Provider)(nil)
+	_ providers.DataReader   = (*Provider)(nil)
+	_ providers.Settler      = (*Provider)(nil)
+)
 
 // New returns the provider.
 func New() *Provider { return &Provider{} }
@@ -62,20 +67,20 @@ func (p *Provider) Schema() providers.Schema {
 	}
 }
 
-// PlanHook predicts output while planning: it is input, so it is known
+// ModifyPlan predicts output while planning: it is input, so it is known
 // whenever input is.
-func PlanHook(prior, planned cty.Value) cty.Value {
-	attrs := planned.AsValueMap()
+func (p *Provider) ModifyPlan(req providers.ModifyPlanRequest) providers.ModifyPlanResponse {
+	if req.Type != TypeData || !req.Planned.Type().IsObjectType() || req.Planned.IsNull() || !req.Planned.IsKnown() {
+		return providers.ModifyPlanResponse{Planned: req.Planned}
+	}
+	attrs := req.Planned.AsValueMap()
 	attrs["output"] = attrs["input"]
-	return cty.ObjectVal(attrs)
+	return providers.ModifyPlanResponse{Planned: cty.ObjectVal(attrs)}
 }
 
-// Hooks are the plan hooks of this provider's types, for planner.Input.
-func Hooks() map[string]func(prior, planned cty.Value) cty.Value {
-	return map[string]func(prior, planned cty.Value) cty.Value{TypeData: PlanHook}
+func (p *Provider) Configure(context.Context, providers.ConfigureRequest) (providers.ConfigureResponse, error) {
+	return providers.ConfigureResponse{}, nil
 }
-
-func (p *Provider) Configure(context.Context, providers.ConfigureRequest) error { return nil }
 
 func (p *Provider) Preflight(_ context.Context, req providers.PreflightRequest) (providers.PreflightResponse, error) {
 	var resp providers.PreflightResponse
@@ -115,9 +120,13 @@ func (p *Provider) Retire(context.Context, providers.RetireRequest) (providers.R
 	return providers.RetireResponse{Undo: noUndo}, nil
 }
 
-func (p *Provider) Purge(context.Context, providers.PurgeRequest) error { return nil }
+func (p *Provider) Purge(context.Context, providers.PurgeRequest) (providers.PurgeResponse, error) {
+	return providers.PurgeResponse{}, nil
+}
 
-func (p *Provider) Undo(context.Context, providers.UndoRequest) error { return nil }
+func (p *Provider) Undo(context.Context, providers.UndoRequest) (providers.UndoResponse, error) {
+	return providers.UndoResponse{}, nil
+}
 
 // Read finds the object where it lives: in the store. It never drifts.
 func (p *Provider) Read(_ context.Context, req providers.ReadRequest) (providers.ReadResponse, error) {
@@ -131,10 +140,6 @@ func (p *Provider) Read(_ context.Context, req providers.ReadRequest) (providers
 // whose outcome is unknown had no effect to undo.
 func (p *Provider) Settle(context.Context, providers.SettleRequest) (providers.SettleResponse, error) {
 	return providers.SettleResponse{}, nil
-}
-
-func (p *Provider) Import(_ context.Context, req providers.ImportRequest) (providers.ImportResponse, error) {
-	return providers.ImportResponse{}, fmt.Errorf("import %s: fiat_data lives only in the store; there is nothing to import, declare it instead", req.Address)
 }
 
 func (p *Provider) ReadData(_ context.Context, req providers.ReadDataRequest) (providers.ReadDataResponse, error) {

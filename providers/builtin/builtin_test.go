@@ -39,11 +39,11 @@ func TestFiatData(t *testing.T) {
 	if err != nil || d.State.GetAttr("output").AsString() != "v" {
 		t.Fatalf("read data: %+v %v", d, err)
 	}
-	if _, err := p.Import(ctx, providers.ImportRequest{Address: "fiat_data.x", ID: "x"}); err == nil {
-		t.Fatal("fiat_data has nothing to import")
+	if _, ok := any(p).(providers.Importer); ok {
+		t.Fatal("fiat_data has nothing to import: the provider must not claim the capability")
 	}
-	planned := PlanHook(cty.NilVal, cfg)
+	planned := p.ModifyPlan(providers.ModifyPlanRequest{Type: TypeData, Planned: cfg}).Planned
 	if !planned.GetAttr("output").RawEquals(in) {
-		t.Fatalf("hook: %#v", planned)
+		t.Fatalf("modify plan: %#v", planned)
 	}
 }

@@ -51,7 +51,11 @@ func (p *Provider) Schema() providers.Schema {
 	}}
 }
 
-func (p *Provider) Configure(context.Context, providers.ConfigureRequest) error { return nil }
+func (p *Provider) Configure(ctx context.Context, req providers.ConfigureRequest) (providers.ConfigureResponse, error) {
+	return providers.ConfigureResponse{}, p.configure(ctx, req)
+}
+
+func (p *Provider) configure(ctx context.Context, req providers.ConfigureRequest) error { return nil }
 
 func (p *Provider) Preflight(context.Context, providers.PreflightRequest) (providers.PreflightResponse, error) {
 	return providers.PreflightResponse{}, nil
@@ -121,7 +125,11 @@ func (p *Provider) Retire(_ context.Context, req providers.RetireRequest) (provi
 	return providers.RetireResponse{Undo: u}, nil
 }
 
-func (p *Provider) Purge(_ context.Context, req providers.PurgeRequest) error {
+func (p *Provider) Purge(ctx context.Context, req providers.PurgeRequest) (providers.PurgeResponse, error) {
+	return providers.PurgeResponse{}, p.purge(ctx, req)
+}
+
+func (p *Provider) purge(ctx context.Context, req providers.PurgeRequest) error {
 	if err := p.fail("purge", req.Address); err != nil {
 		return err
 	}
@@ -132,7 +140,11 @@ func (p *Provider) Purge(_ context.Context, req providers.PurgeRequest) error {
 	return nil
 }
 
-func (p *Provider) Undo(_ context.Context, req providers.UndoRequest) error {
+func (p *Provider) Undo(ctx context.Context, req providers.UndoRequest) (providers.UndoResponse, error) {
+	return providers.UndoResponse{}, p.undo(ctx, req)
+}
+
+func (p *Provider) undo(ctx context.Context, req providers.UndoRequest) error {
 	if err := p.fail("undo", req.Address); err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func TestAliasesOneTransaction(t *testing.T) {
 	}
 	for i := len(applied) - 1; i >= 0; i-- {
 		d := applied[i]
-		if err := d.p.Undo(testCtx(t), providers.UndoRequest{Type: d.typ, Undo: d.undo}); err != nil {
+		if _, err := d.p.Undo(testCtx(t), providers.UndoRequest{Type: d.typ, Undo: d.undo}); err != nil {
 			t.Fatalf("undo %s: %v", d.typ, err)
 		}
 	}
@@ -123,7 +123,7 @@ func TestAliasesSharePoolLocks(t *testing.T) {
 		if createErr != nil && !notFound(createErr) {
 			t.Fatalf("round %d: create: %v", i, createErr)
 		}
-		if err := tcp.Undo(testCtx(t), providers.UndoRequest{Type: TypePool, Undo: ret.Undo}); err != nil {
+		if _, err := tcp.Undo(testCtx(t), providers.UndoRequest{Type: TypePool, Undo: ret.Undo}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,7 +159,7 @@ func TestVolumeRetireByCopy(t *testing.T) {
 			if _, err := os.Stat(vol.ID); !os.IsNotExist(err) {
 				t.Errorf("the original is still there after the retire (%v)", err)
 			}
-			if err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeVolume, Undo: ret.Undo}); err != nil {
+			if _, err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeVolume, Undo: ret.Undo}); err != nil {
 				t.Fatal(err)
 			}
 			after, err := os.ReadFile(vol.ID)

@@ -123,16 +123,17 @@ func BenchmarkTier(b *testing.B) {
 		}
 		// Purge after the commit, one by one.
 		for k := range vms {
-			if err := p.Purge(ctx, providers.PurgeRequest{Type: TypeDomain, ID: fiatRun.doms[k].ID, State: fiatRun.doms[k].State}); err != nil {
+			if _, err := p.Purge(ctx, providers.PurgeRequest{Type: TypeDomain, ID: fiatRun.doms[k].ID, State: fiatRun.doms[k].State}); err != nil {
 				return err
 			}
 		}
 		for k := range vms {
-			if err := p.Purge(ctx, providers.PurgeRequest{Type: TypeVolume, ID: fiatRun.vols[k].ID, State: fiatRun.vols[k].State}); err != nil {
+			if _, err := p.Purge(ctx, providers.PurgeRequest{Type: TypeVolume, ID: fiatRun.vols[k].ID, State: fiatRun.vols[k].State}); err != nil {
 				return err
 			}
 		}
-		return p.Purge(ctx, providers.PurgeRequest{Type: TypeNetwork, ID: fiatRun.net.ID, State: fiatRun.net.State})
+		_, err := p.Purge(ctx, providers.PurgeRequest{Type: TypeNetwork, ID: fiatRun.net.ID, State: fiatRun.net.State})
+		return err
 	})
 
 	// Raw go-libvirt: the same effect on libvirt.
@@ -254,7 +255,7 @@ func newBenchProvider(b *testing.B) *Provider {
 	p := New()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := p.Configure(ctx, providers.ConfigureRequest{Config: cty.ObjectVal(map[string]cty.Value{"uri": cty.StringVal(testURI())})}); err != nil {
+	if _, err := p.Configure(ctx, providers.ConfigureRequest{Config: cty.ObjectVal(map[string]cty.Value{"uri": cty.StringVal(testURI())})}); err != nil {
 		b.Skipf("libvirtd is not reachable: %v", err)
 	}
 	b.Cleanup(func() { _ = p.Close() })

@@ -69,10 +69,10 @@ func runConformance(t *testing.T, p *Provider, c conformanceCase) {
 		if len(raw) == 0 {
 			t.Fatalf("%s: empty undo", what)
 		}
-		if err := p.Undo(testCtx(t), providers.UndoRequest{Address: addr, Type: c.typ, Undo: raw}); err != nil {
+		if _, err := p.Undo(testCtx(t), providers.UndoRequest{Address: addr, Type: c.typ, Undo: raw}); err != nil {
 			t.Fatalf("undo %s: %v", what, err)
 		}
-		if err := replay.Undo(testCtx(t), providers.UndoRequest{Address: addr, Type: c.typ, Undo: raw}); err != nil {
+		if _, err := replay.Undo(testCtx(t), providers.UndoRequest{Address: addr, Type: c.typ, Undo: raw}); err != nil {
 			t.Fatalf("undo %s again (replayed): %v", what, err)
 		}
 	}
@@ -225,7 +225,7 @@ func runConformance(t *testing.T, p *Provider, c conformanceCase) {
 		}
 		host(t, "retired", state)
 		for i := 0; i < 2; i++ { // purge is idempotent
-			if err := p.Purge(testCtx(t), providers.PurgeRequest{Address: addr, Type: c.typ, ID: id, State: state}); err != nil {
+			if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Address: addr, Type: c.typ, ID: id, State: state}); err != nil {
 				t.Fatalf("purge #%d: %v", i+1, err)
 			}
 		}

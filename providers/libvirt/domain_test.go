@@ -214,7 +214,7 @@ func TestDomainUpdateRefusedKeepsDomain(t *testing.T) {
 	same := func(v cty.Value) cty.Value { return with(v, "addresses", cty.NullVal(cty.List(cty.String))) }
 	wantState(t, "after refused updates", same(got.State), same(created.State))
 	if len(resp.Undo) > 0 {
-		if err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeDomain, Undo: resp.Undo}); err != nil {
+		if _, err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeDomain, Undo: resp.Undo}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -59,7 +59,7 @@ func TestOutcomeUnknown(t *testing.T) {
 		if err != nil || !got.Exists {
 			t.Fatalf("read after the drop: exists=%v, %v (the define reached libvirt)", got.Exists, err)
 		}
-		if err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypePool, Undo: resp.Undo}); err != nil {
+		if _, err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypePool, Undo: resp.Undo}); err != nil {
 			t.Fatalf("undo: %v", err)
 		}
 		if got, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypePool, State: cfg}); err != nil || got.Exists {
@@ -81,7 +81,7 @@ func TestOutcomeUnknown(t *testing.T) {
 		if err != nil || !got.Exists {
 			t.Fatalf("read by name after the drop: exists=%v, %v", got.Exists, err)
 		}
-		if err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeVolume, Undo: resp.Undo}); err != nil {
+		if _, err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeVolume, Undo: resp.Undo}); err != nil {
 			t.Fatalf("undo: %v", err)
 		}
 		if got, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeVolume, State: cfg}); err != nil || got.Exists {
@@ -113,7 +113,7 @@ func TestSettleAfterDrop(t *testing.T) {
 		if err != nil || !s.TookEffect || s.ID != resp.ID || !s.State.GetAttr("running").True() {
 			t.Fatalf("settle: %+v, %v; want took effect, id %s, running", s, err, resp.ID)
 		}
-		if err := other.Undo(testCtx(t), providers.UndoRequest{Type: TypeDomain, Undo: s.Undo}); err != nil {
+		if _, err := other.Undo(testCtx(t), providers.UndoRequest{Type: TypeDomain, Undo: s.Undo}); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := other.Read(testCtx(t), providers.ReadRequest{Type: TypeDomain, ID: resp.ID}); err != nil || got.Exists {
@@ -138,7 +138,7 @@ func TestSettleAfterDrop(t *testing.T) {
 		if err != nil || s.TookEffect || len(s.Undo) == 0 {
 			t.Fatalf("settle: %+v, %v; want not taken effect, with an undo for the remains", s, err)
 		}
-		if err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeNetwork, Undo: s.Undo}); err != nil {
+		if _, err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeNetwork, Undo: s.Undo}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := hostClient(t, p).NetworkLookupByName(name); !notFound(err) {
@@ -243,7 +243,7 @@ func TestTimings(t *testing.T) {
 	if _, err := p.Retire(testCtx(t), providers.RetireRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
+	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
 		t.Fatal(err)
 	}
 	volDelete := time.Since(start)
@@ -252,7 +252,7 @@ func TestTimings(t *testing.T) {
 	if _, err := p.Retire(testCtx(t), providers.RetireRequest{Type: TypePool, ID: pool.ID, State: pool.State}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypePool, ID: pool.ID, State: pool.State}); err != nil {
+	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypePool, ID: pool.ID, State: pool.State}); err != nil {
 		t.Fatal(err)
 	}
 	poolDelete := time.Since(start)

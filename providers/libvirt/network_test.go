@@ -341,7 +341,7 @@ func TestNetworkDHCPRangeLive(t *testing.T) {
 	if !strings.Contains(live, hostIP(sub, 220)) || !upd.State.GetAttr("dhcp").Equals(ranges).True() {
 		t.Errorf("the running network lacks the new range:\n%s", live)
 	}
-	if err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeNetwork, Undo: upd.Undo}); err != nil {
+	if _, err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeNetwork, Undo: upd.Undo}); err != nil {
 		t.Fatal(err)
 	}
 	_, live, _ = networkDoc(l, n, false)

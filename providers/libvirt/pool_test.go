@@ -99,11 +99,11 @@ func TestPoolKeepsExistingDirectory(t *testing.T) {
 				t.Error("undo says fiat built a directory that existed")
 			}
 			if end == "undo" {
-				err = p.Undo(testCtx(t), providers.UndoRequest{Type: TypePool, Undo: resp.Undo})
+				_, err = p.Undo(testCtx(t), providers.UndoRequest{Type: TypePool, Undo: resp.Undo})
 			} else {
 				_, err = p.Retire(testCtx(t), providers.RetireRequest{Type: TypePool, ID: resp.ID, State: resp.State})
 				if err == nil {
-					err = p.Purge(testCtx(t), providers.PurgeRequest{Type: TypePool, ID: resp.ID, State: resp.State})
+					_, err = p.Purge(testCtx(t), providers.PurgeRequest{Type: TypePool, ID: resp.ID, State: resp.State})
 				}
 			}
 			if err != nil {

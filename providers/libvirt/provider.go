@@ -199,7 +199,12 @@ func (p *Provider) Schema() providers.Schema {
 // Configure reads the provider block (attribute uri, default
 // qemu:///system; qemu+tcp://host/system and the other go-libvirt transports
 // work too) and connects.
-func (p *Provider) Configure(ctx context.Context, req providers.ConfigureRequest) error {
+func (p *Provider) Configure(ctx context.Context, req providers.ConfigureRequest) (providers.ConfigureResponse, error) {
+	return providers.ConfigureResponse{}, p.configure(ctx, req)
+}
+
+// configure does the work of Configure.
+func (p *Provider) configure(ctx context.Context, req providers.ConfigureRequest) error {
 	uri, known, err := strAttr(req.Config, "uri")
 	if err != nil {
 		return fmt.Errorf("configure libvirt provider: %w", err)
@@ -270,7 +275,12 @@ func (p *Provider) Retire(ctx context.Context, req providers.RetireRequest) (pro
 }
 
 // Purge destroys a retired object; purging one that is gone succeeds.
-func (p *Provider) Purge(ctx context.Context, req providers.PurgeRequest) error {
+func (p *Provider) Purge(ctx context.Context, req providers.PurgeRequest) (providers.PurgeResponse, error) {
+	return providers.PurgeResponse{}, p.purge(ctx, req)
+}
+
+// purge does the work of Purge.
+func (p *Provider) purge(ctx context.Context, req providers.PurgeRequest) error {
 	rt, err := lookupType(req.Type)
 	if err != nil {
 		return err

@@ -66,7 +66,7 @@ func newTestProvider(t *testing.T, uri ...string) *Provider {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cfg := cty.ObjectVal(map[string]cty.Value{"uri": cty.StringVal(u)})
-	if err := p.Configure(ctx, providers.ConfigureRequest{Config: cfg}); err != nil {
+	if _, err := p.Configure(ctx, providers.ConfigureRequest{Config: cfg}); err != nil {
 		msg := fmt.Sprintf("libvirtd is not reachable at %s: %v\n\tstart it (as root) with: bash scripts/libvirtd.sh", u, err)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)

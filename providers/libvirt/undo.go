@@ -78,7 +78,12 @@ func decodeUndo(raw json.RawMessage) (undoRecord, error) {
 var noUndo = undoRecord{Op: undoNone}.encode()
 
 // Undo reverses one earlier Create, Update or Retire from its Undo bytes.
-func (p *Provider) Undo(ctx context.Context, req providers.UndoRequest) error {
+func (p *Provider) Undo(ctx context.Context, req providers.UndoRequest) (providers.UndoResponse, error) {
+	return providers.UndoResponse{}, p.undo(ctx, req)
+}
+
+// undo does the work of Undo.
+func (p *Provider) undo(ctx context.Context, req providers.UndoRequest) error {
 	u, err := decodeUndo(req.Undo)
 	if err != nil {
 		return fmt.Errorf("undo %s: %w", req.Address, err)

@@ -106,7 +106,7 @@ func TestVolumePurgeAfterPoolRetire(t *testing.T) {
 	if got, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil || got.Exists {
 		t.Errorf("read of a volume whose pool was retired: exists=%v, %v", got.Exists, err)
 	}
-	if err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
+	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
 		t.Fatalf("purge volume in a stopped pool: %v", err)
 	}
 	if _, err := os.Stat(vol.State.GetAttr("path").AsString()); !os.IsNotExist(err) {
@@ -121,10 +121,10 @@ func TestVolumePurgeAfterPoolRetire(t *testing.T) {
 			t.Errorf("purge left pool %s defined", pool.Name)
 		}
 	}
-	if err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
+	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
 		t.Fatalf("purge volume again: %v", err)
 	}
-	if err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypePool, ID: poolID, State: poolState}); err != nil {
+	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypePool, ID: poolID, State: poolState}); err != nil {
 		t.Fatalf("purge pool: %v", err)
 	}
 	if _, err := os.Stat(poolState.GetAttr("path").AsString()); !os.IsNotExist(err) {
@@ -189,7 +189,7 @@ func TestVolumeConcurrentJobs(t *testing.T) {
 			if resps[i].Undo == nil {
 				return
 			}
-			if err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeVolume, Undo: resps[i].Undo}); err != nil {
+			if _, err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeVolume, Undo: resps[i].Undo}); err != nil {
 				errs <- err
 			}
 		}()
@@ -321,7 +321,7 @@ func TestPoolJobsSerialised(t *testing.T) {
 		if createErr != nil && !notFound(createErr) {
 			t.Fatalf("round %d: create: %v", i, createErr)
 		}
-		if err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypePool, Undo: ret.Undo}); err != nil {
+		if _, err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypePool, Undo: ret.Undo}); err != nil {
 			t.Fatal(err)
 		}
 	}

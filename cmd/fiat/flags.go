@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"fiat/engine"
+	"fiat/hcl"
+	"fiat/state"
+)
+
+// common flags of commands that read a config directory.
+type common struct {
+	dataDir string
+	stack   string
+	vars    varFlags     // -var values by name
+	args    []hcl.VarArg // -var and -var-file in command-line order
+	plan    planFlags
+}
+
+// planFlags are the flags of commands that plan (plan, apply, destroy).
+type planFlags struct {
+	refresh    bool
+	adoptDrift bool
+	targets    listFlag
+	excludes   listFlag
+	noColor    bool
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	c.vars = varFlags{}
+	c.plan.refresh = true
+	fs.StringVar(&c.dataDir, "data-dir", "", "state directory (default DIR/.fiat)")
+	fs.StringVar(&c.stack, "stack", "", "stack name (default: the config directory's name)")
+	fs.Var(orderedVar{c}, "var", "set a variable: -var name=value (repeatable; a later -var or -var-file wins)")
+	fs.Var(varFile{c}, "var-file", "set variables from an HCL file of name = value lines (repeatable)")
+}
+
+// registerPlan adds the planning flags.
+func (c *common) registerPlan(fs *flag.FlagSet) {
+	fs.BoolVar(&c.plan.refresh, "refresh", true, "read every managed object to detect changes made outside fiat (-refresh=false trusts the store)")
+	fs.BoolVar(&c.plan.adoptDrift, "adopt-drift", false, "record objects changed outside fiat in the store as they are, instead of changing them back")
+	fs.Var(&c.plan.targets, "target", "plan only this address (resource, instance or module) and what it depends on (repeatable)")
+	fs.Var(&c.plan.excludes, "exclude", "leave this address and everything that depends on it out of the plan (repeatable)")
+	fs.BoolVar(&c.plan.noColor, "no-color", false, "no colours in the output")
+}
+
+type orderedVar struct{ c *common }
+
+func (v orderedVar) String() string { return "" }
+func (v orderedVar) Set(s string) error {
+	if err := v.c.vars.Set(s); err != nil {
+		return err
+	}
+	name, val, _ := strings.Cut(s, "=")
+	v.c.args = append(v.c.args, hcl.VarArg{Name: name, Value: val})
+	return nil
+}
+
+type varFile struct{ c *common }
+
+func (v varFile) String() string { return "" }
+func (v varFile) Set(s string) error {
+	if s == "" {
+		return fmt.Errorf("-var-file wants a file name")
+	}
+	v.c.args = append(v.c.args, hcl.VarArg{File: s})
+	return nil
+}
+
+// listFlag collects a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func (c *common) stackFor(dir string) (string, error) {
+	if c.stack != "" {
+		return c.stack, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolve config directory %s: %w", dir, err)
+	}
+	return filepath.Base(abs), nil
+}
+
+func (c *common) dataDirFor(dir string) string {
+	if c.dataDir != "" {
+		return c.dataDir
+	}
+	return filepath.Join(dir, ".fiat")
+}
+
+// load parses a directory with the command's variables.
+func (c *common) load(dir string) (*hcl.Config, error) {
+	cfg, diags := hcl.Load(dir, hcl.Options{Args: c.args})
+	if diags.HasErrors() {
+		return nil, hcl.NewDiagError(diags, nil)
+	}
+	return cfg, nil
+}
+
+// openStack resolves the stack name of a config directory and opens its store.
+func (c *common) openStack(ctx context.Context, dir string) (string, *state.Store, error) {
+	stack, err := c.stackFor(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	st, err := openStore(ctx, c.dataDirFor(dir))
+	if err != nil {
+		return "", nil, err
+	}
+	return stack, st, nil
+}
+
+func openStore(ctx context.Context, dataDir string) (*state.Store, error) {
+	st, err := state.Open(ctx, state.Options{Dir: dataDir})
+	if err != nil {
+		return nil, fmt.Errorf("open state in %s: %w", dataDir, err)
+	}
+	return st, nil
+}
+
+// planOptions are the planning flags as the engine takes them.
+func (c *common) planOptions(stack string, cfg *hcl.Config) engine.PlanOptions {
+	return engine.PlanOptions{Stack: stack, Config: cfg, NoRefresh: !c.plan.refresh, AdoptDrift: c.plan.adoptDrift,
+		Targets: c.plan.targets, Excludes: c.plan.excludes}
+}

@@ -1,0 +1,84 @@
+package executor
+
+import (
+	"fmt"
+	"sync"
+
+	"fiat/hcl"
+	"fiat/planner"
+	"fiat/providers"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// NewEvaluator returns the EvalFunc every apply uses: it re-evaluates a
+// resource instance's config from cfg, given the final values of what it
+// depends on. Instance keys of other resources, and values the executor
+// does not produce (data sources, imports, moves), come from the plan.
+// schemas are the providers' schemas by provider name.
+func NewEvaluator(cfg *hcl.Config, plan *planner.Plan, schemas map[string]providers.Schema) EvalFunc {
+	known := plan.KnownValues()
+	keys := map[string][]cty.Value{}
+	deps := map[string][]string{} // by instance address; read concurrently, so built here
+	if plan != nil {
+		for _, s := range plan.Steps {
+			deps[s.Address] = s.DependsOn
+			if s.Action == planner.Delete || s.Action == planner.Forget {
+				continue
+			}
+			res, key, err := hcl.SplitInstance(s.Address)
+			if err == nil && key != cty.NilVal {
+				keys[res] = append(keys[res], key)
+			}
+		}
+	}
+	for _, ks := range keys {
+		hcl.SortKeys(ks)
+	}
+	var specs sync.Map // resource type → hcldec.Spec
+	return func(addr string, vals map[string]cty.Value) (cty.Value, error) {
+		res, _, err := hcl.SplitInstance(addr)
+		if err != nil {
+			return cty.NilVal, err
+		}
+		r := cfg.Resources[res]
+		if r == nil {
+			return cty.NilVal, fmt.Errorf("no resource %s in the configuration", addr)
+		}
+		rs, ok := schemas[providers.NameOf(r.Provider)].Resources[r.Type]
+		if !ok {
+			return cty.NilVal, fmt.Errorf("provider %s has no resource type %s", r.Provider, r.Type)
+		}
+		in := make(hcl.Values, len(vals)+4)
+		for k, v := range vals {
+			in[k] = v
+		}
+		for _, d := range deps[addr] {
+			if _, ok := in[d]; !ok {
+				if v, ok := known[d]; ok {
+					in[d] = v
+				}
+			}
+		}
+		ev := cfg.NewEvaluator(in)
+		for _, d := range cfg.Dependencies(res) {
+			if dr := cfg.Resources[d]; dr != nil && dr.Expanded() {
+				mode := hcl.ForEach
+				if dr.Count != nil {
+					mode = hcl.Counted
+				}
+				ev.SetInstances(d, mode, keys[d])
+			}
+		}
+		spec, ok := specs.Load(r.Type)
+		if !ok {
+			spec, _ = specs.LoadOrStore(r.Type, planner.Spec(rs))
+		}
+		v, _, diags := planner.ConfigValueSensitive(ev, addr, rs, spec.(hcldec.Spec))
+		if diags.HasErrors() {
+			return cty.NilVal, diags
+		}
+		return v, nil
+	}
+}
