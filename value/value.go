@@ -118,4 +118,3 @@ func Decode(b json.RawMessage) (cty.Value, error) {
 	}
 	return v, nil
 }
-

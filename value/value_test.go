@@ -43,4 +43,3 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("%#v %v", v, err)
 	}
 }
-
