@@ -25,14 +25,8 @@ type undoItem struct {
 }
 
 func itemOf(o *op) undoItem {
-	it := undoItem{Address: o.step.Address, Type: o.step.Type, Provider: o.step.Provider, Source: o.step.Source,
-		Op: o.kind, ID: o.id, Undo: o.undo}
-	if o.kind == opRetire {
-		it.State, _ = value.Encode(o.step.Before)
-	} else {
-		it.State, _ = value.Encode(o.state)
-	}
-	return it
+	return undoItem{Address: o.step.Address, Type: o.step.Type, Provider: o.step.Provider, Source: o.step.Source,
+		Op: o.kind, ID: o.id, Undo: o.undo, State: o.stored}
 }
 
 // rollback undoes completed ops in reverse completion order (a valid reverse

@@ -127,7 +127,11 @@ func (x *txn) run(parent context.Context) (*Result, error) {
 		return nil, &Error{Phase: "lock", Cause: fmt.Errorf("lock stack %s: %w", x.plan.Stack, err)}
 	}
 	x.lease = ls
-	defer ls.release(parent)
+	defer func() {
+		if rerr := ls.release(parent); rerr != nil {
+			x.events.emit(Event{Kind: EventWarning, Err: rerr.Error()})
+		}
+	}()
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	ls.onLost(cancel)

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -13,7 +14,9 @@ import (
 // or recovery, to prove that recovery leaves the world entirely before or
 // entirely after. FIAT_FAILPOINT=name kills at the first hit of name;
 // name:N at the Nth; name:N:pause sleeps there for 3 s instead (for signal
-// tests). Unset in normal use, where failpoint costs one check.
+// tests), after printing "fiat: failpoint NAME paused" to stderr so the test
+// knows the moment has come. Unset in normal use, where failpoint costs one
+// check.
 const failpointEnv = "FIAT_FAILPOINT"
 
 // FailPoints lists every failpoint, in the order an apply reaches them.
@@ -61,6 +64,7 @@ func failpoint(name string) {
 	hit := fp.count == fp.nth
 	fp.mu.Unlock()
 	if hit && fp.pause {
+		fmt.Fprintf(os.Stderr, "fiat: failpoint %s paused\n", name)
 		time.Sleep(3 * time.Second)
 		return
 	}

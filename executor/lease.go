@@ -156,8 +156,18 @@ func (l *lease) reacquire(ctx context.Context) error {
 	return nil
 }
 
-func (l *lease) release(ctx context.Context) {
+// release stops renewing and gives the lock back. If that fails the lock
+// still expires by itself at the end of its lease.
+func (l *lease) release(ctx context.Context) error {
 	close(l.stop)
 	<-l.done
-	l.store.Unlock(context.WithoutCancel(ctx), l.current())
+	lock := l.current()
+	err := l.store.Unlock(context.WithoutCancel(ctx), lock)
+	if errors.Is(err, state.ErrFenced) {
+		return nil // another run holds the stack now: nothing of ours to release
+	}
+	if err != nil {
+		return fmt.Errorf("release the lock of stack %s (it expires by itself by %s): %w", lock.Stack, lock.Expires.Format(time.RFC3339), err)
+	}
+	return nil
 }

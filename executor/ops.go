@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"encoding/json"
 	"sort"
 
 	"fiat/planner"
@@ -26,6 +27,9 @@ type op struct {
 	id    string
 	undo  []byte
 	state cty.Value // for create/update
+	// stored is the encoded state rollback and purge work from: the new
+	// state of a create or update, the prior state of a retire.
+	stored json.RawMessage
 }
 
 // ordering says which optional constraints buildOps applies.

@@ -75,19 +75,17 @@ func Recover(ctx context.Context, stack string, opts RecoverOptions) ([]*Recover
 	if err != nil {
 		return nil, nil, fmt.Errorf("lock stack %s: %w", stack, err)
 	}
-	defer ls.release(ctx)
+	defer func() {
+		if rerr := ls.release(ctx); rerr != nil {
+			ev.emit(Event{Kind: EventWarning, Err: rerr.Error()})
+		}
+	}()
 	recs, err := recoverOpen(ctx, opts.Store, ls, stack, opts.Providers, ev)
 	if err != nil || !opts.RetryAttention {
 		return recs, nil, err
 	}
 	att, err := retryAttention(ctx, opts.Store, ls.current(), stack, opts.Providers, ev)
 	return recs, att, err
-}
-
-// PendingTxs reports whether a stack has transactions left by a crashed run
-// (read-only; plan uses it to decide whether to recover first).
-func PendingTxs(ctx context.Context, store Store, stack string) ([]state.Tx, error) {
-	return store.OpenTxs(ctx, stack)
 }
 
 // journalOp is one operation as the journal tells it.

@@ -149,6 +149,7 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 		if intent.State, err = value.Encode(s.Before); err != nil {
 			return err
 		}
+		o.stored = intent.State
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("not started: %w", context.Cause(ctx))
@@ -188,6 +189,7 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 		if res.State, eerr = value.Encode(o.state); eerr != nil {
 			err = eerr
 		}
+		o.stored = res.State
 	}
 	// The result need only be durable before the commit; it rides along
 	// with the next journal write (often a dependent's intent).

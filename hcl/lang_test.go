@@ -306,6 +306,9 @@ func TestUnsetVariablesAreUnknownForValidate(t *testing.T) {
 // A 100,000-long chain orders without recursion (no stack overflow) and
 // with every dependency first.
 func TestOrderLongChain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 100,000-resource config takes seconds; it runs without -short (make test)")
+	}
 	const n = 100000
 	b := &strings.Builder{}
 	for i := 0; i < n; i++ {

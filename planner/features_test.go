@@ -859,9 +859,15 @@ func TestDriftGolden(t *testing.T) {
 	ents, reads := driftEntities(t)
 	p := build(t, Input{Config: driftCfg(t), Entities: ents, Refreshed: reads})
 	var text, js, md bytes.Buffer
-	RenderText(&text, p)
-	RenderJSON(&js, p, JSONOptions{Indent: true})
-	RenderMarkdown(&md, p, MarkdownOptions{})
+	for _, err := range []error{
+		RenderText(&text, p),
+		RenderJSON(&js, p, JSONOptions{Indent: true}),
+		RenderMarkdown(&md, p, MarkdownOptions{}),
+	} {
+		if err != nil {
+			t.Fatalf("render: %v", err)
+		}
+	}
 	golden(t, "drift.txt", text.Bytes())
 	golden(t, "drift.json", js.Bytes())
 	golden(t, "drift.md", md.Bytes())

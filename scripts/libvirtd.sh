@@ -20,7 +20,7 @@ RUN_DIR=/run/libvirt
 LOG_DIR=/var/log/libvirt
 LIBVIRTD_LOG=$LOG_DIR/libvirtd.log
 VIRTLOGD_LOG=$LOG_DIR/virtlogd.log
-PKGS=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+PKGS=(iproute2 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 	qemu-utils dnsmasq-base iptables libxml2-utils)
 
 say() { printf 'libvirtd.sh: %s\n' "$*"; }

@@ -247,11 +247,15 @@ func TestInterruptRollsBack(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Interrupt inside the pause, which the failpoint announces.
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "libvirt_volume.a: Created") && time.Now().Before(deadline) {
+	for !strings.Contains(out.String(), "failpoint after-intent paused") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the failpoint never paused:\n%s", out.String())
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond)
 	cmd.Process.Signal(os.Interrupt)
 	err := cmd.Wait()
 	if err == nil {

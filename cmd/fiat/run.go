@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"fiat/engine"
 	"fiat/executor"
 	"fiat/hcl"
+	"fiat/internal/panics"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
 )
@@ -63,8 +65,24 @@ Commands:
 Run "fiat <command> -h" for a command's flags.
 `
 
-// Run runs one command and returns the process exit code.
-func (m *Main) Run(ctx context.Context, args []string) int {
+// Run runs one command and returns the process exit code. A panic is a
+// bug: it is reported in two lines (the full trace goes to a file) and
+// exits 1, never Go's 2, which -detailed-exitcode defines as "changes".
+func (m *Main) Run(ctx context.Context, args []string) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			trace := panics.WriteTrace(r, debug.Stack())
+			if trace == "" {
+				trace = "(the trace could not be written)"
+			}
+			fmt.Fprintf(m.Stderr, "Error: fiat crashed: %v\n       This is a bug in fiat; please report it with the trace in %s\n", r, trace)
+			code = exitError
+		}
+	}()
+	return m.run(ctx, args)
+}
+
+func (m *Main) run(ctx context.Context, args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
 		return exitError

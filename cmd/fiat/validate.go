@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 
-	"fiat/engine"
 	"fiat/hcl"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
@@ -27,7 +26,7 @@ func (m *Main) validate(ctx context.Context, args []string) error {
 		return err
 	}
 	dir := dirArg(fs)
-	diags, files, err := validateDir(dir, &c)
+	diags, files, err := m.validateDir(dir, &c)
 	if *asJSON {
 		if err != nil {
 			diags = append(diags, &hcl2.Diagnostic{Severity: hcl2.DiagError, Summary: "Cannot validate", Detail: err.Error()})
@@ -56,7 +55,7 @@ func (m *Main) validate(ctx context.Context, args []string) error {
 // errSilent is an error whose report has already been printed.
 var errSilent = errors.New("")
 
-func validateDir(dir string, c *common) (hcl2.Diagnostics, map[string][]byte, error) {
+func (m *Main) validateDir(dir string, c *common) (hcl2.Diagnostics, map[string][]byte, error) {
 	// Variables without a value are unknown: validate needs no inputs.
 	cfg, diags := hcl.Load(dir, hcl.Options{Args: c.args, Unset: true})
 	var err error
@@ -72,7 +71,7 @@ func validateDir(dir string, c *common) (hcl2.Diagnostics, map[string][]byte, er
 	}
 	// Planning against an empty stack type-checks every resource
 	// without touching the store or any provider.
-	return append(diags, engine.Default().Validate(cfg)...), cfg.Files, nil
+	return append(diags, m.engine().Validate(cfg)...), cfg.Files, nil
 }
 
 // The JSON document of fiat validate -json (format_version 1.0).

@@ -275,13 +275,24 @@ func TestDomainFailures(t *testing.T) {
 			Prior: cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal("d"), "pool": cty.StringVal(f.pool), "path": cty.StringVal(f.disks[0])})}
 		wantProblem(t, mustPreflight(t, p, step(other), del), "libvirt_domain.b", "deleted by libvirt_volume.d")
 	})
-	t.Run("efi without OVMF", func(t *testing.T) {
-		host, _ := p.conn.facts(testCtx(t))
-		pf := &preflight{p: p, l: hostClient(t, p)}
-		if ok, _ := pf.firmwareSupported(host, firmwareEFI); ok {
-			t.Skip("this host has UEFI firmware")
+	t.Run("efi firmware", func(t *testing.T) {
+		// Preflight must agree with what the host offers: a problem
+		// naming OVMF exactly when it has no UEFI firmware.
+		host, err := p.conn.facts(testCtx(t))
+		if err != nil {
+			t.Fatal(err)
 		}
-		wantProblem(t, mustPreflight(t, p, step(with(other, "firmware", cty.StringVal("efi")))), "libvirt_domain.b", "efi", "OVMF")
+		pf := &preflight{p: p, l: hostClient(t, p)}
+		hasEFI, err := pf.firmwareSupported(host, firmwareEFI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		problems := mustPreflight(t, p, step(with(other, "firmware", cty.StringVal("efi"))))
+		if hasEFI {
+			wantNoProblems(t, problems)
+		} else {
+			wantProblem(t, problems, "libvirt_domain.b", "efi", "OVMF")
+		}
 	})
 	t.Run("no DHCP lease", func(t *testing.T) {
 		// The guest boots no OS, so it never asks for a lease.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -228,31 +229,14 @@ func TestNetworkPreflight(t *testing.T) {
 	})
 }
 
-// A network the host refuses to start (its subnet is the one of this
-// machine's uplink: libvirt checks the host's routes before it touches
-// anything) fails with libvirt's message and leaves nothing defined.
+// A network the host refuses to start (its subnet is one a host interface
+// already routes: libvirt checks the host's routes before it touches
+// anything) fails with libvirt's message and leaves nothing defined. The
+// test makes that interface itself, a bridge with an address, so it needs
+// no particular network on the machine.
 func TestNetworkStartRefused(t *testing.T) {
 	p := newTestProvider(t)
-	var uplink netip.Prefix
-	ifaces, _ := net.Interfaces()
-	for _, ifc := range ifaces {
-		if ifc.Flags&net.FlagLoopback != 0 || ifc.Flags&net.FlagUp == 0 {
-			continue
-		}
-		addrs, _ := ifc.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
-				ones, _ := ipn.Mask.Size()
-				if ones <= 30 {
-					ip, _ := netip.AddrFromSlice(ipn.IP.To4())
-					uplink = netip.PrefixFrom(ip, ones).Masked()
-				}
-			}
-		}
-	}
-	if !uplink.IsValid() {
-		t.Skip("this machine has no IPv4 uplink subnet to collide with")
-	}
+	uplink := hostRoute(t)
 	name := testName("net")
 	cleanupNetwork(t, p, name)
 	cfg := with(with(with(networkConfig(name, uplink), "dhcp", cty.NullVal(cty.List(dhcpRangeType))),
@@ -348,4 +332,42 @@ func TestNetworkDHCPRangeLive(t *testing.T) {
 	if strings.Contains(live, hostIP(sub, 220)) {
 		t.Errorf("the range is still served after the undo:\n%s", live)
 	}
+}
+
+// hostRoute gives the host a route of its own: a bridge (no ports) with an
+// address in a free /24, removed at the end of the test.
+func hostRoute(t *testing.T) netip.Prefix {
+	t.Helper()
+	used := map[netip.Prefix]bool{}
+	ifaces, _ := net.Interfaces()
+	for _, ifc := range ifaces {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+				ip, _ := netip.AddrFromSlice(ipn.IP.To4())
+				used[netip.PrefixFrom(ip, 24).Masked()] = true
+			}
+		}
+	}
+	for third := 200; third < 250; third++ {
+		pfx := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 253, byte(third), 0}), 24)
+		if used[pfx] {
+			continue
+		}
+		dev := fmt.Sprintf("fiatup%d", third)
+		ipCmd := func(args ...string) {
+			t.Helper()
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+			}
+		}
+		exec.Command("ip", "link", "del", dev).Run() // left by an earlier, killed run
+		ipCmd("link", "add", "name", dev, "type", "bridge")
+		t.Cleanup(func() { exec.Command("ip", "link", "del", dev).Run() })
+		ipCmd("addr", "add", netip.PrefixFrom(pfx.Addr().Next(), 24).String(), "dev", dev)
+		ipCmd("link", "set", dev, "up")
+		return pfx
+	}
+	t.Fatal("no free 10.253.x.0/24 for a host route")
+	return netip.Prefix{}
 }
