@@ -152,13 +152,7 @@ func (c *Config) addResource(m *Module, b *hcl2.Block, mode Mode) hcl2.Diagnosti
 	for _, lb := range content.Blocks {
 		diags = append(diags, decodeLifecycle(&r.Lifecycle, lb)...)
 	}
-	if r.Count != nil {
-		r.metaRefs = append(r.metaRefs, r.Count.Variables()...)
-	}
-	if r.ForEach != nil {
-		r.metaRefs = append(r.metaRefs, r.ForEach.Variables()...)
-	}
-	r.bodyRefs, r.dynamic = bodyTraversals(rest, metaAttrs, metaBlocks)
+	r.bodyTravs, r.dynamic = bodyTraversals(rest, metaAttrs, metaBlocks)
 	addr := r.Addr()
 	if prev, ok := c.Resources[addr]; ok {
 		kind := "resource"

@@ -66,6 +66,8 @@ type ModuleCall struct {
 	Providers map[string]string          // child provider address → parent provider address
 	DependsOn []hcl2.Traversal
 	DeclRange hcl2.Range
+
+	argRefs map[string][]Ref // references of each argument, parsed in the caller's module
 }
 
 // Provider is a provider block: `provider "libvirt" { uri = "..." }`.
@@ -103,6 +105,8 @@ type Validation struct {
 	Condition    hcl2.Expression
 	ErrorMessage hcl2.Expression
 	DeclRange    hcl2.Range
+
+	refs []Ref // of Condition
 }
 
 // Local is one entry of a locals block.
@@ -111,6 +115,8 @@ type Local struct {
 	Module    string
 	Expr      hcl2.Expression
 	DeclRange hcl2.Range
+
+	refs []Ref
 }
 
 // Output is an output block.
@@ -121,6 +127,8 @@ type Output struct {
 	Sensitive bool
 	DependsOn []hcl2.Traversal
 	DeclRange hcl2.Range
+
+	refs []Ref
 }
 
 // Lifecycle is a resource's lifecycle block.
@@ -148,8 +156,9 @@ type Resource struct {
 	TypeRange hcl2.Range
 
 	dependsOn []hcl2.Traversal
-	bodyRefs  []hcl2.Traversal // references of the body (not meta-arguments)
-	metaRefs  []hcl2.Traversal // references of count / for_each
+	bodyTravs []hcl2.Traversal // references of the body as loaded, until parsed into refs
+	refs      []Ref            // references of the body (not meta-arguments)
+	metaRefs  []Ref            // references of count / for_each
 	dynamic   bool             // the body has dynamic blocks
 }
 
@@ -178,6 +187,8 @@ type Import struct {
 	ID        hcl2.Expression
 	Provider  string // root provider address; "" means the default for To's type
 	DeclRange hcl2.Range
+
+	refs []Ref // of ID
 }
 
 // Options controls Load.
@@ -281,6 +292,7 @@ func loadAll(dir string, files map[string][]byte, read func(rel string) (map[str
 	vals, sources, d := resolveVariables(cfg, root.Variables, opts)
 	diags = append(diags, d...)
 	cfg.inputs, cfg.sources, cfg.inputsObj = vals, sources, cty.ObjectVal(vals)
+	cfg.parseAllRefs()
 	diags = append(diags, cfg.checkReferences()...)
 	if diags.HasErrors() {
 		return nil, diags

@@ -58,8 +58,8 @@ type Evaluator struct {
 	vals       Values
 	exps       map[string]*Expansion
 	keys       map[string]*Expansion // instance keys known from a plan
-	memo       map[string]cty.Value
-	evaluating map[string]bool
+	memo       map[node]cty.Value
+	evaluating map[node]bool
 }
 
 // NewEvaluator returns an evaluator over vals (nil: nothing known yet).
@@ -67,7 +67,7 @@ func (c *Config) NewEvaluator(vals Values) *Evaluator {
 	if vals == nil {
 		vals = Values{}
 	}
-	return &Evaluator{cfg: c, vals: vals, exps: map[string]*Expansion{}, memo: map[string]cty.Value{}, evaluating: map[string]bool{}}
+	return &Evaluator{cfg: c, vals: vals, exps: map[string]*Expansion{}, memo: map[node]cty.Value{}, evaluating: map[node]bool{}}
 }
 
 // Config is the configuration the evaluator evaluates.
@@ -121,7 +121,7 @@ func (e *Evaluator) Expand(resource string) (*Expansion, hcl2.Diagnostics) {
 
 // metaValue evaluates a meta-argument (count, for_each) in its module's scope.
 func (e *Evaluator) metaValue(r *Resource, expr hcl2.Expression) (cty.Value, hcl2.Diagnostics) {
-	ctx, diags := e.scope(r.Module, expr.Variables(), nil)
+	ctx, diags := e.scope(r.Module, r.metaRefs, nil)
 	if diags.HasErrors() {
 		return cty.NilVal, diags
 	}
@@ -276,7 +276,7 @@ func (e *Evaluator) EvalInstance(resource string, key cty.Value, spec hcldec.Spe
 	if diags.HasErrors() {
 		return cty.NilVal, diags
 	}
-	ctx, d := e.scope(r.Module, r.bodyRefs, inst)
+	ctx, d := e.scope(r.Module, r.refs, inst)
 	diags = append(diags, d...)
 	if d.HasErrors() {
 		return cty.NilVal, diags
@@ -308,8 +308,7 @@ func (c *Config) EvalProvider(addr string, spec hcldec.Spec) (cty.Value, hcl2.Di
 		return hcldec.Decode(hcl2.EmptyBody(), spec, nil)
 	}
 	e := c.NewEvaluator(nil)
-	travs, _ := bodyTraversals(p.Config, map[string]bool{"alias": true})
-	ctx, diags := e.scope("", travs, nil)
+	ctx, diags := e.scope("", c.providerRefs(addr), nil)
 	if diags.HasErrors() {
 		return cty.NilVal, diags
 	}
@@ -320,7 +319,7 @@ func (c *Config) EvalProvider(addr string, spec hcldec.Spec) (cty.Value, hcl2.Di
 
 // EvalImportID evaluates an import block's id.
 func (e *Evaluator) EvalImportID(im *Import) (string, hcl2.Diagnostics) {
-	ctx, diags := e.scope("", im.ID.Variables(), nil)
+	ctx, diags := e.scope("", im.refs, nil)
 	if diags.HasErrors() {
 		return "", diags
 	}
@@ -360,7 +359,7 @@ func (e *Evaluator) outputValue(o *Output) (cty.Value, hcl2.Diagnostics) {
 	if o.Expr == nil {
 		return cty.NullVal(cty.DynamicPseudoType), nil
 	}
-	ctx, diags := e.scope(o.Module, o.Expr.Variables(), nil)
+	ctx, diags := e.scope(o.Module, o.refs, nil)
 	if diags.HasErrors() {
 		return cty.DynamicVal, diags
 	}
@@ -381,10 +380,10 @@ func (e *Evaluator) outputValue(o *Output) (cty.Value, hcl2.Diagnostics) {
 	return v, diags
 }
 
-// scope builds an evaluation context holding just what travs reference.
-func (e *Evaluator) scope(mod string, travs []hcl2.Traversal, inst *instance) (*hcl2.EvalContext, hcl2.Diagnostics) {
+// scope builds an evaluation context holding just what refs reference.
+func (e *Evaluator) scope(mod string, refs []Ref, inst *instance) (*hcl2.EvalContext, hcl2.Diagnostics) {
 	ctx := &hcl2.EvalContext{Variables: make(map[string]cty.Value, 2), Functions: functions}
-	if len(travs) == 0 {
+	if len(refs) == 0 {
 		return ctx, nil
 	}
 	var diags hcl2.Diagnostics
@@ -404,75 +403,66 @@ func (e *Evaluator) scope(mod string, travs []hcl2.Traversal, inst *instance) (*
 		}
 		(*mp)[outer][inner] = v
 	}
-	for _, t := range travs {
-		root := t.RootName()
-		name, ok := attrStep(t, 1)
-		switch root {
-		case "var":
+	for _, r := range refs {
+		if r.Malformed != "" && !(r.Kind == RefVar && mod == "") {
+			continue // reported by checkReferences
+		}
+		switch r.Kind {
+		case RefVar:
 			if mod == "" {
 				ctx.Variables["var"] = e.cfg.inputsObj
-				continue
-			}
-			if !ok {
 				continue
 			}
 			if vars == nil {
 				vars = map[string]cty.Value{}
 			}
-			if _, done := vars[name]; !done {
-				v, d := e.moduleVar(mod, name)
+			if _, done := vars[r.Name]; !done {
+				v, d := e.moduleVar(mod, r.Name)
 				diags = append(diags, d...)
-				vars[name] = v
+				vars[r.Name] = v
 			}
-		case "local":
-			if !ok {
-				continue
-			}
+		case RefLocal:
 			if locals == nil {
 				locals = map[string]cty.Value{}
 			}
-			if _, done := locals[name]; !done {
-				v, d := e.local(mod, name)
+			if _, done := locals[r.Name]; !done {
+				v, d := e.local(mod, r.Name)
 				diags = append(diags, d...)
-				locals[name] = v
+				locals[r.Name] = v
 			}
-		case "module":
-			call := m.Calls[name]
+		case RefModule:
+			call := m.Calls[r.Name]
 			if call == nil {
 				continue
 			}
 			child := e.cfg.Modules[call.Path]
-			if out, ok := attrStep(t, 2); ok {
-				if o := child.Outputs[out]; o != nil {
+			if r.Output != "" {
+				if o := child.Outputs[r.Output]; o != nil {
 					v, d := e.moduleOutput(o)
 					diags = append(diags, d...)
-					set(&modules, name, out, v)
+					set(&modules, r.Name, r.Output, v)
 				}
 				continue
 			}
 			for _, on := range sortedKeys(child.Outputs) {
 				v, d := e.moduleOutput(child.Outputs[on])
 				diags = append(diags, d...)
-				set(&modules, name, on, v)
+				set(&modules, r.Name, on, v)
 			}
-		case "data":
-			if n, ok2 := attrStep(t, 2); ok && ok2 {
-				set(&data, name, n, e.resourceValue(modulePrefix(mod)+"data."+name+"."+n))
-			}
-		case "count":
+		case RefData:
+			set(&data, r.Type, r.Name, e.resourceValue(r.Resource(mod)))
+		case RefCount:
 			if inst != nil && inst.count != cty.NilVal {
 				ctx.Variables["count"] = cty.ObjectVal(map[string]cty.Value{"index": inst.count})
 			}
-		case "each":
+		case RefEach:
 			if inst != nil && inst.isEach {
 				ctx.Variables["each"] = cty.ObjectVal(map[string]cty.Value{"key": inst.key, "value": inst.value})
 			}
-		case "path":
+		case RefPath:
 			ctx.Variables["path"] = e.cfg.pathObject(m)
-		default:
-			if ok && m.types[root] {
-				set(&byType, root, name, e.resourceValue(modulePrefix(mod)+root+"."+name))
-			}
+		case RefResource:
+			set(&byType, r.Type, r.Name, e.resourceValue(r.Resource(mod)))
 		}
 	}
 	if vars != nil {
@@ -553,17 +543,17 @@ func (e *Evaluator) instanceValue(addr string) cty.Value {
 	return cty.DynamicVal
 }
 
-func (e *Evaluator) remember(node string, eval func() (cty.Value, hcl2.Diagnostics)) (cty.Value, hcl2.Diagnostics) {
-	if v, ok := e.memo[node]; ok {
+func (e *Evaluator) remember(n node, eval func() (cty.Value, hcl2.Diagnostics)) (cty.Value, hcl2.Diagnostics) {
+	if v, ok := e.memo[n]; ok {
 		return v, nil
 	}
-	if e.evaluating[node] {
-		return cty.DynamicVal, errorDiag("Dependency cycle", fmt.Sprintf("%s refers to itself.", e.cfg.describeNode(node)), nil)
+	if e.evaluating[n] {
+		return cty.DynamicVal, errorDiag("Dependency cycle", fmt.Sprintf("%s refers to itself.", e.cfg.describeNode(n)), nil)
 	}
-	e.evaluating[node] = true
+	e.evaluating[n] = true
 	v, diags := eval()
-	delete(e.evaluating, node)
-	e.memo[node] = v
+	delete(e.evaluating, n)
+	e.memo[n] = v
 	return v, diags
 }
 
@@ -572,8 +562,8 @@ func (e *Evaluator) local(mod, name string) (cty.Value, hcl2.Diagnostics) {
 	if l == nil {
 		return cty.DynamicVal, nil // reported by checkReferences
 	}
-	return e.remember(localNode(mod, name), func() (cty.Value, hcl2.Diagnostics) {
-		ctx, diags := e.scope(mod, l.Expr.Variables(), nil)
+	return e.remember(node{kind: nodeLocal, mod: mod, name: name}, func() (cty.Value, hcl2.Diagnostics) {
+		ctx, diags := e.scope(mod, l.refs, nil)
 		if diags.HasErrors() {
 			return cty.DynamicVal, diags
 		}
@@ -588,11 +578,11 @@ func (e *Evaluator) moduleVar(mod, name string) (cty.Value, hcl2.Diagnostics) {
 	if v == nil {
 		return cty.DynamicVal, nil
 	}
-	return e.remember(varNode(mod, name), func() (cty.Value, hcl2.Diagnostics) {
+	return e.remember(node{kind: nodeVar, mod: mod, name: name}, func() (cty.Value, hcl2.Diagnostics) {
 		val := v.Default
 		var diags hcl2.Diagnostics
 		if arg, ok := m.Call.Args[name]; ok {
-			ctx, d := e.scope(m.Call.Parent, arg.Expr.Variables(), nil)
+			ctx, d := e.scope(m.Call.Parent, m.Call.argRefs[name], nil)
 			diags = append(diags, d...)
 			if d.HasErrors() {
 				return cty.DynamicVal, diags
@@ -620,11 +610,11 @@ func (e *Evaluator) moduleVar(mod, name string) (cty.Value, hcl2.Diagnostics) {
 }
 
 func (e *Evaluator) moduleOutput(o *Output) (cty.Value, hcl2.Diagnostics) {
-	return e.remember(outputNode(o.Module, o.Name), func() (cty.Value, hcl2.Diagnostics) {
+	return e.remember(node{kind: nodeOutput, mod: o.Module, name: o.Name}, func() (cty.Value, hcl2.Diagnostics) {
 		if o.Expr == nil {
 			return cty.NullVal(cty.DynamicPseudoType), nil
 		}
-		ctx, diags := e.scope(o.Module, o.Expr.Variables(), nil)
+		ctx, diags := e.scope(o.Module, o.refs, nil)
 		if diags.HasErrors() {
 			return cty.DynamicVal, diags
 		}
