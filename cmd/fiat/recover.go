@@ -5,11 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
 	"time"
 
 	"fiat/engine"
-	"fiat/executor"
 	"fiat/hcl"
 	"fiat/state"
 )
@@ -98,26 +96,10 @@ func (m *Main) unlock(ctx context.Context, args []string) error {
 
 // forget removes an entity from the store without touching the object.
 func (m *Main) forget(ctx context.Context, st *state.Store, stack, addr string) error {
-	full := addr
-	if !strings.Contains(addr, "/") {
-		full = stack + "/" + addr
-	}
-	e, err := st.Get(ctx, full)
+	e, rev, err := m.engine().Forget(ctx, st, engine.ForgetOptions{Stack: stack, Address: addr})
 	if err != nil {
-		return fmt.Errorf("forget %s: %w", full, err)
+		return err
 	}
-	lock, err := st.Lock(ctx, stack, executor.Holder(), time.Minute)
-	if err != nil {
-		return fmt.Errorf("forget %s: %w", full, err)
-	}
-	defer st.Unlock(context.WithoutCancel(ctx), lock)
-	rev, err := st.Commit(ctx, lock, state.Commit{
-		Stack: stack, Expect: map[string]uint64{full: e.Revision}, Delete: []string{full},
-		Meta: state.Meta{Actor: executor.Holder(), Command: "state forget", Time: time.Now().UTC()},
-	})
-	if err != nil {
-		return fmt.Errorf("forget %s: %w", full, err)
-	}
-	fmt.Fprintf(m.Stdout, "Forgot %s (store revision %d). The %s object %s was not touched; fiat no longer manages it.\n", full, rev, e.Type, e.ID)
+	fmt.Fprintf(m.Stdout, "Forgot %s (store revision %d). The %s object %s was not touched; fiat no longer manages it.\n", e.Address, rev, e.Type, e.ID)
 	return nil
 }

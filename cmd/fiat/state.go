@@ -15,8 +15,6 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-type ctyValue = cty.Value
-
 func (m *Main) state(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New("state needs a subcommand: list, or show ADDRESS")
