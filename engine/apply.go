@@ -3,7 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"fiat/executor"
 	"fiat/hcl"
@@ -124,17 +125,8 @@ func outputs(cfg *hcl.Config, vals map[string]cty.Value) ([]Output, error) {
 		return nil, hcl.NewDiagError(diags, cfg.Files)
 	}
 	list := make([]Output, 0, len(outs))
-	for _, name := range sortedNames(outs) {
+	for _, name := range slices.Sorted(maps.Keys(outs)) {
 		list = append(list, Output{Name: name, Value: outs[name], Sensitive: cfg.Outputs[name].Sensitive})
 	}
 	return list, nil
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
