@@ -36,6 +36,7 @@ type Reader interface {
 type Store interface {
 	executor.Store
 	Reader
+	Identified
 }
 
 var _ Store = (*state.Store)(nil)

@@ -624,7 +624,7 @@ output "pw" {
 	if f.Variables, err = SaveVariables(cfg); err != nil {
 		t.Fatal(err)
 	}
-	enc, err := f.Encode()
+	enc, err := f.Body()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,7 +640,7 @@ output "pw" {
 		t.Errorf("json:\n%s", js.String())
 	}
 	// The saved plan needs the sensitive value again, and the same one.
-	g, err := Decode(enc)
+	g, err := decodeBody(enc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -21,7 +19,7 @@ import (
 )
 
 // FileVersion is the version of the saved plan format.
-const FileVersion = 2
+const FileVersion = 3
 
 // File is a saved plan: the plan plus everything needed to apply it without
 // re-planning: the config snapshot and the variable values it was made with.
@@ -30,11 +28,22 @@ const FileVersion = 2
 // value, and apply needs the value again from the environment (FIAT_VAR_name)
 // and refuses one that differs. Attributes derived from sensitive values are
 // left out of the planned state too (apply evaluates them from the config).
+//
+// On disk a plan is sealed (Seal): the file carries the sha256 of its body
+// and an HMAC of that digest keyed by the store's plan key, and names the
+// store (its ID and data directory) and the stack it was made against.
+// Apply refuses a file whose body does not match its digest (any edited
+// byte), whose signature the store does not recognise, or that names
+// another store or stack.
 type File struct {
 	Plan *Plan
-	// ConfigDir is where the config was read from (for messages only;
-	// apply uses the snapshot in Files).
+	// ConfigDir is the absolute directory the config was read from: it is
+	// what path.module means, and where messages point; the config itself
+	// comes from the snapshot in Files.
 	ConfigDir string
+	// StoreID and DataDir name the store the plan was made against.
+	StoreID   string
+	DataDir   string
 	Files     map[string][]byte
 	Variables map[string]SavedVariable
 }
@@ -157,7 +166,8 @@ func prefixed(p string, names []string) []string {
 }
 
 type fileJSON struct {
-	Version      int                      `json:"format_version"`
+	StoreID      string                   `json:"store_id"`
+	DataDir      string                   `json:"data_dir"`
 	Stack        string                   `json:"stack"`
 	BaseRevision uint64                   `json:"base_revision"`
 	Reads        map[string]uint64        `json:"reads"`
@@ -214,14 +224,14 @@ type outputJSON struct {
 	Unknown   bool            `json:"unknown,omitempty"`
 }
 
-// Encode renders the file canonically; its sha256 is the plan's identity.
-func (f *File) Encode() ([]byte, error) {
+// Body renders the plan canonically; its sha256 is the plan's identity.
+func (f *File) Body() ([]byte, error) {
 	p := f.Plan
 	if len(p.PendingReads) > 0 {
 		return nil, fmt.Errorf("encode plan: %d data source(s) not read yet", len(p.PendingReads))
 	}
 	j := fileJSON{
-		Version: FileVersion, Stack: p.Stack, BaseRevision: p.BaseRevision, Reads: p.Reads,
+		StoreID: f.StoreID, DataDir: f.DataDir, Stack: p.Stack, BaseRevision: p.BaseRevision, Reads: p.Reads,
 		ConfigDir: f.ConfigDir, Files: f.Files, Variables: f.Variables, Refreshed: p.Refreshed,
 		AdoptDrift: p.AdoptDrift, Targets: p.Targets, Excludes: p.Excludes, Warnings: p.Warnings,
 		Steps: make([]stepJSON, 0, len(p.Steps)),
@@ -284,13 +294,14 @@ func (f *File) Encode() ([]byte, error) {
 			j.Outputs[name] = oj
 		}
 	}
+	// Compact, as it sits inside the sealed envelope byte for byte.
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", " ")
+	enc.SetEscapeHTML(false)
 	if err := enc.Encode(j); err != nil {
 		return nil, fmt.Errorf("encode plan: %w", err)
 	}
-	return buf.Bytes(), nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // redact makes the named attributes unknown.
@@ -307,65 +318,13 @@ func redact(v cty.Value, names []string) cty.Value {
 	return cty.ObjectVal(attrs)
 }
 
-// Digest is the sha256 of an encoded plan, shown to the user as its identity.
-func Digest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
-// Save writes the plan atomically (temp file, fsync, rename) and returns its digest.
-func (f *File) Save(path string) (string, error) {
-	b, err := f.Encode()
-	if err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".fiat-plan-*")
-	if err != nil {
-		return "", fmt.Errorf("save plan %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("save plan %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("save plan %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("save plan %s: %w", path, err)
-	}
-	// Plans may hold the store's view of sensitive attributes.
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		return "", fmt.Errorf("save plan %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", fmt.Errorf("save plan %s: %w", path, err)
-	}
-	return Digest(b), nil
-}
-
-// Load reads a saved plan and returns it with its digest.
-func Load(path string) (*File, string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("read plan %s: %w", path, err)
-	}
-	f, err := Decode(b)
-	if err != nil {
-		return nil, "", fmt.Errorf("read plan %s: %w", path, err)
-	}
-	return f, Digest(b), nil
-}
-
-// Decode parses an encoded plan file.
-func Decode(b []byte) (*File, error) {
+// decodeBody parses a plan body (inside a sealed file).
+func decodeBody(b []byte) (*File, error) {
 	var j fileJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("not a fiat plan file: %w", err)
-	}
-	if j.Version != FileVersion {
-		return nil, fmt.Errorf("format version %d, this fiat reads %d (make the plan again)", j.Version, FileVersion)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return nil, fmt.Errorf("decode plan: %w", err)
 	}
 	p := &Plan{Stack: j.Stack, BaseRevision: j.BaseRevision, Reads: j.Reads, Refreshed: j.Refreshed, AdoptDrift: j.AdoptDrift,
 		Targets: j.Targets, Excludes: j.Excludes, Warnings: j.Warnings, Steps: make([]*Step, 0, len(j.Steps))}
@@ -418,7 +377,7 @@ func Decode(b []byte) (*File, error) {
 		}
 	}
 	p.reindex()
-	return &File{Plan: p, ConfigDir: j.ConfigDir, Files: j.Files, Variables: j.Variables}, nil
+	return &File{Plan: p, ConfigDir: j.ConfigDir, StoreID: j.StoreID, DataDir: j.DataDir, Files: j.Files, Variables: j.Variables}, nil
 }
 
 func parseReversibility(s string) (providers.Reversibility, error) {

@@ -2,6 +2,7 @@ package planner
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -116,17 +117,25 @@ func TestSavedPlanRoundTrip(t *testing.T) {
 	enc, _ := value.Encode(cty.StringVal("b"))
 	f := &File{Plan: p, ConfigDir: "x", Files: map[string][]byte{"main.hcl": []byte(mixed)}, Variables: map[string]SavedVariable{"a": {Value: enc, Source: "-var a"}}}
 	path := filepath.Join(t.TempDir(), "p.plan")
-	digest, err := f.Save(path)
+	key := []byte("store key")
+	digest, err := f.Save(path, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, digest2, err := Load(path)
+	sealed, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if digest != digest2 || len(digest) != 64 {
-		t.Fatalf("digest %s vs %s", digest, digest2)
+	if digest != sealed.Digest || len(digest) != 64 {
+		t.Fatalf("digest %s vs %s", digest, sealed.Digest)
 	}
+	if err := sealed.Verify(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := sealed.Verify([]byte("another store's key")); !errors.Is(err, ErrTampered) {
+		t.Fatalf("a plan signed by another store verified: %v", err)
+	}
+	g := sealed.File
 	var a, b bytes.Buffer
 	RenderText(&a, p)
 	RenderText(&b, g.Plan)
@@ -191,5 +200,43 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+// Every single-byte edit of a sealed plan is refused: a flipped bit in the
+// body, the digest, the signature or the envelope.
+func TestSealedPlanRefusesAnyEdit(t *testing.T) {
+	f := &File{Plan: mixedPlan(t), ConfigDir: "/x", StoreID: "s1", DataDir: "/x/.fiat", Files: map[string][]byte{"main.hcl": []byte(mixed)}}
+	data, digest, err := f.Seal([]byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Unseal(data); err != nil || s.Digest != digest {
+		t.Fatalf("unseal: %v", err)
+	}
+	for i := range data {
+		edited := append([]byte(nil), data...)
+		edited[i] ^= 0x01
+		s, err := Unseal(edited)
+		if err == nil {
+			err = s.Verify([]byte("k"))
+		}
+		if err == nil {
+			t.Fatalf("an edit at byte %d (%q) was accepted", i, data[max(0, i-20):min(len(data), i+20)])
+		}
+	}
+	// A plan rebuilt with a changed base revision and a fresh digest,
+	// but no store key, fails the signature.
+	f.Plan.BaseRevision++
+	forged, _, err := f.Seal([]byte("guessed key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Unseal(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify([]byte("k")); !errors.Is(err, ErrTampered) {
+		t.Fatalf("a forged plan verified: %v", err)
 	}
 }

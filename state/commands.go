@@ -24,6 +24,7 @@ const (
 	cmdBeginTx
 	cmdAppend
 	cmdEndTx
+	cmdInit
 )
 
 func (k cmdKind) String() string {
@@ -46,6 +47,8 @@ func (k cmdKind) String() string {
 		return "append-journal"
 	case cmdEndTx:
 		return "end-tx"
+	case cmdInit:
+		return "init"
 	}
 	return fmt.Sprintf("command(%d)", byte(k))
 }

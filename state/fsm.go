@@ -155,6 +155,8 @@ func (f *fsm) apply(index uint64, data []byte) (*result, error) {
 		return decodeApply(body, index, f.applyAppend)
 	case cmdEndTx:
 		return decodeApply(body, index, f.applyEndTx)
+	case cmdInit:
+		return decodeApply(body, index, f.applyInit)
 	}
 	// An unknown command means a newer fiat wrote the log; applying the rest
 	// would diverge from it.

@@ -21,6 +21,7 @@ const (
 	keyRevision = "m/revision" // uint64: the store revision
 	keyApplied  = "m/applied"  // uint64: last raft index whose effect is written
 	keyPending  = "m/pending"  // pendingCommit JSON while a big commit is half applied
+	keyIdentity = "m/identity" // Identity JSON, written once
 )
 
 func entityKey(address string) []byte { return []byte(prefixEntity + address) }

@@ -26,7 +26,15 @@ type Options struct {
 	Dir string
 	// Logger receives raft's logs; nil discards them.
 	Logger hclog.Logger
+	// MustExist refuses to create a store: Open fails with ErrNoStore when
+	// Dir holds none (read-only commands, and apply of a saved plan, must
+	// not leave a new store behind on a mistyped path).
+	MustExist bool
 }
+
+// ErrNoStore is returned by Open with MustExist when the directory holds no
+// store.
+var ErrNoStore = errors.New("no fiat store here")
 
 // Store is fiat's strictly consistent entity store: a raft node whose state
 // machine is Badger on disk. Open starts an embedded single-node cluster.
@@ -63,8 +71,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
+	if opts.MustExist {
+		if _, err := os.Stat(filepath.Join(dir, "fsm")); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open state in %s: %w", dir, ErrNoStore)
+		}
+	}
 	s := &Store{dir: dir, now: time.Now}
 	if err := s.open(ctx, opts.Logger); err != nil {
+		s.closeParts(false)
+		return nil, fmt.Errorf("open state: %w", err)
+	}
+	if err := s.ensureIdentity(ctx); err != nil {
 		s.closeParts(false)
 		return nil, fmt.Errorf("open state: %w", err)
 	}

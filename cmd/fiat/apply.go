@@ -15,6 +15,7 @@ import (
 	"fiat/executor"
 	"fiat/hcl"
 	"fiat/planner"
+	"fiat/state"
 )
 
 func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
@@ -39,63 +40,53 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	}
 
 	var (
-		cfg   *hcl.Config
-		plan  *planner.Plan
-		dir   string
-		saved bool
-		enc   []byte
+		cfg    *hcl.Config
+		plan   *planner.Plan
+		dir    string
+		stack  string
+		store  *state.Store
+		digest string
 	)
+	eng := m.engine()
+	saved := false
 	if st, err := os.Stat(arg); err == nil && st.Mode().IsRegular() {
 		if destroy {
 			return fmt.Errorf("destroy takes a config directory, not a plan file (%s)", arg)
 		}
-		if len(c.args) > 0 {
-			return errors.New("a saved plan carries its variable values; -var and -var-file cannot change them (make a new plan instead)")
-		}
-		sv, err := engine.OpenSaved(arg, os.Environ())
+		sv, st, err := m.openSaved(ctx, arg, &c)
 		if err != nil {
 			return err
 		}
-		cfg, plan, dir, saved = sv.Config, sv.File.Plan, sv.File.ConfigDir, true
-		fmt.Fprintf(m.Stdout, "Applying saved plan %s (sha256:%s), made at store revision %d.\n", arg, sv.Digest, plan.BaseRevision)
-		enc = []byte(sv.Digest)
+		store, saved = st, true
+		defer store.Close()
+		cfg, plan, dir, stack, digest = sv.Config, sv.File.Plan, sv.File.ConfigDir, sv.File.Plan.Stack, sv.Digest
+		fmt.Fprintf(m.Stdout, "Applying saved plan %s (sha256:%s) to stack %q, made at store revision %d.\n", arg, digest, stack, plan.BaseRevision)
 	} else {
 		dir = arg
-		var err error
 		if cfg, err = c.load(dir); err != nil {
 			return err
 		}
-	}
-	stack := plan0Stack(plan)
-	if stack == "" {
-		var err error
 		if stack, err = c.stackFor(dir); err != nil {
 			return err
 		}
+		if store, err = openStore(ctx, c.dataDirFor(dir)); err != nil {
+			return err
+		}
+		defer store.Close()
 	}
-	store, err := openStore(ctx, c.dataDirFor(dir))
-	if err != nil {
-		return err
-	}
-	defer store.Close()
 	if _, err := m.recoverFirst(ctx, store, stack, cfg, false); err != nil {
 		return err
 	}
-	eng := m.engine()
 	if !saved {
 		po := c.planOptions(stack, cfg)
 		po.Destroy = destroy
+		var err error
 		if plan, err = eng.Plan(ctx, store, po); err != nil {
 			return err
 		}
-		f, err := engine.NewPlanFile(plan, dir, cfg)
-		if err != nil {
+		if digest, err = engine.PlanDigest(ctx, store, plan, dir, cfg); err != nil {
 			return err
 		}
-		if enc, err = f.Encode(); err != nil {
-			return err
-		}
-		enc = []byte(planner.Digest(enc))
 	}
 	if m.jsonOut != nil {
 		cnt := plan.Counts()
@@ -116,7 +107,7 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		fmt.Fprintln(m.Stdout)
 	}
 	res, err := eng.Apply(ctx, store, engine.ApplyOptions{
-		Stack: stack, Config: cfg, Plan: plan, Saved: saved, PlanID: string(enc[:16]), Command: name,
+		Stack: stack, Config: cfg, Plan: plan, Saved: saved, PlanID: digest[:16], Command: name,
 		Events: m.printEvent, Parallelism: *par,
 	})
 	if res == nil {
@@ -145,11 +136,35 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	return nil
 }
 
-func plan0Stack(p *planner.Plan) string {
-	if p == nil {
-		return ""
+// openSaved reads a saved plan, opens the store it names (or -data-dir's,
+// which must be the same store) and checks the plan against it: whole,
+// signed by that store, for the stack -stack names if given.
+func (m *Main) openSaved(ctx context.Context, path string, c *common) (*engine.Saved, *state.Store, error) {
+	if len(c.args) > 0 {
+		return nil, nil, errors.New("a saved plan carries its variable values; -var and -var-file cannot change them (make a new plan instead)")
 	}
-	return p.Stack
+	sealed, err := planner.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	f := sealed.File
+	if c.stack != "" && c.stack != f.Plan.Stack {
+		return nil, nil, fmt.Errorf("apply %s: the plan is for stack %q, not %q (-stack); make a plan for %q instead", path, f.Plan.Stack, c.stack, c.stack)
+	}
+	dataDir := f.DataDir
+	if c.dataDir != "" {
+		dataDir = c.dataDir
+	}
+	st, err := openExistingStore(ctx, dataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("apply %s: %w", path, err)
+	}
+	sv, err := engine.LoadSaved(ctx, st, sealed, os.Environ())
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("apply %s: %w", path, err)
+	}
+	return sv, st, nil
 }
 
 func (m *Main) approve(what string) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"path/filepath"
@@ -117,8 +118,43 @@ func (c *common) openStack(ctx context.Context, dir string) (string, *state.Stor
 	return stack, st, nil
 }
 
+// openExistingStack opens the store of a config directory for a command
+// that only reads or fixes what is there: it creates no store on a
+// mistyped path, and refuses a stack the store has never held.
+func (c *common) openExistingStack(ctx context.Context, dir string) (string, *state.Store, error) {
+	stack, err := c.stackFor(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	st, err := openExistingStore(ctx, c.dataDirFor(dir))
+	if err != nil {
+		return "", nil, err
+	}
+	ok, err := st.StackExists(ctx, stack)
+	if err == nil && !ok {
+		err = fmt.Errorf("stack %q does not exist in the store in %s: nothing was ever applied to it (check the directory, or -stack)", stack, st.Dir())
+	}
+	if err != nil {
+		st.Close()
+		return "", nil, err
+	}
+	return stack, st, nil
+}
+
 func openStore(ctx context.Context, dataDir string) (*state.Store, error) {
 	st, err := state.Open(ctx, state.Options{Dir: dataDir})
+	if err != nil {
+		return nil, fmt.Errorf("open state in %s: %w", dataDir, err)
+	}
+	return st, nil
+}
+
+// openExistingStore opens a store that must already exist.
+func openExistingStore(ctx context.Context, dataDir string) (*state.Store, error) {
+	st, err := state.Open(ctx, state.Options{Dir: dataDir, MustExist: true})
+	if errors.Is(err, state.ErrNoStore) {
+		return nil, fmt.Errorf("%s holds no fiat store: nothing was ever planned or applied there (check the directory, or -data-dir)", dataDir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open state in %s: %w", dataDir, err)
 	}

@@ -47,11 +47,7 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 	}
 	digest := ""
 	if *out != "" {
-		f, err := engine.NewPlanFile(plan, dir, cfg)
-		if err != nil {
-			return exitError, err
-		}
-		if digest, err = f.Save(*out); err != nil {
+		if digest, err = engine.SavePlan(ctx, st, plan, dir, cfg, *out); err != nil {
 			return exitError, err
 		}
 	}

@@ -44,15 +44,15 @@ func (m *Main) recover(ctx context.Context, args []string) error {
 		return err
 	}
 	dir := dirArg(fs)
-	cfg, err := c.load(dir)
-	if err != nil {
-		return err
-	}
-	stack, st, err := c.openStack(ctx, dir)
+	stack, st, err := c.openExistingStack(ctx, dir)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	cfg, err := c.load(dir) // its provider blocks say how to reach the objects
+	if err != nil {
+		return err
+	}
 	clean, err := m.recoverFirst(ctx, st, stack, cfg, true)
 	if err != nil {
 		return err
@@ -80,7 +80,7 @@ func (m *Main) unlock(ctx context.Context, args []string) error {
 	if fs.NArg() > 1 {
 		dir = fs.Arg(1)
 	}
-	st, err := openStore(ctx, c.dataDirFor(dir))
+	st, err := openExistingStore(ctx, c.dataDirFor(dir))
 	if err != nil {
 		return err
 	}

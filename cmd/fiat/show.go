@@ -22,10 +22,11 @@ func (m *Main) show(ctx context.Context, args []string) error {
 	if fs.NArg() != 1 {
 		return errors.New("show needs the plan FILE saved with plan -out")
 	}
-	f, digest, err := planner.Load(fs.Arg(0))
+	sealed, err := planner.Load(fs.Arg(0))
 	if err != nil {
 		return err
 	}
+	f, digest := sealed.File, sealed.Digest
 	format := "text"
 	switch {
 	case *asJSON && *asMD:
@@ -35,7 +36,8 @@ func (m *Main) show(ctx context.Context, args []string) error {
 	case *asMD:
 		format = "markdown"
 	default:
-		fmt.Fprintf(m.Stdout, "Saved plan %s (sha256:%s) of %s.\n\n", fs.Arg(0), digest, f.ConfigDir)
+		fmt.Fprintf(m.Stdout, "Saved plan %s (sha256:%s) of stack %q (%s), made against store %s in %s.\n\n",
+			fs.Arg(0), digest, f.Plan.Stack, f.ConfigDir, f.StoreID, f.DataDir)
 	}
 	return m.renderPlan(f.Plan, format, digest, *noColor)
 }

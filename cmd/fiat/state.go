@@ -43,7 +43,7 @@ func (m *Main) state(ctx context.Context, args []string) error {
 	if len(rest) > 0 {
 		dir = rest[0]
 	}
-	stack, st, err := c.openStack(ctx, dir)
+	stack, st, err := c.openExistingStack(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (m *Main) history(ctx context.Context, args []string) error {
 		return err
 	}
 	dir := dirArg(fs)
-	stack, st, err := c.openStack(ctx, dir)
+	stack, st, err := c.openExistingStack(ctx, dir)
 	if err != nil {
 		return err
 	}
