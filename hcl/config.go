@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -280,12 +281,16 @@ func loadAll(dir string, files map[string][]byte, read func(rel string) (map[str
 		Modules:   map[string]*Module{},
 	}
 	l := &loader{cfg: cfg, dir: dir, read: read}
-	root, diags := l.loadModule("", ".", nil)
+	root, diags := l.loadModule("", ".", nil, nil)
 	if root == nil {
 		return nil, diags
 	}
 	cfg.Variables, cfg.Locals, cfg.Outputs = root.Variables, root.Locals, root.Outputs
-	if diags.HasErrors() {
+	// Go on after errors in blocks (an unknown block, a bad argument), so
+	// one run reports every problem; but not after a file that did not
+	// parse or a module that did not load: what they declare is missing,
+	// and every reference to it would be reported as a false error.
+	if l.incomplete {
 		return nil, diags
 	}
 	diags = append(diags, cfg.resolveProviders()...)
@@ -307,15 +312,39 @@ func loadAll(dir string, files map[string][]byte, read func(rel string) (map[str
 }
 
 type loader struct {
-	cfg  *Config
-	dir  string
-	read func(rel string) (map[string][]byte, error)
+	tooMany    bool // maxModuleCount was reached
+	incomplete bool // a file did not parse or a module did not load
+	cfg     *Config
+	dir     string
+	read    func(rel string) (map[string][]byte, error)
 }
 
-const maxModuleDepth = 16
+// Limits on the module tree: how deep calls nest, and how many module
+// instances a configuration may hold in all (a module called twice by a
+// module called twice ... grows exponentially without a cycle).
+const (
+	maxModuleDepth = 16
+	maxModuleCount = 1000
+)
 
-func (l *loader) loadModule(modPath, rel string, call *ModuleCall) (*Module, hcl2.Diagnostics) {
+// loadModule loads the module in directory rel and, recursively, the
+// modules it calls. chain holds the directories of the modules on the way
+// down from the root, to refuse a module that calls itself (directly or
+// through others) before it expands without end.
+func (l *loader) loadModule(modPath, rel string, call *ModuleCall, chain []string) (*Module, hcl2.Diagnostics) {
+	if l.tooMany {
+		return nil, nil // said once already
+	}
+	if len(l.cfg.Modules) >= maxModuleCount {
+		l.tooMany, l.incomplete = true, true
+		return nil, errorDiag("Too many modules",
+			fmt.Sprintf("The configuration expands to more than %d module instances (%s would be one more); call fewer modules, or call them fewer times.", maxModuleCount, modPath),
+			call.DeclRange.Ptr())
+	}
 	srcs, err := l.read(rel)
+	if err != nil || len(srcs) == 0 {
+		l.incomplete = true
+	}
 	if err != nil {
 		return nil, errorDiag("Cannot read configuration", err.Error(), nil)
 	}
@@ -340,6 +369,7 @@ func (l *loader) loadModule(modPath, rel string, call *ModuleCall) (*Module, hcl
 		bodies, d := parseFile(srcs[name], l.display(name))
 		diags = append(diags, d...)
 		if d.HasErrors() {
+			l.incomplete = true
 			continue
 		}
 		for _, body := range bodies {
@@ -350,17 +380,31 @@ func (l *loader) loadModule(modPath, rel string, call *ModuleCall) (*Module, hcl
 			}
 		}
 	}
+	chain = append(chain[:len(chain):len(chain)], path.Clean(rel))
 	for _, name := range sortedKeys(m.Calls) {
 		c := m.Calls[name]
 		childRel := path.Join(rel, c.Source)
+		if i := slices.Index(chain, path.Clean(childRel)); i >= 0 {
+			loop := append(slices.Clone(chain[i:]), path.Clean(childRel))
+			diags = append(diags, errorDiag("Module cycle",
+				fmt.Sprintf("Module %q (source %q) is a module that is already being loaded above it: %s. A module cannot call itself, directly or through other modules.",
+					c.Name, c.Source, strings.Join(loop, " → ")),
+				c.DeclRange.Ptr())...)
+			l.incomplete = true
+			continue
+		}
 		if strings.Count(c.Path, "module.") > maxModuleDepth {
 			diags = append(diags, errorDiag("Module nesting too deep",
 				fmt.Sprintf("Module %s is nested more than %d levels deep; does a module call itself?", c.Path, maxModuleDepth),
 				c.DeclRange.Ptr())...)
+			l.incomplete = true
 			continue
 		}
-		_, d := l.loadModule(c.Path, childRel, c)
+		_, d := l.loadModule(c.Path, childRel, c, chain)
 		diags = append(diags, d...)
+		if l.tooMany {
+			break
+		}
 	}
 	return m, diags
 }

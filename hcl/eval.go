@@ -2,6 +2,7 @@ package hcl
 
 import (
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
@@ -129,6 +130,11 @@ func (e *Evaluator) metaValue(r *Resource, expr hcl2.Expression) (cty.Value, hcl
 	return v, append(diags, d...)
 }
 
+// MaxInstances is the most instances count or for_each may give one
+// resource: planning holds every instance in memory, and a typo such as
+// count = 1e8 must fail with a clear error, not exhaust the machine.
+const MaxInstances = 10000
+
 func (e *Evaluator) expandCount(r *Resource) (*Expansion, hcl2.Diagnostics) {
 	v, diags := e.metaValue(r, r.Count)
 	if diags.HasErrors() {
@@ -157,6 +163,9 @@ func (e *Evaluator) expandCount(r *Resource) (*Expansion, hcl2.Diagnostics) {
 	bf := n.AsBigFloat()
 	if !bf.IsInt() || bf.Sign() < 0 {
 		return bad(fmt.Sprintf("count must be a whole number, 0 or more, not %s.", bf.Text('f', -1)))
+	}
+	if bf.Cmp(big.NewFloat(MaxInstances)) > 0 {
+		return bad(fmt.Sprintf("count is %s; fiat plans at most %d instances of one resource.", bf.Text('g', 6), MaxInstances))
 	}
 	cnt, _ := bf.Int64()
 	x := &Expansion{Mode: Counted, Keys: make([]cty.Value, cnt)}
@@ -188,6 +197,9 @@ func (e *Evaluator) expandForEach(r *Resource) (*Expansion, hcl2.Diagnostics) {
 		return bad("Invalid for_each argument", "for_each must be a map or a set of strings, not null.")
 	}
 	ty := v.Type()
+	if (ty.IsMapType() || ty.IsSetType() || ty.IsObjectType()) && v.IsKnown() && v.LengthInt() > MaxInstances {
+		return bad("Invalid for_each argument", fmt.Sprintf("for_each has %d elements; fiat plans at most %d instances of one resource.", v.LengthInt(), MaxInstances))
+	}
 	x := &Expansion{Mode: ForEach, each: map[string]cty.Value{}}
 	switch {
 	case ty.IsMapType() || ty.IsObjectType():
