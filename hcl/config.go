@@ -314,9 +314,9 @@ func loadAll(dir string, files map[string][]byte, read func(rel string) (map[str
 type loader struct {
 	tooMany    bool // maxModuleCount was reached
 	incomplete bool // a file did not parse or a module did not load
-	cfg     *Config
-	dir     string
-	read    func(rel string) (map[string][]byte, error)
+	cfg        *Config
+	dir        string
+	read       func(rel string) (map[string][]byte, error)
 }
 
 // Limits on the module tree: how deep calls nest, and how many module
