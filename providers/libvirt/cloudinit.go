@@ -286,15 +286,14 @@ func (p *Provider) settleCloudInit(ctx context.Context, req providers.SettleRequ
 		return providers.SettleResponse{}, err
 	}
 	undo := undoRecord{Op: undoCreateVolume, Pool: spec.Pool, Volume: spec.Name, Key: vol.Key}.encode()
-	got, err := p.downloadSeed(ctx, l, vol, op)
-	if err != nil || got != files {
-		return providers.SettleResponse{ID: vol.Key, Undo: undo}, nil // created, not (fully) written
-	}
-	state, err := cloudInitState(l, vol, got, req.Config)
-	if err != nil {
-		return providers.SettleResponse{}, err
-	}
-	return providers.SettleResponse{TookEffect: true, ID: vol.Key, State: state, Undo: undo}, nil
+	return settledCreate(vol.Key, undo, func() (bool, cty.Value, error) {
+		got, err := p.downloadSeed(ctx, l, vol, op)
+		if err != nil || got != files {
+			return false, cty.NilVal, nil // created, not (fully) written
+		}
+		state, err := cloudInitState(l, vol, got, req.Config)
+		return true, state, err
+	})
 }
 
 // importCloudInit adopts a seed volume by key, path or "pool/name".

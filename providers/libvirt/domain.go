@@ -67,33 +67,7 @@ var leaseTimeout = 5 * time.Minute
 // findDomain looks a domain up by UUID, or by the name in state when id is
 // empty.
 func findDomain(l *golibvirt.Libvirt, id string, state cty.Value) (golibvirt.Domain, bool, error) {
-	var (
-		d    golibvirt.Domain
-		err  error
-		what string
-	)
-	if id != "" {
-		u, perr := parseUUID(id)
-		if perr != nil {
-			return d, false, fmt.Errorf("look up domain: %w", perr)
-		}
-		what = id
-		d, err = l.DomainLookupByUUID(u)
-	} else {
-		name, known, serr := strAttr(state, "name")
-		if serr != nil || !known || name == "" {
-			return d, false, fmt.Errorf("look up domain: neither an id nor a name is known")
-		}
-		what = name
-		d, err = l.DomainLookupByName(name)
-	}
-	if notFound(err) {
-		return d, false, nil
-	}
-	if err != nil {
-		return d, false, readErr("look up domain "+what, err)
-	}
-	return d, true, nil
+	return findObject("domain", id, state, l.DomainLookupByUUID, l.DomainLookupByName)
 }
 
 // domainDoc reads a domain's persistent definition.
@@ -212,49 +186,36 @@ func (p *Provider) createDomain(ctx context.Context, req providers.CreateRequest
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
-	undo := undoRecord{Op: undoCreateDomain, UUID: uuid, Name: spec.Name}.encode()
-	if err := ctx.Err(); err != nil {
-		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
+	c := &creation{op: op, id: uuid, undo: &undoRecord{Op: undoCreateDomain, UUID: uuid, Name: spec.Name}}
+	if err := ctxErr(ctx, op); err != nil {
+		return providers.CreateResponse{}, err
 	}
 	d, err := l.DomainDefineXMLFlags(x, golibvirt.DomainDefineValidate)
 	if err != nil {
-		err = mutErr(op, err)
-		if isOutcomeUnknown(err) {
-			return providers.CreateResponse{ID: uuid, Undo: undo}, err
-		}
-		return providers.CreateResponse{}, err
+		return c.makeFailed(err)
 	}
-	fail := func(err error) (providers.CreateResponse, error) {
-		resp := providers.CreateResponse{ID: uuid, Undo: undo}
-		if isOutcomeUnknown(err) {
-			return resp, err
-		}
-		if cerr := removeDomain(l, d, "clean up domain "+spec.Name); cerr != nil {
-			return resp, fmt.Errorf("%w (clean up: %v)", err, cerr)
-		}
-		return providers.CreateResponse{}, err
-	}
+	c.cleanUp = func() error { return removeDomain(l, d, "clean up domain "+spec.Name) }
 	if spec.Autostart {
 		if err := l.DomainSetAutostart(d, 1); err != nil {
-			return fail(mutErr(op+": autostart", err))
+			return c.fail(mutErr(op+": autostart", err))
 		}
 	}
 	if spec.Running {
-		if err := ctx.Err(); err != nil {
-			return fail(fmt.Errorf("%s: %w", op, err))
+		if err := ctxErr(ctx, op); err != nil {
+			return c.fail(err)
 		}
 		if err := l.DomainCreate(d); err != nil {
-			return fail(mutErr(op+": start", err))
+			return c.fail(mutErr(op+": start", err))
 		}
 		if err := waitForLeases(ctx, l, d, doc, spec, op); err != nil {
-			return fail(err)
+			return c.fail(err)
 		}
 	}
 	state, err := domainState(l, d, req.Config)
 	if err != nil {
-		return fail(err)
+		return c.fail(err)
 	}
-	return providers.CreateResponse{ID: uuid, State: state, Undo: undo}, nil
+	return c.done(state)
 }
 
 // waitForLeases waits until every interface with wait_for_lease has an
@@ -343,11 +304,8 @@ func (p *Provider) undoCreateDomain(ctx context.Context, u undoRecord) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	d, found, err := findDomain(l, u.UUID, cty.NilVal)
-	if err != nil || !found {
-		return err
-	}
-	return removeDomain(l, d, op)
+	return removeFound(func() (golibvirt.Domain, bool, error) { return findDomain(l, u.UUID, cty.NilVal) },
+		func(d golibvirt.Domain) error { return removeDomain(l, d, op) })
 }
 
 func (p *Provider) updateDomain(ctx context.Context, req providers.UpdateRequest) (providers.UpdateResponse, error) {
@@ -591,13 +549,6 @@ func (p *Provider) readDomain(ctx context.Context, req providers.ReadRequest) (p
 	if err != nil {
 		return providers.ReadResponse{}, fmt.Errorf("read domain %s: %w", req.Address, err)
 	}
-	d, found, err := findDomain(l, req.ID, req.State)
-	if err != nil || !found {
-		return providers.ReadResponse{}, err
-	}
-	state, err := domainState(l, d, req.State)
-	if err != nil {
-		return providers.ReadResponse{}, err
-	}
-	return providers.ReadResponse{Exists: true, State: state}, nil
+	return readFound(func() (golibvirt.Domain, bool, error) { return findDomain(l, req.ID, req.State) },
+		func(d golibvirt.Domain) (cty.Value, error) { return domainState(l, d, req.State) })
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/zclconf/go-cty/cty"
 	"libvirt.org/go/libvirtxml"
 
@@ -35,18 +34,14 @@ func (p *Provider) settleDomain(ctx context.Context, req providers.SettleRequest
 			return providers.SettleResponse{}, err
 		}
 		undo := undoRecord{Op: undoCreateDomain, UUID: uuid, Name: spec.Name}.encode()
-		running, autostart, err := domainRunState(l, d, op)
-		if err != nil {
-			return providers.SettleResponse{}, err
-		}
-		if running != spec.Running || autostart != spec.Autostart {
-			return providers.SettleResponse{ID: uuid, Undo: undo}, nil
-		}
-		state, err := domainState(l, d, req.Config)
-		if err != nil {
-			return providers.SettleResponse{}, err
-		}
-		return providers.SettleResponse{TookEffect: true, ID: uuid, State: state, Undo: undo}, nil
+		return settledCreate(uuid, undo, func() (bool, cty.Value, error) {
+			running, autostart, err := domainRunState(l, d, op)
+			if err != nil || running != spec.Running || autostart != spec.Autostart {
+				return false, cty.NilVal, err
+			}
+			state, err := domainState(l, d, req.Config)
+			return true, state, err
+		})
 	case providers.ActionUpdate:
 		prior, err := domainSpecFrom(req.Prior)
 		if err != nil {
@@ -134,12 +129,7 @@ func (p *Provider) importDomain(ctx context.Context, req providers.ImportRequest
 	if err != nil {
 		return providers.ImportResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
-	var d golibvirt.Domain
-	if u, perr := parseUUID(req.ID); perr == nil {
-		d, err = l.DomainLookupByUUID(u)
-	} else {
-		d, err = l.DomainLookupByName(req.ID)
-	}
+	d, err := lookupUserID(req.ID, l.DomainLookupByUUID, l.DomainLookupByName)
 	if err != nil {
 		return providers.ImportResponse{}, readErr(op, err)
 	}

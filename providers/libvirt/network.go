@@ -61,33 +61,7 @@ var networkSchema = providers.ResourceSchema{
 // findNetwork looks a network up by UUID, or by the name in state when id
 // is empty.
 func findNetwork(l *golibvirt.Libvirt, id string, state cty.Value) (golibvirt.Network, bool, error) {
-	var (
-		n    golibvirt.Network
-		err  error
-		what string
-	)
-	if id != "" {
-		u, perr := parseUUID(id)
-		if perr != nil {
-			return n, false, fmt.Errorf("look up network: %w", perr)
-		}
-		what = id
-		n, err = l.NetworkLookupByUUID(u)
-	} else {
-		name, known, serr := strAttr(state, "name")
-		if serr != nil || !known || name == "" {
-			return n, false, fmt.Errorf("look up network: neither an id nor a name is known")
-		}
-		what = name
-		n, err = l.NetworkLookupByName(name)
-	}
-	if notFound(err) {
-		return n, false, nil
-	}
-	if err != nil {
-		return n, false, readErr("look up network "+what, err)
-	}
-	return n, true, nil
+	return findObject("network", id, state, l.NetworkLookupByUUID, l.NetworkLookupByName)
 }
 
 // networkDoc reads a network's XML: the persistent definition (inactive) or
@@ -143,47 +117,34 @@ func (p *Provider) createNetwork(ctx context.Context, req providers.CreateReques
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
-	undo := undoRecord{Op: undoCreateNetwork, UUID: uuid, Name: spec.Name}.encode()
-	if err := ctx.Err(); err != nil {
-		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
+	c := &creation{op: op, id: uuid, undo: &undoRecord{Op: undoCreateNetwork, UUID: uuid, Name: spec.Name}}
+	if err := ctxErr(ctx, op); err != nil {
+		return providers.CreateResponse{}, err
 	}
 	n, err := l.NetworkDefineXMLFlags(x, uint32(golibvirt.NetworkDefineValidate))
 	if err != nil {
-		err = mutErr(op, err)
-		if isOutcomeUnknown(err) {
-			return providers.CreateResponse{ID: uuid, Undo: undo}, err
-		}
-		return providers.CreateResponse{}, err
+		return c.makeFailed(err)
 	}
-	fail := func(err error) (providers.CreateResponse, error) {
-		resp := providers.CreateResponse{ID: uuid, Undo: undo}
-		if isOutcomeUnknown(err) {
-			return resp, err
-		}
-		if cerr := removeNetwork(l, n, "clean up network "+spec.Name); cerr != nil {
-			return resp, fmt.Errorf("%w (clean up: %v)", err, cerr)
-		}
-		return providers.CreateResponse{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return fail(fmt.Errorf("%s: %w", op, err))
+	c.cleanUp = func() error { return removeNetwork(l, n, "clean up network "+spec.Name) }
+	if err := ctxErr(ctx, op); err != nil {
+		return c.fail(err)
 	}
 	// libvirt refuses to start a network whose subnet the host already
 	// routes ("Network is already in use by interface eth0") before it
 	// touches the host: the error says what collides.
 	if err := l.NetworkCreate(n); err != nil {
-		return fail(mutErr(op+": start", err))
+		return c.fail(mutErr(op+": start", err))
 	}
 	if spec.Autostart {
 		if err := l.NetworkSetAutostart(n, 1); err != nil {
-			return fail(mutErr(op+": autostart", err))
+			return c.fail(mutErr(op+": autostart", err))
 		}
 	}
 	state, err := networkState(l, n, req.Config)
 	if err != nil {
-		return fail(err)
+		return c.fail(err)
 	}
-	return providers.CreateResponse{ID: uuid, State: state, Undo: undo}, nil
+	return c.done(state)
 }
 
 // removeNetwork stops and undefines a network; each step tolerates having
@@ -204,11 +165,8 @@ func (p *Provider) undoCreateNetwork(ctx context.Context, u undoRecord) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	n, found, err := findNetwork(l, u.UUID, cty.NilVal)
-	if err != nil || !found {
-		return err
-	}
-	return removeNetwork(l, n, op)
+	return removeFound(func() (golibvirt.Network, bool, error) { return findNetwork(l, u.UUID, cty.NilVal) },
+		func(n golibvirt.Network) error { return removeNetwork(l, n, op) })
 }
 
 func (p *Provider) updateNetwork(ctx context.Context, req providers.UpdateRequest) (providers.UpdateResponse, error) {
@@ -534,13 +492,6 @@ func (p *Provider) readNetwork(ctx context.Context, req providers.ReadRequest) (
 	if err != nil {
 		return providers.ReadResponse{}, fmt.Errorf("read network %s: %w", req.Address, err)
 	}
-	n, found, err := findNetwork(l, req.ID, req.State)
-	if err != nil || !found {
-		return providers.ReadResponse{}, err
-	}
-	state, err := networkState(l, n, req.State)
-	if err != nil {
-		return providers.ReadResponse{}, err
-	}
-	return providers.ReadResponse{Exists: true, State: state}, nil
+	return readFound(func() (golibvirt.Network, bool, error) { return findNetwork(l, req.ID, req.State) },
+		func(n golibvirt.Network) (cty.Value, error) { return networkState(l, n, req.State) })
 }

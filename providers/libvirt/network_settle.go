@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/zclconf/go-cty/cty"
 	"libvirt.org/go/libvirtxml"
 
@@ -35,18 +34,14 @@ func (p *Provider) settleNetwork(ctx context.Context, req providers.SettleReques
 			return providers.SettleResponse{}, err
 		}
 		undo := undoRecord{Op: undoCreateNetwork, UUID: uuid, Name: spec.Name}.encode()
-		active, err := l.NetworkIsActive(n)
-		if err != nil {
-			return providers.SettleResponse{}, readErr(op, err)
-		}
-		state, err := networkState(l, n, req.Config)
-		if err != nil {
-			return providers.SettleResponse{}, err
-		}
-		if active == 0 || state.GetAttr("autostart").True() != spec.Autostart {
-			return providers.SettleResponse{ID: uuid, Undo: undo}, nil
-		}
-		return providers.SettleResponse{TookEffect: true, ID: uuid, State: state, Undo: undo}, nil
+		return settledCreate(uuid, undo, func() (bool, cty.Value, error) {
+			active, err := l.NetworkIsActive(n)
+			if err != nil {
+				return false, cty.NilVal, readErr(op, err)
+			}
+			state, err := networkState(l, n, req.Config)
+			return err == nil && active != 0 && state.GetAttr("autostart").True() == spec.Autostart, state, err
+		})
 	case providers.ActionUpdate:
 		prior, err := networkSpecFrom(req.Prior)
 		if err != nil {
@@ -163,12 +158,7 @@ func (p *Provider) importNetwork(ctx context.Context, req providers.ImportReques
 	if err != nil {
 		return providers.ImportResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
-	var n golibvirt.Network
-	if u, perr := parseUUID(req.ID); perr == nil {
-		n, err = l.NetworkLookupByUUID(u)
-	} else {
-		n, err = l.NetworkLookupByName(req.ID)
-	}
+	n, err := lookupUserID(req.ID, l.NetworkLookupByUUID, l.NetworkLookupByName)
 	if err != nil {
 		return providers.ImportResponse{}, readErr(op, err)
 	}

@@ -147,33 +147,7 @@ func poolState(l *golibvirt.Libvirt, pool golibvirt.StoragePool) (cty.Value, err
 
 // findPool looks a pool up by UUID, or by the name in state when id is empty.
 func findPool(l *golibvirt.Libvirt, id string, state cty.Value) (golibvirt.StoragePool, bool, error) {
-	var (
-		pool golibvirt.StoragePool
-		err  error
-		what string
-	)
-	if id != "" {
-		u, perr := parseUUID(id)
-		if perr != nil {
-			return pool, false, fmt.Errorf("look up pool: %w", perr)
-		}
-		what = id
-		pool, err = l.StoragePoolLookupByUUID(u)
-	} else {
-		name, known, serr := strAttr(state, "name")
-		if serr != nil || !known || name == "" {
-			return pool, false, fmt.Errorf("look up pool: neither an id nor a name is known")
-		}
-		what = name
-		pool, err = l.StoragePoolLookupByName(name)
-	}
-	if notFound(err) {
-		return pool, false, nil
-	}
-	if err != nil {
-		return pool, false, readErr("look up pool "+what, err)
-	}
-	return pool, true, nil
+	return findObject("pool", id, state, l.StoragePoolLookupByUUID, l.StoragePoolLookupByName)
 }
 
 // objectName names an existing object in messages (and, for a pool, its
@@ -202,64 +176,45 @@ func (p *Provider) createPool(ctx context.Context, req providers.CreateRequest) 
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
 	undo := undoRecord{Op: undoCreatePool, UUID: uuid, Pool: spec.Name, Path: spec.Path}
-
+	c := &creation{op: op, id: uuid, undo: &undo}
 	pool, err := l.StoragePoolDefineXML(doc, 0)
 	if err != nil {
-		err = mutErr(op, err)
-		if isOutcomeUnknown(err) {
-			return providers.CreateResponse{ID: uuid, Undo: undo.encode()}, err
-		}
-		return providers.CreateResponse{}, err
+		return c.makeFailed(err)
 	}
-
-	// fail takes back what this call did. The response keeps the Undo
-	// when that is not certain (outcome unknown, or cleanup failed).
-	fail := func(err error) (providers.CreateResponse, error) {
-		resp := providers.CreateResponse{ID: uuid, Undo: undo.encode()}
-		if isOutcomeUnknown(err) {
-			return resp, err
-		}
-		if cerr := removePool(l, pool, undo.Built, "clean up pool "+spec.Name); cerr != nil {
-			return resp, fmt.Errorf("%w (clean up: %v)", err, cerr)
-		}
-		return providers.CreateResponse{}, err
-	}
+	c.cleanUp = func() error { return removePool(l, pool, undo.Built, "clean up pool "+spec.Name) }
 	step := func(err error) error {
 		if err != nil {
 			return mutErr(op, err)
 		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		return nil
+		return ctxErr(ctx, op)
 	}
 
-	if err := ctx.Err(); err != nil {
-		return fail(fmt.Errorf("%s: %w", op, err))
+	if err := ctxErr(ctx, op); err != nil {
+		return c.fail(err)
 	}
 	// Starting a dir pool fails when its directory is missing; that is how
 	// the provider learns, over any transport, whether the directory
 	// existed. Only a directory fiat built is ever removed again.
 	if err := l.StoragePoolCreate(pool, 0); err != nil {
 		if !hasMessage(err, "No such file or directory") {
-			return fail(mutErr(op, err))
+			return c.fail(mutErr(op, err))
 		}
 		undo.Built = true // before the call: the undo must cover a build whose outcome is unknown
 		if err := step(l.StoragePoolBuild(pool, 0)); err != nil {
-			return fail(err)
+			return c.fail(err)
 		}
 		if err := step(l.StoragePoolCreate(pool, 0)); err != nil {
-			return fail(err)
+			return c.fail(err)
 		}
 	}
 	if err := step(l.StoragePoolSetAutostart(pool, 1)); err != nil {
-		return fail(err)
+		return c.fail(err)
 	}
 	state, err := poolState(l, pool)
 	if err != nil {
-		return fail(err)
+		return c.fail(err)
 	}
-	return providers.CreateResponse{ID: uuid, State: state, Undo: undo.encode()}, nil
+	return c.done(state)
 }
 
 // removePool stops the pool, removes its directory when rmDir (rmdir: a
@@ -297,11 +252,8 @@ func (p *Provider) undoCreatePool(ctx context.Context, u undoRecord) error {
 		return err
 	}
 	defer unlock()
-	pool, found, err := findPool(l, u.UUID, cty.NilVal)
-	if err != nil || !found {
-		return err
-	}
-	return removePool(l, pool, u.Built, op)
+	return removeFound(func() (golibvirt.StoragePool, bool, error) { return findPool(l, u.UUID, cty.NilVal) },
+		func(pool golibvirt.StoragePool) error { return removePool(l, pool, u.Built, op) })
 }
 
 func (p *Provider) updatePool(ctx context.Context, req providers.UpdateRequest) (providers.UpdateResponse, error) {
@@ -528,13 +480,6 @@ func (p *Provider) readPool(ctx context.Context, req providers.ReadRequest) (pro
 	if err != nil {
 		return providers.ReadResponse{}, fmt.Errorf("read pool %s: %w", req.Address, err)
 	}
-	pool, found, err := findPool(l, req.ID, req.State)
-	if err != nil || !found {
-		return providers.ReadResponse{}, err
-	}
-	state, err := poolState(l, pool)
-	if err != nil {
-		return providers.ReadResponse{}, err
-	}
-	return providers.ReadResponse{Exists: true, State: state}, nil
+	return readFound(func() (golibvirt.StoragePool, bool, error) { return findPool(l, req.ID, req.State) },
+		func(pool golibvirt.StoragePool) (cty.Value, error) { return poolState(l, pool) })
 }

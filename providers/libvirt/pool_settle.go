@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/zclconf/go-cty/cty"
 
 	"fiat/providers"
@@ -35,22 +34,18 @@ func (p *Provider) settlePool(ctx context.Context, req providers.SettleRequest) 
 		}
 		// Whether fiat built the directory is not known here: keep it.
 		undo := undoRecord{Op: undoCreatePool, UUID: uuid, Pool: spec.Name, Path: spec.Path}.encode()
-		active, err := l.StoragePoolIsActive(pool)
-		if err != nil {
-			return providers.SettleResponse{}, readErr(op, err)
-		}
-		autostart, err := l.StoragePoolGetAutostart(pool)
-		if err != nil {
-			return providers.SettleResponse{}, readErr(op, err)
-		}
-		if active == 0 || autostart == 0 {
-			return providers.SettleResponse{ID: uuid, Undo: undo}, nil
-		}
-		state, err := poolState(l, pool)
-		if err != nil {
-			return providers.SettleResponse{}, err
-		}
-		return providers.SettleResponse{TookEffect: true, ID: uuid, State: state, Undo: undo}, nil
+		return settledCreate(uuid, undo, func() (bool, cty.Value, error) {
+			active, err := l.StoragePoolIsActive(pool)
+			if err != nil {
+				return false, cty.NilVal, readErr(op, err)
+			}
+			autostart, err := l.StoragePoolGetAutostart(pool)
+			if err != nil || active == 0 || autostart == 0 {
+				return false, cty.NilVal, readErr(op, err)
+			}
+			state, err := poolState(l, pool)
+			return true, state, err
+		})
 	case providers.ActionUpdate:
 		read, err := p.readPool(ctx, providers.ReadRequest{Address: req.Address, Type: TypePool, ID: req.ID, State: req.Prior})
 		if err != nil || !read.Exists {
@@ -84,12 +79,7 @@ func (p *Provider) importPool(ctx context.Context, req providers.ImportRequest) 
 	if err != nil {
 		return providers.ImportResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
-	var pool golibvirt.StoragePool
-	if u, perr := parseUUID(req.ID); perr == nil {
-		pool, err = l.StoragePoolLookupByUUID(u)
-	} else {
-		pool, err = l.StoragePoolLookupByName(req.ID)
-	}
+	pool, err := lookupUserID(req.ID, l.StoragePoolLookupByUUID, l.StoragePoolLookupByName)
 	if err != nil {
 		return providers.ImportResponse{}, readErr(op, err)
 	}

@@ -370,38 +370,26 @@ func (p *Provider) createVolumeWith(ctx context.Context, req providers.CreateReq
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
 	undo := undoRecord{Op: undoCreateVolume, Pool: spec.Pool, Volume: spec.Name}
+	c := &creation{op: op, undo: &undo}
 	vol, err := l.StorageVolCreateXML(pool, x, 0)
 	if err != nil {
-		err = mutErr(op, err)
-		if isOutcomeUnknown(err) {
-			return providers.CreateResponse{Undo: undo.encode()}, err
-		}
-		return providers.CreateResponse{}, err
+		return c.makeFailed(err)
 	}
-	undo.Key = vol.Key
-	fail := func(err error) (providers.CreateResponse, error) {
-		resp := providers.CreateResponse{ID: vol.Key, Undo: undo.encode()}
-		if isOutcomeUnknown(err) {
-			return resp, err
-		}
-		if derr := l.StorageVolDelete(vol, 0); derr != nil {
-			return resp, fmt.Errorf("%w (clean up: %v)", err, mutErr(op, derr))
-		}
-		return providers.CreateResponse{}, err
-	}
+	undo.Key, c.id = vol.Key, vol.Key
+	c.cleanUp = func() error { return mutErr(op, l.StorageVolDelete(vol, 0)) }
 	if content != nil {
 		if err := upload(ctx, l, pool, vol, content, op); err != nil {
-			return fail(err)
+			return c.fail(err)
 		}
 		if vol, err = l.StorageVolLookupByName(pool, spec.Name); err != nil {
-			return fail(readErr(op, err))
+			return c.fail(readErr(op, err))
 		}
 	}
 	state, err := volumeState(l, vol, req.Config)
 	if err != nil {
-		return fail(err)
+		return c.fail(err)
 	}
-	return providers.CreateResponse{ID: vol.Key, State: state, Undo: undo.encode()}, nil
+	return c.done(state)
 }
 
 func (p *Provider) undoCreateVolume(ctx context.Context, u undoRecord) error {

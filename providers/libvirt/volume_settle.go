@@ -47,20 +47,16 @@ func (p *Provider) settleVolumeWith(ctx context.Context, req providers.SettleReq
 			return providers.SettleResponse{}, err
 		}
 		undo := undoRecord{Op: undoCreateVolume, Pool: r.Pool, Volume: r.Name, Key: vol.Key}.encode()
-		if content != nil {
-			same, err := p.sameContent(ctx, l, vol, content, op)
-			if err != nil {
-				return providers.SettleResponse{}, err
+		return settledCreate(vol.Key, undo, func() (bool, cty.Value, error) {
+			if content != nil {
+				same, err := p.sameContent(ctx, l, vol, content, op)
+				if err != nil || !same { // !same: created, but the upload did not finish
+					return false, cty.NilVal, err
+				}
 			}
-			if !same { // created, but the upload did not finish
-				return providers.SettleResponse{ID: vol.Key, Undo: undo}, nil
-			}
-		}
-		state, err := volumeState(l, vol, req.Config)
-		if err != nil {
-			return providers.SettleResponse{}, err
-		}
-		return providers.SettleResponse{TookEffect: true, ID: vol.Key, State: state, Undo: undo}, nil
+			state, err := volumeState(l, vol, req.Config)
+			return true, state, err
+		})
 	case providers.ActionUpdate:
 		r := volumeRefFrom(req.ID, req.Prior)
 		vol, found, err := lookupVolume(l, r)
