@@ -15,8 +15,6 @@ import (
 	"fiat/executor"
 	"fiat/hcl"
 	"fiat/internal/panics"
-
-	hcl2 "github.com/hashicorp/hcl/v2"
 )
 
 // Exit codes. With -detailed-exitcode, plan exits 2 when there are changes.
@@ -140,8 +138,7 @@ func (m *Main) printError(err error) {
 	}
 	var de *hcl.DiagError
 	if errors.As(err, &de) {
-		wr := hcl2.NewDiagnosticTextWriter(m.Stderr, de.Files, 100, false)
-		wr.WriteDiagnostics(de.Diags)
+		writeDiagnostics(m.Stderr, de.Diags, de.Files)
 		return
 	}
 	msg := err.Error()
