@@ -18,6 +18,10 @@ import (
 	"fiat/state"
 )
 
+// maxParallelism bounds -parallelism: past it, more concurrent provider
+// calls only queue in the backend (and open that many connections).
+const maxParallelism = 256
+
 func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	name := "apply"
 	if destroy {
@@ -33,6 +37,9 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	jsonOut := fs.Bool("json", false, "print progress and the outcome as JSON lines (one object per line) instead of text")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *par < 1 || *par > maxParallelism {
+		return fmt.Errorf("-parallelism %d: give a number of operations from 1 to %d", *par, maxParallelism)
 	}
 	arg := dirArg(fs)
 	if *jsonOut {
@@ -63,7 +70,7 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		fmt.Fprintf(m.Stdout, "Applying saved plan %s (sha256:%s) to stack %q, made at store revision %d.\n", arg, digest, stack, plan.BaseRevision)
 	} else {
 		dir = arg
-		if cfg, err = c.load(dir); err != nil {
+		if cfg, err = c.load(dir, m.Stderr); err != nil {
 			return err
 		}
 		if stack, err = c.stackFor(dir); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -97,10 +98,16 @@ func (c *common) dataDirFor(dir string) string {
 }
 
 // load parses a directory with the command's variables.
-func (c *common) load(dir string) (*hcl.Config, error) {
+// Warnings (a -var-file value for an undeclared variable, ...) are printed
+// to warn, and loading goes on.
+func (c *common) load(dir string, warn io.Writer) (*hcl.Config, error) {
 	cfg, diags := hcl.Load(dir, hcl.Options{Args: c.args})
 	if diags.HasErrors() {
 		return nil, hcl.NewDiagError(diags, nil)
+	}
+	if len(diags) > 0 {
+		de := hcl.NewDiagError(diags, nil)
+		writeDiagnostics(warn, de.Diags, de.Files)
 	}
 	return cfg, nil
 }

@@ -29,7 +29,7 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 		return exitError, errors.New("plan: -json and -markdown are alternatives; pick one")
 	}
 	dir := dirArg(fs)
-	cfg, err := c.load(dir)
+	cfg, err := c.load(dir, m.Stderr)
 	if err != nil {
 		return exitError, err
 	}

@@ -49,7 +49,7 @@ func (m *Main) recover(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	cfg, err := c.load(dir) // its provider blocks say how to reach the objects
+	cfg, err := c.load(dir, m.Stderr) // its provider blocks say how to reach the objects
 	if err != nil {
 		return err
 	}
