@@ -65,6 +65,11 @@ func (e *Engine) Apply(ctx context.Context, store Store, opts ApplyOptions) (*Ap
 	if !plan.HasChanges() {
 		return &ApplyResult{Result: &executor.Result{}, Values: plan.KnownValues()}, nil
 	}
+	if sc, ok := store.(interface{ CheckFreeSpace() error }); ok {
+		if err := sc.CheckFreeSpace(); err != nil {
+			return nil, err
+		}
+	}
 	var used []string
 	for _, s := range plan.Steps {
 		if s.Action != planner.NoOp {

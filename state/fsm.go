@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -23,7 +24,8 @@ import (
 // starts. Each command writes its raft index to keyApplied in the same Badger
 // write as its final effect, and Apply skips entries at or below it.
 type fsm struct {
-	db *badger.DB
+	db  *badger.DB
+	dir string
 
 	mu      sync.RWMutex
 	applied uint64 // == keyApplied
@@ -42,6 +44,10 @@ var _ raft.FSM = (*fsm)(nil)
 // seconds: small memtables and caches keep start-up RSS low. All values the
 // store writes are under ValueThreshold (1 MiB), so they live in the LSM
 // tree and the value log needs no garbage collection.
+// badgerBlockSize is Badger's default, set here because checkFiles opens
+// tables with it too.
+const badgerBlockSize = 4 << 10
+
 func badgerOptions(dir string) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(nil).
@@ -58,6 +64,10 @@ func badgerOptions(dir string) badger.Options {
 		WithNumGoroutines(2).
 		WithCompression(options.Snappy).
 		WithMetricsEnabled(false).
+		WithBlockSize(badgerBlockSize).
+		// Every block read is checked against its checksum: a flipped bit
+		// is an error, never a different state read silently.
+		WithChecksumVerificationMode(options.OnBlockRead).
 		WithDetectConflicts(false) // the FSM is the only writer
 }
 
@@ -66,7 +76,7 @@ func openFSM(dir string) (*fsm, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger %s: %w", dir, err)
 	}
-	f := &fsm{db: db}
+	f := &fsm{db: db, dir: dir}
 	if err := db.View(func(txn *badger.Txn) error {
 		var err error
 		f.applied, err = getUint(txn, keyApplied)
@@ -102,7 +112,7 @@ func (f *fsm) view(fn func(txn *badger.Txn) error) error {
 	if f.failed != nil {
 		return fmt.Errorf("state store is unusable, reopen it: %w", f.failed)
 	}
-	return f.db.View(fn)
+	return guard(filepath.Dir(f.dir), f.dir, func() error { return f.db.View(fn) })
 }
 
 // Apply implements raft.FSM. It returns a *result, or an error when the

@@ -95,14 +95,26 @@ func (s *Store) open(ctx context.Context, logger hclog.Logger) (err error) {
 	if s.dirLock, err = lockDir(s.dir); err != nil {
 		return err
 	}
-	if s.fsm, err = openFSM(filepath.Join(s.dir, "fsm")); err != nil {
+	if err := checkFiles(s.dir); err != nil {
+		return err
+	}
+	fsmDir := filepath.Join(s.dir, "fsm")
+	err = guard(s.dir, fsmDir, func() (err error) { s.fsm, err = openFSM(fsmDir); return err })
+	if err != nil && s.fsm == nil && !errors.Is(err, ErrDamaged) && !errors.Is(err, os.ErrPermission) {
+		// Badger refuses files it did not write that way (an emptied
+		// value log, a manifest cut short): damage, like the rest.
+		err = &DamagedError{Dir: s.dir, File: fsmDir, Cause: err}
+	}
+	if err != nil {
 		return err
 	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s.node, err = openNode(ctx, s.dir, s.fsm, logger)
-	return err
+	return guard(s.dir, filepath.Join(s.dir, "raft.db"), func() (err error) {
+		s.node, err = openNode(ctx, s.dir, s.fsm, logger)
+		return err
+	})
 }
 
 // Close waits for calls in progress, compacts the raft log if it has grown,

@@ -23,3 +23,19 @@ func TestInputWarningsAndLimits(t *testing.T) {
 		}
 	}
 }
+
+// An apply on a disk with too little free space is refused before it
+// writes anything, with the numbers.
+func TestApplyRefusedOnAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "main.hcl"), "resource \"fiat_data\" \"a\" {\n  input = 1\n}\n")
+	t.Setenv("FIAT_MIN_FREE_BYTES", "1000000000000000000") // an exabyte: no disk has it
+	code, out, errs := runRaw(t, "apply", "-auto-approve", dir)
+	if code != exitError || !strings.Contains(errs, "not enough free disk space") || !strings.Contains(errs, "MB free, an apply needs at least 1000000000000.0 MB") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	t.Setenv("FIAT_MIN_FREE_BYTES", "")
+	if code, out, errs := runRaw(t, "state", "list", dir); code != exitError || !strings.Contains(errs, "does not exist") {
+		t.Fatalf("the refused apply left something: exit %d\n%s%s", code, out, errs)
+	}
+}
