@@ -4,7 +4,7 @@ GO       ?= go
 BIN      := bin/fiat
 EXAMPLE  ?= examples/quickstart
 
-.PHONY: all build libvirtd demo test unit bench bench-libvirt clean
+.PHONY: all build libvirtd demo test fuzz unit bench bench-libvirt clean
 
 all: build
 
@@ -29,6 +29,15 @@ bench-libvirt: libvirtd
 test: libvirtd
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+# Each fuzz target for a bounded time (seed corpora are in testdata/fuzz
+# and run with every go test): the HCL loader, -var-file, saved plans.
+FUZZTIME ?= 15s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./hcl/
+	$(GO) test -run '^$$' -fuzz '^FuzzVarFile$$' -fuzztime $(FUZZTIME) ./hcl/
+	$(GO) test -run '^$$' -fuzz '^FuzzUnseal$$' -fuzztime $(FUZZTIME) ./planner/
 
 # Unit tests only (no libvirtd needed).
 unit:

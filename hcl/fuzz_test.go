@@ -1,6 +1,8 @@
 package hcl
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
@@ -44,5 +46,21 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 		ev.EvalOutputs()
+	})
+}
+
+// FuzzVarFile: no -var-file content makes the variable loader panic.
+func FuzzVarFile(f *testing.F) {
+	for _, seed := range []string{"n = 10\nl = [\"x\", \"y\"]\n", "undeclared = 1\n", "m = { a = 1 }\n", "n = \n", "s = \"${\"\n", "n = 1e400\n"} {
+		f.Add(seed)
+	}
+	cfgSrc := []byte("variable \"n\" {\n  type = number\n  default = 1\n}\nvariable \"l\" {\n  type = list(string)\n  default = []\n}\nvariable \"m\" {\n  type = map(number)\n  default = {}\n}\nvariable \"s\" {\n  default = \"\"\n}\n")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, src string) {
+		path := filepath.Join(dir, "f.fiatvars")
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		LoadFiles("", map[string][]byte{"main.hcl": cfgSrc}, Options{Env: []string{}, Args: []VarArg{{File: path}}})
 	})
 }
