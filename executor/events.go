@@ -13,6 +13,7 @@ const (
 	EventProgress    EventKind = "progress"     // it is still running
 	EventDone        EventKind = "done"         // it succeeded
 	EventFailed      EventKind = "failed"       // it failed
+	EventCancelled   EventKind = "cancelled"    // it was stopped in flight (interrupt, lost lock, another step failed)
 	EventUndoStart   EventKind = "undo-start"   // rollback of one operation begins
 	EventUndone      EventKind = "undone"       // it was rolled back
 	EventUndoFailed  EventKind = "undo-failed"  // it could not be rolled back

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -627,4 +628,61 @@ func keepSteps(steps []*planner.Step, addrs ...string) []*planner.Step {
 		}
 	}
 	return out
+}
+
+// waiting is a fake whose creates of "slow" wait until their context ends.
+type waiting struct {
+	*fake.Provider
+	started chan struct{}
+}
+
+func (w waiting) Create(ctx context.Context, req providers.CreateRequest) (providers.CreateResponse, error) {
+	if req.Config.GetAttr("name").AsString() == "slow" {
+		close(w.started)
+		<-ctx.Done()
+		return providers.CreateResponse{}, fmt.Errorf("create %s: %w", req.Address, ctx.Err())
+	}
+	return w.Provider.Create(ctx, req)
+}
+
+// A step stopped in flight because another failed is reported cancelled,
+// not failed; the error names the step that failed.
+func TestInFlightStepIsCancelledNotFailed(t *testing.T) {
+	e := newEnv(t)
+	p, cfg := e.plan(`
+resource "fake_thing" "slow" {
+  name = "slow"
+}
+resource "fake_thing" "bad" {
+  name = "bad"
+}
+`)
+	w := waiting{Provider: e.fake, started: make(chan struct{})}
+	e.fake.Fail = func(op, addr string) error {
+		if addr == "fake_thing.bad" && op == "create" {
+			<-w.started // fail only once slow is in flight
+			return errors.New("refused")
+		}
+		return nil
+	}
+	kinds := map[string]executor.EventKind{}
+	var mu sync.Mutex
+	_, err := executor.Apply(context.Background(), p, executor.Options{
+		Store: e.store, Providers: map[string]providers.Provider{"fake": w}, PlanID: "p",
+		Events: func(ev executor.Event) {
+			if ev.Kind == executor.EventFailed || ev.Kind == executor.EventCancelled {
+				mu.Lock()
+				kinds[ev.Address] = ev.Kind
+				mu.Unlock()
+			}
+		},
+		Eval: executor.NewEvaluator(cfg, p, e.schemas()),
+	})
+	var ae *executor.Error
+	if !errors.As(err, &ae) || ae.Address != "fake_thing.bad" {
+		t.Fatalf("want the error to name fake_thing.bad, got %v", err)
+	}
+	if kinds["fake_thing.bad"] != executor.EventFailed || kinds["fake_thing.slow"] != executor.EventCancelled {
+		t.Fatalf("events: %v; want bad failed and slow cancelled", kinds)
+	}
 }

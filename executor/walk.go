@@ -197,7 +197,11 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 		err = jerr
 	}
 	if err != nil {
-		x.events.emit(Event{Kind: EventFailed, Address: s.Address, Operation: string(o.kind), Elapsed: time.Since(start), Err: err.Error()})
+		kind := EventFailed
+		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			kind = EventCancelled
+		}
+		x.events.emit(Event{Kind: kind, Address: s.Address, Operation: string(o.kind), Elapsed: time.Since(start), Err: err.Error()})
 		return err
 	}
 	x.events.emit(Event{Kind: EventDone, Address: s.Address, Operation: string(o.kind), Elapsed: time.Since(start)})

@@ -208,6 +208,8 @@ func (m *Main) printEvent(ev executor.Event) {
 		fmt.Fprintf(m.Stdout, "%s: %s...\n", ev.Address, v[0])
 	case executor.EventDone, executor.EventPurged:
 		fmt.Fprintf(m.Stdout, "%s: %s in %.1fs\n", ev.Address, v[1], el)
+	case executor.EventCancelled:
+		fmt.Fprintf(m.Stdout, "%s: %s cancelled after %.1fs\n", ev.Address, ev.Operation, el)
 	case executor.EventFailed:
 		fmt.Fprintf(m.Stdout, "%s: %s FAILED after %.1fs\n", ev.Address, ev.Operation, el)
 	case executor.EventUndoStart:
