@@ -69,6 +69,6 @@ func (e *Engine) Providers() *providers.Registry { return e.providers }
 // at apply time are accepted.
 func (e *Engine) Validate(cfg *hcl.Config) hcl2.Diagnostics {
 	_, diags := planner.Build(planner.Input{Stack: "validate", Config: cfg, Schemas: e.providers.Schemas(),
-		Modifiers: e.providers.Modifiers(), Validate: true})
+		Modifiers: e.providers.Modifiers(), Validators: e.providers.Validators(), Validate: true})
 	return diags
 }

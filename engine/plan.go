@@ -51,7 +51,7 @@ func (e *Engine) Plan(ctx context.Context, store Reader, opts PlanOptions) (*pla
 	}
 	in := planner.Input{
 		Stack: opts.Stack, Config: cfg, Entities: ents, Revision: rev,
-		Schemas: e.providers.Schemas(), Modifiers: e.providers.Modifiers(),
+		Schemas: e.providers.Schemas(), Modifiers: e.providers.Modifiers(), Validators: e.providers.Validators(),
 		AdoptDrift: opts.AdoptDrift, Targets: opts.Targets, Excludes: opts.Excludes,
 		Data: map[string]cty.Value{},
 	}

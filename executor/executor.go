@@ -20,6 +20,7 @@ import (
 	"fiat/planner"
 	"fiat/providers"
 	"fiat/state"
+	"fiat/value"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -263,8 +264,38 @@ func (x *txn) checkStale(ctx context.Context) error {
 	return nil
 }
 
+// checkSizes refuses, before anything is created, a resource whose
+// attributes could not be stored: one entity must fit one raft entry.
+func (x *txn) checkSizes() error {
+	perr := &Error{Phase: "preflight"}
+	for _, s := range x.plan.Steps {
+		if s.Action != planner.Create && s.Action != planner.Update && s.Action != planner.Replace {
+			continue
+		}
+		if value.SizeAtLeast(s.After) < state.MaxEntityBytes/2 {
+			continue // far below: no need to encode it
+		}
+		n, err := value.EncodedSize(s.After)
+		if err != nil {
+			return &Error{Phase: "preflight", Address: s.Address, Source: s.Source, Cause: fmt.Errorf("measure %s: %w", s.Address, err)}
+		}
+		if n > state.MaxEntityBytes {
+			perr.Problems = append(perr.Problems, Problem{Address: s.Address, Source: s.Source,
+				Message: fmt.Sprintf("its attributes take %d KB stored; fiat stores at most %d KB per resource (README: Limits). Keep large content in files (e.g. a volume's source) rather than in attributes", n>>10, state.MaxEntityBytes>>10)})
+		}
+	}
+	if len(perr.Problems) > 0 {
+		perr.Cause = errors.New(perr.Problems[0].Message)
+		return perr
+	}
+	return nil
+}
+
 // preflight asks each provider to check its steps, read-only.
 func (x *txn) preflight(ctx context.Context) error {
+	if err := x.checkSizes(); err != nil {
+		return err
+	}
 	byProvider := map[string][]providers.PreflightStep{}
 	for _, s := range x.plan.Steps {
 		if s.Action == planner.NoOp || s.Action == planner.Read || s.Action.StoreOnly() {

@@ -686,3 +686,27 @@ resource "fake_thing" "bad" {
 		t.Fatalf("events: %v; want bad failed and slow cancelled", kinds)
 	}
 }
+
+// A resource too large to store is refused in preflight, before anything
+// is created, naming it and the limit.
+func TestOversizedResourceRefusedBeforeAnything(t *testing.T) {
+	e := newEnv(t)
+	p, cfg := e.plan(fmt.Sprintf(`
+resource "fake_thing" "small" {
+  name = "small"
+}
+resource "fake_thing" "huge" {
+  name  = "huge"
+  value = "%s"
+}
+`, strings.Repeat("x", 300<<10)))
+	_, err := e.apply(p, cfg, 4)
+	var ae *executor.Error
+	if !errors.As(err, &ae) || ae.Phase != "preflight" || len(ae.Problems) != 1 || ae.Problems[0].Address != "fake_thing.huge" ||
+		!strings.Contains(ae.Problems[0].Message, "at most 248 KB per resource") {
+		t.Fatalf("want a preflight problem naming fake_thing.huge and the limit, got %#v", err)
+	}
+	if len(e.fake.Objects) != 0 || len(e.fake.Calls) != 0 {
+		t.Fatalf("something was done: %v", e.fake.Calls)
+	}
+}

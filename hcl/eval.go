@@ -502,6 +502,21 @@ func (e *Evaluator) scope(mod string, refs []Ref, inst *instance) (*hcl2.EvalCon
 	return ctx, diags
 }
 
+// ResourceDir is the absolute directory of the module that declares a
+// resource: what its relative file paths are relative to.
+func (c *Config) ResourceDir(resource string) string {
+	dir := c.Dir
+	if r := c.Resources[resource]; r != nil {
+		if m := c.Modules[r.Module]; m != nil {
+			dir = filepath.Join(c.Dir, filepath.FromSlash(m.Dir))
+		}
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
+
 func (c *Config) pathObject(m *Module) cty.Value {
 	cwd, _ := os.Getwd()
 	return cty.ObjectVal(map[string]cty.Value{

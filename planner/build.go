@@ -11,6 +11,7 @@ import (
 	"fiat/value"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -44,6 +45,9 @@ type Input struct {
 	// Modifiers predict computed attributes while planning, by provider
 	// name (providers.Registry.Modifiers).
 	Modifiers map[string]providers.PlanModifier
+	// Validators check each resource's configuration against what its
+	// backend accepts, by provider name (providers.Registry.Validators).
+	Validators map[string]providers.ConfigValidator
 	// Validate plans without any provider reads and without failing on
 	// values known only after apply (fiat validate).
 	Validate bool
@@ -247,8 +251,35 @@ func (b *builder) configValue(r *hcl.Resource, rs providers.ResourceSchema, inst
 		key = "d:" + r.Type
 	}
 	cv, sens, d := ConfigValueSensitive(b.ev, inst, rs, b.specs.get(key, rs))
+	if !d.HasErrors() && r.Mode == hcl.Managed {
+		d = append(d, b.validateConfig(r, cv)...)
+	}
 	b.diags = append(b.diags, d...)
 	return cv, sens, !d.HasErrors()
+}
+
+// validateConfig asks the resource's provider whether its backend will
+// accept the configuration, so what it would refuse or round fails now.
+func (b *builder) validateConfig(r *hcl.Resource, cv cty.Value) hcl2.Diagnostics {
+	v, ok := b.in.Validators[providers.NameOf(r.Provider)]
+	if !ok {
+		return nil
+	}
+	var diags hcl2.Diagnostics
+	for _, p := range v.ValidateConfig(providers.ValidateConfigRequest{Type: r.Type, Config: cv}).Problems {
+		rng := r.DeclRange
+		if body, ok := r.Body.(*hclsyntax.Body); ok && p.Attribute != "" {
+			if a, ok := body.Attributes[p.Attribute]; ok {
+				rng = a.SrcRange
+			}
+		}
+		summary := "Invalid " + r.Type
+		if p.Attribute != "" {
+			summary = fmt.Sprintf("Invalid %s of %s", p.Attribute, r.Type)
+		}
+		diags = append(diags, errorDiag(summary, p.Message, &rng)...)
+	}
+	return diags
 }
 
 func (b *builder) planData(r *hcl.Resource, rs providers.ResourceSchema, inst string, deps []string) {

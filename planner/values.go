@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 
 	"fiat/hcl"
@@ -108,6 +109,9 @@ func ConfigValueSensitive(ev *hcl.Evaluator, addr string, rs providers.ResourceS
 		}
 		if av.IsNull() && a.Default != cty.NilVal {
 			av = a.Default
+		}
+		if a.LocalPath && av.Type() == cty.String && av.IsKnown() && !av.IsNull() && !filepath.IsAbs(av.AsString()) && av.AsString() != "" {
+			av = cty.StringVal(filepath.Join(ev.Config().ResourceDir(res), av.AsString()))
 		}
 		attrs[name] = av
 	}

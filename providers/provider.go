@@ -117,6 +117,31 @@ type PlanModifier interface {
 	ModifyPlan(req ModifyPlanRequest) ModifyPlanResponse
 }
 
+// ConfigValidator is a provider that can tell, without a connection, that
+// a resource's configuration will be refused (or silently changed) by its
+// backend: a size the backend rounds, a name it cannot hold. The planner
+// calls it for every resource instance, also in fiat validate, so such a
+// value fails before anything is created. It must be pure; unknown values
+// (known only after apply) are to be skipped.
+type ConfigValidator interface {
+	ValidateConfig(req ValidateConfigRequest) ValidateConfigResponse
+}
+
+type ValidateConfigRequest struct {
+	Type   string
+	Config cty.Value // may hold unknown values
+}
+
+type ValidateConfigResponse struct {
+	Problems []ConfigProblem
+}
+
+// ConfigProblem is one reason a configuration will be refused.
+type ConfigProblem struct {
+	Attribute string // the top-level attribute at fault ("" for the whole block)
+	Message   string
+}
+
 // ModifyPlanRequest is one resource's planned state: Prior is the stored
 // state (cty.NilVal on create), Planned the config with computed attributes
 // unknown or kept from Prior.
@@ -173,6 +198,11 @@ type Attribute struct {
 	// read that differs from the store only in volatile attributes is not
 	// drift. The new value is simply what the object has now.
 	Volatile bool
+	// LocalPath says a string attribute names a file where fiat runs: a
+	// relative path is resolved against the directory of the module that
+	// sets it (as path.module would), so the plan does not depend on the
+	// working directory.
+	LocalPath bool
 	// Default is used when an Optional attribute is not set in config
 	// (cty.NilVal: no default; the attribute is null, or computed).
 	Default     cty.Value

@@ -17,9 +17,10 @@ type Factory func() Provider
 type Registry struct {
 	factories map[string]Factory
 
-	once      sync.Once
-	schemas   map[string]Schema
-	modifiers map[string]PlanModifier
+	once       sync.Once
+	schemas    map[string]Schema
+	modifiers  map[string]PlanModifier
+	validators map[string]ConfigValidator
 }
 
 // NewRegistry returns a registry of the given providers.
@@ -77,15 +78,26 @@ func (r *Registry) Modifiers() map[string]PlanModifier {
 	return r.modifiers
 }
 
+// Validators returns the config validators of the providers that have one,
+// by provider name. The map is shared: callers must not change it.
+func (r *Registry) Validators() map[string]ConfigValidator {
+	r.load()
+	return r.validators
+}
+
 func (r *Registry) load() {
 	r.once.Do(func() {
 		r.schemas = make(map[string]Schema, len(r.factories))
 		r.modifiers = map[string]PlanModifier{}
+		r.validators = map[string]ConfigValidator{}
 		for name, f := range r.factories {
 			p := f()
 			r.schemas[name] = p.Schema()
 			if m, ok := p.(PlanModifier); ok {
 				r.modifiers[name] = m
+			}
+			if v, ok := p.(ConfigValidator); ok {
+				r.validators[name] = v
 			}
 		}
 	})

@@ -56,10 +56,15 @@ func (k cmdKind) String() string {
 // Raft entries must stay well under 512 KiB. chunkTarget is the size a
 // client aims for when it splits a commit or a journal append;
 // maxEntryBytes is the hard limit the apply path enforces on every entry.
+// MaxEntityBytes is the most one entity's encoded attributes may take:
+// it must fit one raft entry with room to spare. Plans refuse a resource
+// whose attributes exceed it before anything is created.
+const MaxEntityBytes = 256<<10 - 8<<10 // a chunk, less room for the address and framing
+
 const (
 	chunkTarget    = 256 << 10
 	maxEntryBytes  = 400 << 10
-	maxEntityBytes = chunkTarget - 8<<10 // room for the address and framing
+	maxEntityBytes = MaxEntityBytes
 )
 
 type lockCmd struct {

@@ -118,3 +118,52 @@ func Decode(b json.RawMessage) (cty.Value, error) {
 	}
 	return v, nil
 }
+
+// SizeAtLeast is a quick lower bound of v's encoded size: its strings,
+// keys and primitives, without the type description and JSON escaping.
+// Unknown values count nothing.
+func SizeAtLeast(v cty.Value) int {
+	if v == cty.NilVal {
+		return 0
+	}
+	v, _ = v.UnmarkDeep()
+	n := 0
+	cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+		switch {
+		case !x.IsKnown() || x.IsNull():
+			n += 4
+			return false, nil
+		case x.Type() == cty.String:
+			n += len(x.AsString()) + 2
+		case x.Type().IsPrimitiveType():
+			n += 4
+		case x.Type().IsObjectType() || x.Type().IsMapType():
+			for it := x.ElementIterator(); it.Next(); {
+				k, _ := it.Element()
+				n += len(k.AsString()) + 4
+			}
+		}
+		return true, nil
+	})
+	return n
+}
+
+// EncodedSize is the size of v as Encode stores it, unknown parts taken
+// as null (what a planned value will at least take once applied).
+func EncodedSize(v cty.Value) (int, error) {
+	if v == cty.NilVal {
+		return 0, nil
+	}
+	v, _ = v.UnmarkDeep()
+	known, err := cty.Transform(v, func(_ cty.Path, x cty.Value) (cty.Value, error) {
+		if !x.IsKnown() {
+			return cty.NullVal(x.Type()), nil
+		}
+		return x, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	b, err := Encode(known)
+	return len(b), err
+}

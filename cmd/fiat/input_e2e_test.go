@@ -39,3 +39,51 @@ func TestApplyRefusedOnAFullDisk(t *testing.T) {
 		t.Fatalf("the refused apply left something: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// What libvirt would refuse fails at validate and plan, pointing at the
+// attribute; a relative source is the module directory's file.
+func TestProviderRefusalsFailAtValidate(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "main.hcl"), `resource "libvirt_pool" "p" {
+  name = "p"
+  path = "/var/lib/fiat-validate-test"
+}
+resource "libvirt_volume" "odd" {
+  name = "odd.qcow2"
+  pool = libvirt_pool.p.name
+  size = 1000
+}
+resource "libvirt_volume" "nosize" {
+  name = "nosize.qcow2"
+  pool = libvirt_pool.p.name
+}
+resource "libvirt_network" "n" {
+  name      = "a/b"
+  mode      = "isolated"
+  addresses = ["10.254.1.0/24"]
+}
+`)
+	for _, cmd := range []string{"validate", "plan"} {
+		code, out, errs := runRaw(t, cmd, dir)
+		for _, want := range []string{"Invalid size of libvirt_volume", "main.hcl line 8", "not a multiple of 512",
+			"size is not set", "main.hcl line 10", `contains "/"`, "main.hcl line 15"} {
+			if !strings.Contains(errs, want) {
+				t.Fatalf("%s: exit %d, want %q in:\n%s%s", cmd, code, want, out, errs)
+			}
+		}
+		if code != exitError {
+			t.Fatalf("%s: exit %d", cmd, code)
+		}
+	}
+	writeFile(t, filepath.Join(dir, "main.hcl"), `resource "libvirt_volume" "img" {
+  name   = "img.qcow2"
+  pool   = "default"
+  source = "images/base.qcow2"
+}
+`)
+	code, out, errs := runRaw(t, "plan", "-json", dir)
+	abs := filepath.Join(dir, "images", "base.qcow2")
+	if code != 0 || !strings.Contains(out, `"source": "`+abs+`"`) && !strings.Contains(out, `"source":"`+abs+`"`) {
+		t.Fatalf("want source resolved to %s: exit %d\n%s%s", abs, code, out, errs)
+	}
+}

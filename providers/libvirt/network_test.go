@@ -223,6 +223,14 @@ func TestNetworkPreflight(t *testing.T) {
 			"start": cty.StringVal("10.9.9.1"), "end": cty.StringVal("10.9.9.9")})})))), "libvirt_network.a", "not inside")
 		wantProblem(t, mustPreflight(t, p, create(with(cfg, "addresses", cty.ListVal([]cty.Value{cty.StringVal("192.168.1.0/31")})))), "libvirt_network.a", "no room")
 	})
+	t.Run("schema-invalid XML, bridge left to libvirt", func(t *testing.T) {
+		// A create's bridge is unknown until libvirt picks it; the
+		// generated XML is validated all the same.
+		cfg := with(fresh(), "dns", cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{
+			"ip": cty.StringVal("10.9.9.5"), "hostnames": cty.ListVal([]cty.Value{cty.StringVal("bad name!")})})}))
+		cfg = with(cfg, "bridge", cty.UnknownVal(cty.String))
+		wantProblem(t, mustPreflight(t, p, create(cfg)), "libvirt_network.a", "does not validate against libvirt's schema")
+	})
 	t.Run("deleted in the same plan", func(t *testing.T) {
 		del := providers.PreflightStep{Address: "libvirt_network.x", Type: TypeNetwork, Action: providers.ActionDelete, ID: existing.ID, Prior: existing.State}
 		wantNoProblems(t, mustPreflight(t, p, del, create(with(networkConfig(name, sub), "bridge", existing.State.GetAttr("bridge")))))

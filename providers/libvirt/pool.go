@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/zclconf/go-cty/cty"
@@ -67,8 +68,11 @@ func poolSpecFrom(v cty.Value) (poolSpec, error) {
 }
 
 func checkName(kind, name string) string {
-	if name == "" {
+	switch {
+	case name == "":
 		return kind + " name is empty"
+	case strings.Contains(name, "/"):
+		return fmt.Sprintf("%s name %q contains \"/\", which libvirt refuses (a name is also a file name)", kind, name)
 	}
 	return ""
 }

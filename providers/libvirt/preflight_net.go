@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/zclconf/go-cty/cty"
 	"libvirt.org/go/libvirtxml"
 
 	"fiat/providers"
@@ -87,8 +88,16 @@ func (pf *preflight) networkCreate(step providers.PreflightStep) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
-	full := knownAll(step.Config, "name", "mode", "bridge", "addresses", "dhcp", "hosts", "dns", "autostart")
-	spec, err := networkSpecFrom(step.Config)
+	// A bridge left to libvirt is unknown until it is made; the XML is
+	// validated without it, as libvirt will be given it.
+	cfg := step.Config
+	if b := attr(cfg, "bridge"); !b.IsKnown() && cfg.Type().IsObjectType() && cfg.IsKnown() && !cfg.IsNull() {
+		attrs := cfg.AsValueMap()
+		attrs["bridge"] = cty.NullVal(cty.String)
+		cfg = cty.ObjectVal(attrs)
+	}
+	full := knownAll(cfg, "name", "mode", "bridge", "addresses", "dhcp", "hosts", "dns", "autostart")
+	spec, err := networkSpecFrom(cfg)
 	if !full {
 		spec, err = partialNetworkSpec(step)
 	}
