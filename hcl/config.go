@@ -17,6 +17,7 @@ import (
 
 	hcl2 "github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
 )
 
 // Config is one directory of specs (one stack) and the local modules it
@@ -40,6 +41,7 @@ type Config struct {
 	inputsObj cty.Value            // the same as one object, for var.NAME
 	sources   map[string]string    // where each root variable's value came from
 	graph     *refGraph
+	funcs     map[string]function.Function // file functions read relative to Dir
 }
 
 // Module is one module of the configuration.
@@ -280,6 +282,11 @@ func loadAll(dir string, files map[string][]byte, read func(rel string) (map[str
 		Resources: map[string]*Resource{},
 		Modules:   map[string]*Module{},
 	}
+	base, err := filepath.Abs(dir)
+	if err != nil {
+		base = dir
+	}
+	cfg.funcs = functionsFor(base)
 	l := &loader{cfg: cfg, dir: dir, read: read}
 	root, diags := l.loadModule("", ".", nil, nil)
 	if root == nil {
@@ -372,6 +379,7 @@ func (l *loader) loadModule(modPath, rel string, call *ModuleCall, chain []strin
 			l.incomplete = true
 			continue
 		}
+		diags = append(diags, l.checkFunctions(bodies)...)
 		for _, body := range bodies {
 			content, d := body.Content(rootSchema)
 			diags = append(diags, d...)

@@ -394,7 +394,7 @@ func (e *Evaluator) outputValue(o *Output) (cty.Value, hcl2.Diagnostics) {
 
 // scope builds an evaluation context holding just what refs reference.
 func (e *Evaluator) scope(mod string, refs []Ref, inst *instance) (*hcl2.EvalContext, hcl2.Diagnostics) {
-	ctx := &hcl2.EvalContext{Variables: make(map[string]cty.Value, 2), Functions: functions}
+	ctx := &hcl2.EvalContext{Variables: make(map[string]cty.Value, 2), Functions: e.cfg.funcs}
 	if len(refs) == 0 {
 		return ctx, nil
 	}

@@ -1,15 +1,48 @@
 package hcl
 
 import (
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/go-cty-funcs/cidr"
+	"github.com/hashicorp/go-cty-funcs/crypto"
+	"github.com/hashicorp/go-cty-funcs/encoding"
+	"github.com/hashicorp/go-cty-funcs/filesystem"
+	"github.com/hashicorp/go-cty-funcs/uuid"
+	hcl2 "github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	yaml "github.com/zclconf/go-cty-yaml"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
 
-// functions are the cty standard library under the names operators know
-// from other HCL tools.
-var functions = map[string]function.Function{
+// staticFunctions are the functions that touch no file: cty's standard
+// library and hashicorp/go-cty-funcs under the names operators know from
+// Terraform, plus the few neither library has (terraformFuncs).
+var staticFunctions = map[string]function.Function{
+	"abspath":         filesystem.AbsPathFunc,
+	"basename":        filesystem.BasenameFunc,
+	"dirname":         filesystem.DirnameFunc,
+	"pathexpand":      filesystem.PathExpandFunc,
+	"base64decode":    encoding.Base64DecodeFunc,
+	"base64encode":    encoding.Base64EncodeFunc,
+	"urlencode":       encoding.URLEncodeFunc,
+	"md5":             crypto.Md5Func,
+	"sha1":            crypto.Sha1Func,
+	"sha256":          crypto.Sha256Func,
+	"sha512":          crypto.Sha512Func,
+	"bcrypt":          crypto.BcryptFunc,
+	"rsadecrypt":      crypto.RsaDecryptFunc,
+	"uuid":            uuid.V4Func,
+	"uuidv5":          uuid.V5Func,
+	"cidrhost":        cidr.HostFunc,
+	"cidrnetmask":     cidr.NetmaskFunc,
+	"cidrsubnet":      cidr.SubnetFunc,
+	"cidrsubnets":     cidr.SubnetsFunc,
+	"yamldecode":      yaml.YAMLDecodeFunc,
+	"yamlencode":      yaml.YAMLEncodeFunc,
 	"abs":             stdlib.AbsoluteFunc,
 	"can":             tryfunc.CanFunc,
 	"ceil":            stdlib.CeilFunc,
@@ -36,7 +69,6 @@ var functions = map[string]function.Function{
 	"keys":            stdlib.KeysFunc,
 	"length":          lengthFunc,
 	"log":             stdlib.LogFunc,
-	"lookup":          stdlib.LookupFunc,
 	"lower":           stdlib.LowerFunc,
 	"max":             stdlib.MaxFunc,
 	"merge":           stdlib.MergeFunc,
@@ -78,6 +110,36 @@ var functions = map[string]function.Function{
 	"nonsensitive":    nonsensitiveFunc,
 }
 
+func init() {
+	for name, f := range terraformFuncs {
+		staticFunctions[name] = f
+	}
+}
+
+// functionsFor is the whole function table of a configuration whose root
+// module is in baseDir: file functions read relative to it, as Terraform
+// reads relative to the root module it runs in.
+func functionsFor(baseDir string) map[string]function.Function {
+	fs := make(map[string]function.Function, len(staticFunctions)+12)
+	for name, f := range staticFunctions {
+		fs[name] = f
+	}
+	fs["file"] = filesystem.MakeFileFunc(baseDir, false)
+	fs["filebase64"] = filesystem.MakeFileFunc(baseDir, true)
+	fs["fileexists"] = filesystem.MakeFileExistsFunc(baseDir)
+	fs["fileset"] = filesystem.MakeFileSetFunc(baseDir)
+	for name, h := range fileHashes {
+		fs[name] = makeFileHashFunc(baseDir, h.hash, h.enc)
+	}
+	// A template may call every function but templatefile itself.
+	inner := make(map[string]function.Function, len(fs))
+	for name, f := range fs {
+		inner[name] = f
+	}
+	fs["templatefile"] = makeTemplateFileFunc(baseDir, inner)
+	return fs
+}
+
 // sensitiveFunc marks a value sensitive: it is shown as (sensitive).
 var sensitiveFunc = function.New(&function.Spec{
 	Params: []function.Parameter{{Name: "value", Type: cty.DynamicPseudoType, AllowUnknown: true, AllowNull: true, AllowMarked: true, AllowDynamicType: true}},
@@ -113,3 +175,49 @@ var lengthFunc = function.New(&function.Spec{
 		return n.WithMarks(marks), err
 	},
 })
+
+// checkFunctions reports every call of a function fiat does not have,
+// also where nothing evaluates it (an unreferenced local), with the
+// closest name it has.
+func (l *loader) checkFunctions(bodies []hcl2.Body) hcl2.Diagnostics {
+	var diags hcl2.Diagnostics
+	for _, b := range bodies {
+		sb, ok := b.(*hclsyntax.Body)
+		if !ok {
+			continue
+		}
+		visit := func(n hclsyntax.Node) hcl2.Diagnostics {
+			call, ok := n.(*hclsyntax.FunctionCallExpr)
+			if !ok {
+				return nil
+			}
+			if _, known := l.cfg.funcs[call.Name]; !known {
+				rng := call.NameRange
+				diags = append(diags, errorDiag("Call to unknown function",
+					fmt.Sprintf("There is no function named %q.%s", call.Name, DidYouMean(call.Name, keys(l.cfg.funcs))), &rng)...)
+			}
+			return nil
+		}
+		for _, a := range sb.Attributes {
+			hclsyntax.VisitAll(a, visit)
+		}
+		for _, blk := range sb.Blocks {
+			if blk.Type != "variable" {
+				hclsyntax.VisitAll(blk, visit)
+				continue
+			}
+			// A variable's type constraint (list(string)) only looks
+			// like calls.
+			for name, a := range blk.Body.Attributes {
+				if name != "type" {
+					hclsyntax.VisitAll(a, visit)
+				}
+			}
+			for _, nb := range blk.Body.Blocks {
+				hclsyntax.VisitAll(nb, visit)
+			}
+		}
+	}
+	sort.SliceStable(diags, func(i, j int) bool { return diags[i].Subject.Start.Byte < diags[j].Subject.Start.Byte })
+	return diags
+}

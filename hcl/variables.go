@@ -220,7 +220,7 @@ func (c *Config) validateVariable(v *Variable, val cty.Value, vars map[string]ct
 	if len(v.Validations) == 0 || !val.IsWhollyKnown() {
 		return nil
 	}
-	ctx := &hcl2.EvalContext{Functions: functions, Variables: map[string]cty.Value{"var": cty.ObjectVal(varsWith(vars, v.Name, val))}}
+	ctx := &hcl2.EvalContext{Functions: c.funcs, Variables: map[string]cty.Value{"var": cty.ObjectVal(varsWith(vars, v.Name, val))}}
 	var diags hcl2.Diagnostics
 	for _, vd := range v.Validations {
 		ok, d := vd.Condition.Value(ctx)
