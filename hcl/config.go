@@ -1,4 +1,4 @@
-// Package hcl turns a directory of *.hcl files into a typed Config:
+// Package hcl turns a directory of *.hcl (or Terraform's *.tf) files into a typed Config:
 // providers, variables, locals, resources, data sources, outputs, local
 // modules, moved and import blocks, with every problem reported as an HCL
 // diagnostic carrying file:line:col. It evaluates expressions (cty) with an
@@ -36,6 +36,8 @@ type Config struct {
 	Modules   map[string]*Module   // every module by path; "" is the root
 	Moved     []*Moved
 	Imports   []*Import
+	// Terraform is what terraform blocks declared (Terraform configs).
+	Terraform Terraform
 
 	inputs    map[string]cty.Value // resolved root variable values (marked when sensitive)
 	inputsObj cty.Value            // the same as one object, for var.NAME
@@ -230,16 +232,23 @@ var rootSchema = &hcl2.BodySchema{
 		{Type: "module", LabelNames: []string{"name"}},
 		{Type: "moved"},
 		{Type: "import"},
+		{Type: "terraform"},
 	},
 }
 
-// Load reads every *.hcl file of dir and of the local modules it calls.
+// Load reads every *.hcl and *.tf file of dir and of the local modules it
+// calls, and, as Terraform does, the variable values of dir's
+// terraform.tfvars and *.auto.tfvars (before -var and -var-file, which win).
 func Load(dir string, opts Options) (*Config, hcl2.Diagnostics) {
 	files := map[string][]byte{}
 	read := func(rel string) (map[string][]byte, error) {
-		names, err := filepath.Glob(filepath.Join(dir, filepath.FromSlash(rel), "*.hcl"))
-		if err != nil {
-			return nil, err
+		var names []string
+		for _, pattern := range configPatterns {
+			ns, err := filepath.Glob(filepath.Join(dir, filepath.FromSlash(rel), pattern))
+			if err != nil {
+				return nil, err
+			}
+			names = append(names, ns...)
 		}
 		out := make(map[string][]byte, len(names))
 		for _, name := range names {
@@ -256,7 +265,29 @@ func Load(dir string, opts Options) (*Config, hcl2.Diagnostics) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, errorDiag("Cannot read configuration", err.Error(), nil)
 	}
+	if opts.Values == nil {
+		opts.Args = append(autoVarFiles(dir), opts.Args...)
+	}
 	return loadAll(dir, files, read, opts)
+}
+
+// configPatterns are the files a configuration directory is read from:
+// fiat's own, and Terraform's.
+var configPatterns = []string{"*.hcl", "*.tf"}
+
+// autoVarFiles are the variable files Terraform loads by itself, in its
+// order: terraform.tfvars, then *.auto.tfvars by name.
+func autoVarFiles(dir string) []VarArg {
+	var out []VarArg
+	if _, err := os.Stat(filepath.Join(dir, "terraform.tfvars")); err == nil {
+		out = append(out, VarArg{File: filepath.Join(dir, "terraform.tfvars")})
+	}
+	auto, _ := filepath.Glob(filepath.Join(dir, "*.auto.tfvars"))
+	sort.Strings(auto)
+	for _, f := range auto {
+		out = append(out, VarArg{File: f})
+	}
+	return out
 }
 
 // LoadFiles parses a snapshot of files (path relative to dir → source), as a
@@ -358,10 +389,10 @@ func (l *loader) loadModule(modPath, rel string, call *ModuleCall, chain []strin
 	if len(srcs) == 0 {
 		if call == nil {
 			return nil, errorDiag("No configuration files",
-				fmt.Sprintf("The directory %s contains no *.hcl files.", l.dir), nil)
+				fmt.Sprintf("The directory %s contains no *.hcl or *.tf files.", l.dir), nil)
 		}
 		return nil, errorDiag("Module has no configuration",
-			fmt.Sprintf("Module %q has source %q, but %s holds no *.hcl files.", call.Name, call.Source, l.display(rel)),
+			fmt.Sprintf("Module %q has source %q, but %s holds no *.hcl or *.tf files.", call.Name, call.Source, l.display(rel)),
 			call.DeclRange.Ptr())
 	}
 	m := &Module{
@@ -449,6 +480,8 @@ func (l *loader) addBlock(m *Module, b *hcl2.Block) hcl2.Diagnostics {
 		return addModuleCall(m, b)
 	case "moved":
 		return c.addMoved(m, b)
+	case "terraform":
+		return c.addTerraform(m, b)
 	case "import":
 		if m.Path != "" {
 			return errorDiag("Import block in a module", "Import blocks belong in the root module; give a module address in to = module.NAME....", b.DefRange.Ptr())

@@ -127,7 +127,7 @@ func TestDiagnostics(t *testing.T) {
 
 func TestNoFiles(t *testing.T) {
 	_, diags := Load(t.TempDir(), Options{})
-	if !diags.HasErrors() || !strings.Contains(diags.Error(), "no *.hcl files") {
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "no *.hcl or *.tf files") {
 		t.Fatalf("want a no-files error, got %v", diags)
 	}
 }

@@ -103,6 +103,12 @@ func Build(in Input) (*Plan, hcl2.Diagnostics) {
 		b.stored[addr] = &stored{e: e, addr: addr}
 	}
 	b.ev.SetLenient(in.Validate)
+	// Every provider fiat lacks is named once, with what needs it, rather
+	// than once per resource.
+	if msg, rng := cfg.MissingProviders(func(name string) bool { _, ok := in.Schemas[name]; return ok }); msg != "" {
+		b.errorf(rng, "Providers fiat does not have", "%s", msg)
+		return nil, b.diags
+	}
 	b.applyMoves()
 	sc, d := newScope(cfg, in.Targets, in.Excludes)
 	b.diags = append(b.diags, d...)
