@@ -20,6 +20,7 @@ import (
 	"fiat/providers"
 	"fiat/providers/builtin"
 	"fiat/providers/libvirt"
+	"fiat/providers/utility"
 	"fiat/state"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
@@ -50,12 +51,17 @@ type Engine struct {
 // New returns an engine that uses the providers of reg.
 func New(reg *providers.Registry) *Engine { return &Engine{providers: reg} }
 
-// DefaultRegistry holds every provider fiat ships: libvirt and fiat's own.
+// DefaultRegistry holds every provider fiat ships: libvirt, fiat's own, and
+// the utility providers Terraform configurations use (random, tls, ...).
 func DefaultRegistry() *providers.Registry {
-	return providers.NewRegistry(map[string]providers.Factory{
+	fs := map[string]providers.Factory{
 		"libvirt":    func() providers.Provider { return libvirt.New() },
 		builtin.Name: func() providers.Provider { return builtin.New() },
-	})
+	}
+	for _, name := range utility.Names {
+		fs[name] = func() providers.Provider { return utility.New(name) }
+	}
+	return providers.NewRegistry(fs)
 }
 
 // Default returns an engine with DefaultRegistry.
