@@ -27,6 +27,9 @@ type PlanOptions struct {
 	AdoptDrift bool
 	// Targets and Excludes restrict the plan (-target, -exclude).
 	Targets, Excludes []string
+	// Imported are objects found already for import blocks (by address);
+	// the others are asked of their providers.
+	Imported map[string]planner.Imported
 }
 
 // Plan diffs the config against the stack in the store. Before the pure
@@ -62,7 +65,7 @@ func (e *Engine) Plan(ctx context.Context, store Reader, opts PlanOptions) (*pla
 			return nil, err
 		}
 	}
-	if in.Imported, err = importObjects(ctx, pr, cfg, opts.Stack, ents); err != nil {
+	if in.Imported, err = importObjects(ctx, pr, cfg, opts.Stack, ents, opts.Imported); err != nil {
 		return nil, err
 	}
 	for round := 0; ; round++ {
@@ -106,7 +109,7 @@ func readData(ctx context.Context, pr *lazyProviders, req planner.DataRequest) (
 
 // importObjects asks providers for the objects of import blocks whose
 // address the store does not hold yet.
-func importObjects(ctx context.Context, pr *lazyProviders, cfg *hcl.Config, stack string, ents []state.Entity) (map[string]planner.Imported, error) {
+func importObjects(ctx context.Context, pr *lazyProviders, cfg *hcl.Config, stack string, ents []state.Entity, found map[string]planner.Imported) (map[string]planner.Imported, error) {
 	if len(cfg.Imports) == 0 {
 		return nil, nil
 	}
@@ -120,6 +123,10 @@ func importObjects(ctx context.Context, pr *lazyProviders, cfg *hcl.Config, stac
 		addr := im.To.String()
 		if have[addr] {
 			continue // already managed: the import block has done its work
+		}
+		if im, ok := found[addr]; ok {
+			out[addr] = im
+			continue
 		}
 		where := fmt.Sprintf("%s:%d", im.DeclRange.Filename, im.DeclRange.Start.Line)
 		id, diags := ev.EvalImportID(im)

@@ -32,7 +32,20 @@ type RequiredProvider struct {
 // source → fiat provider name and the provider version whose schema fiat's
 // follows.
 var terraformSources = map[string]struct{ name, version string }{
-	"dmacvicar/libvirt": {"libvirt", "0.8.3"},
+	"dmacvicar/libvirt":  {"libvirt", "0.8.3"},
+	"hashicorp/random":   {"random", ""},
+	"hashicorp/tls":      {"tls", ""},
+	"hashicorp/null":     {"null", ""},
+	"hashicorp/time":     {"time", ""},
+	"hashicorp/template": {"template", ""},
+	"hashicorp/local":    {"local", ""},
+	"builtin/terraform":  {"terraform", ""},
+}
+
+// TerraformProvider is fiat's name for a Terraform registry provider
+// source ("dmacvicar/libvirt" → "libvirt"); "" when fiat has none.
+func TerraformProvider(source string) string {
+	return terraformSources[normaliseSource(source)].name
 }
 
 // TerraformSource is the registry source the configuration names for a
@@ -120,7 +133,7 @@ func normaliseSource(s string) string {
 // arguments fiat's provider spells differently.
 func checkProviderVersion(name string, rp RequiredProvider) hcl2.Diagnostics {
 	known, ok := terraformSources[rp.Source]
-	if !ok || rp.Version == "" {
+	if !ok || rp.Version == "" || known.version == "" {
 		return nil
 	}
 	cons, err := version.NewConstraint(rp.Version)

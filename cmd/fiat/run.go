@@ -59,6 +59,7 @@ Commands:
   recover             roll back a crashed run, finish pending cleanup, retry failed undos
   unlock LOCK_ID      release a stack lock held by a run that is gone
   state forget ADDR   stop managing an object (the object is not touched)
+  import-tfstate FILE adopt the objects a Terraform/OpenTofu state manages (nothing is changed)
 
 Run "fiat <command> -h" for a command's flags.
 `
@@ -106,6 +107,8 @@ func (m *Main) run(ctx context.Context, args []string) int {
 		err = m.recover(ctx, args[1:])
 	case "unlock":
 		err = m.unlock(ctx, args[1:])
+	case "import-tfstate":
+		err = m.importTFState(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(m.Stdout, usage)
 		return exitOK

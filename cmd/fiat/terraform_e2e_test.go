@@ -1,7 +1,11 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -148,5 +152,123 @@ output "name" {
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 0 {
 		t.Fatalf("destroy left %v", entries)
+	}
+}
+
+// A state file as OpenTofu 1.x writes it (version 4), holding a pool,
+// volumes, a network, a domain and a random_id, is adopted into a fiat
+// stack without changing an object; the configuration then plans no
+// change, and destroy removes everything.
+func TestImportTFState(t *testing.T) {
+	l := requireLibvirt(t)
+	name := uniq()
+	cleanupPool(t, l, name)
+	t.Cleanup(func() {
+		exec.Command("virsh", "-c", "qemu:///system", "destroy", name).Run()
+		exec.Command("virsh", "-c", "qemu:///system", "undefine", name, "--nvram").Run()
+		exec.Command("virsh", "-c", "qemu:///system", "net-destroy", name).Run()
+		exec.Command("virsh", "-c", "qemu:///system", "net-undefine", name).Run()
+	})
+	subnet := fmt.Sprintf("10.%d.%d", 200+rand.IntN(50), rand.IntN(250))
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "main.tf"), fmt.Sprintf(`terraform {
+  required_providers {
+    libvirt = { source = "dmacvicar/libvirt", version = "0.8.3" }
+  }
+}
+resource "random_id" "tag" {
+  byte_length = 2
+}
+resource "libvirt_pool" "p" {
+  name = %[1]q
+  type = "dir"
+  path = "/var/lib/libvirt/images/%[1]s"
+}
+resource "libvirt_volume" "root" {
+  name = "root.qcow2"
+  pool = libvirt_pool.p.name
+  size = 1048576
+}
+resource "libvirt_volume" "data" {
+  name   = "data.raw"
+  pool   = libvirt_pool.p.name
+  size   = 1048576
+  format = "raw"
+}
+resource "libvirt_network" "lan" {
+  name      = %[1]q
+  mode      = "isolated"
+  addresses = ["%[2]s.0/24"]
+}
+resource "libvirt_domain" "vm" {
+  name              = %[1]q
+  memory            = 64
+  disk              = [{ volume_id = libvirt_volume.root.id }, { volume_id = libvirt_volume.data.id }]
+  network_interface = [{ network_name = libvirt_network.lan.name, mac = "52:54:00:6a:11:01" }]
+}
+`, name, subnet))
+	// The objects exist, made by another tool (here: fiat, with a store
+	// the import does not see).
+	other := filepath.Join(t.TempDir(), "other")
+	if code, out, errs := runRaw(t, "apply", "-auto-approve", "-data-dir", other, dir); code != 0 {
+		t.Fatalf("make the objects: exit %d\n%s%s", code, out, errs)
+	}
+	show := func(addr string) map[string]string {
+		code, out, errs := runRaw(t, "state", "show", "-data-dir", other, addr, dir)
+		if code != 0 {
+			t.Fatalf("state show %s: %d %s", addr, code, errs)
+		}
+		attrs := map[string]string{}
+		for _, line := range strings.Split(out, "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), " = "); ok {
+				attrs[strings.TrimSpace(k)] = strings.Trim(v, `"`)
+			}
+		}
+		return attrs
+	}
+	instance := func(typ, rname string, attrs map[string]any) map[string]any {
+		return map[string]any{"mode": "managed", "type": typ, "name": rname,
+			"provider":  `provider["registry.opentofu.org/dmacvicar/libvirt"]`,
+			"instances": []any{map[string]any{"schema_version": 0, "attributes": attrs, "sensitive_attributes": []any{}}}}
+	}
+	tag := show("random_id.tag")
+	state := map[string]any{"version": 4, "terraform_version": "1.8.0", "serial": 7, "lineage": "3d8c4f1e-0000-4000-8000-000000000000", "outputs": map[string]any{},
+		"resources": []any{
+			map[string]any{"mode": "managed", "type": "random_id", "name": "tag", "provider": `provider["registry.opentofu.org/hashicorp/random"]`,
+				"instances": []any{map[string]any{"schema_version": 0, "attributes": map[string]any{
+					"id": tag["id"], "b64_url": tag["b64_url"], "b64_std": tag["b64_std"], "hex": tag["hex"], "dec": tag["dec"],
+					"byte_length": 2, "keepers": nil, "prefix": nil}}}},
+			instance("libvirt_pool", "p", map[string]any{"id": show("libvirt_pool.p")["id"], "name": name, "type": "dir"}),
+			instance("libvirt_volume", "root", map[string]any{"id": show("libvirt_volume.root")["id"], "name": "root.qcow2"}),
+			instance("libvirt_volume", "data", map[string]any{"id": show("libvirt_volume.data")["id"], "name": "data.raw"}),
+			instance("libvirt_network", "lan", map[string]any{"id": show("libvirt_network.lan")["id"], "name": name}),
+			instance("libvirt_domain", "vm", map[string]any{"id": show("libvirt_domain.vm")["id"], "name": name}),
+		}}
+	b, _ := json.MarshalIndent(state, "", "  ")
+	stateFile := filepath.Join(t.TempDir(), "terraform.tfstate")
+	writeFile(t, stateFile, string(b))
+
+	data := filepath.Join(t.TempDir(), "fiat")
+	code, out, errs := runRaw(t, "import-tfstate", "-data-dir", data, stateFile, dir)
+	if code != 0 || !strings.Contains(out, "Imported 6 object(s)") || strings.Contains(out, "Creat") {
+		t.Fatalf("import-tfstate: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := runRaw(t, "plan", "-detailed-exitcode", "-data-dir", data, dir); code != 0 {
+		t.Fatalf("plan after import: exit %d (want 0, no changes)\n%s%s", code, out, errs)
+	}
+	if code, out, errs := runRaw(t, "state", "show", "-data-dir", data, "random_id.tag", dir); code != 0 || !strings.Contains(out, tag["hex"]) {
+		t.Fatalf("the random value was not kept: %s%s", out, errs)
+	}
+	if code, out, errs := runRaw(t, "destroy", "-auto-approve", "-data-dir", data, dir); code != 0 {
+		t.Fatalf("destroy: exit %d\n%s%s", code, out, errs)
+	}
+	if poolExists(l, name) {
+		t.Fatalf("pool %s is left after destroy", name)
+	}
+	if _, err := l.DomainLookupByName(name); err == nil {
+		t.Fatalf("domain %s is left after destroy", name)
+	}
+	if _, err := l.NetworkLookupByName(name); err == nil {
+		t.Fatalf("network %s is left after destroy", name)
 	}
 }
