@@ -9,6 +9,7 @@ import (
 	"fiat/executor"
 	"fiat/hcl"
 	"fiat/planner"
+	"fiat/providers"
 	"fiat/state"
 
 	"github.com/zclconf/go-cty/cty"
@@ -75,6 +76,9 @@ func (e *Engine) Apply(ctx context.Context, store Store, opts ApplyOptions) (*Ap
 		if s.Action != planner.NoOp {
 			used = append(used, s.Provider)
 		}
+		if len(s.Provisioners) > 0 {
+			used = append(used, providers.ProvisionerAddress)
+		}
 	}
 	provs, err := e.connect(ctx, opts.Config, used)
 	if err != nil {
@@ -83,7 +87,8 @@ func (e *Engine) Apply(ctx context.Context, store Store, opts ApplyOptions) (*Ap
 	defer closeAll(provs)
 	res, err := executor.Apply(ctx, plan, executor.Options{
 		Store: store, Providers: provs, Eval: executor.NewEvaluator(opts.Config, plan, e.providers.Schemas()),
-		Events: opts.Events, Parallelism: opts.Parallelism, PlanID: opts.PlanID, Actor: opts.Actor, Command: opts.Command,
+		EvalProvisioner: executor.NewProvisionerEvaluator(opts.Config, plan),
+		Events:          opts.Events, Parallelism: opts.Parallelism, PlanID: opts.PlanID, Actor: opts.Actor, Command: opts.Command,
 	})
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"fiat/hcl"
 	"fiat/planner"
 	"fiat/providers"
+	"fiat/providers/provision"
 )
 
 // connect configures each named provider address (duplicates ignored) from
@@ -37,6 +38,9 @@ func (e *Engine) connect(ctx context.Context, cfg *hcl.Config, addrs []string) (
 }
 
 func (e *Engine) configure(ctx context.Context, cfg *hcl.Config, addr string) (providers.Provider, error) {
+	if addr == providers.ProvisionerAddress {
+		return provision.New(), nil // provisioners need no provider block
+	}
 	p, err := e.providers.New(addr)
 	if err != nil {
 		return nil, fmt.Errorf("configure provider %s: %w", addr, err)

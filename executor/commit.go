@@ -25,8 +25,12 @@ type undoItem struct {
 }
 
 func itemOf(o *op) undoItem {
-	return undoItem{Address: o.step.Address, Type: o.step.Type, Provider: o.step.Provider, Source: o.step.Source,
+	it := undoItem{Address: o.step.Address, Type: o.step.Type, Provider: o.step.Provider, Source: o.step.Source,
 		Op: o.kind, ID: o.id, Undo: o.undo, State: o.stored}
+	if o.kind == opProvision {
+		it.Type, it.Provider = o.step.Provisioners[o.prov].Type, providers.ProvisionerAddress
+	}
+	return it
 }
 
 // rollback undoes completed ops in reverse completion order (a valid reverse
@@ -44,7 +48,7 @@ func (x *txn) rollback(ctx context.Context, done []*op, failed *Error) *Error {
 				// rolls these operations back. Undoing them here could
 				// destroy what it has made since.
 				for _, o := range done {
-					failed.Left = append(failed.Left, Undone{Address: o.step.Address, Operation: string(o.kind)})
+					failed.Left = append(failed.Left, Undone{Address: o.step.Address, Operation: o.name()})
 				}
 				failed.Notes = append(failed.Notes, fmt.Sprintf("this run lost the stack lock (%v) and another run holds it (%v)", err, rerr))
 				return failed

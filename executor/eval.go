@@ -82,3 +82,46 @@ func NewEvaluator(cfg *hcl.Config, plan *planner.Plan, schemas map[string]provid
 		return v, nil
 	}
 }
+
+// NewProvisionerEvaluator returns what Options.EvalProvisioner wants: a
+// provisioner block of cfg evaluated with self (the object just created)
+// and the final values of what the resource depends on, as the spec the
+// provisioner provider runs.
+func NewProvisionerEvaluator(cfg *hcl.Config, plan *planner.Plan) func(addr string, i int, self cty.Value, vals map[string]cty.Value) (cty.Value, error) {
+	known := plan.KnownValues()
+	return func(addr string, i int, self cty.Value, vals map[string]cty.Value) (cty.Value, error) {
+		res, key, err := hcl.SplitInstance(addr)
+		if err != nil {
+			return cty.NilVal, err
+		}
+		r := cfg.Resources[res]
+		if r == nil || i >= len(r.Provisioners) {
+			return cty.NilVal, fmt.Errorf("no provisioner %d of %s in the configuration", i+1, addr)
+		}
+		in := make(hcl.Values, len(vals)+len(known))
+		for k, v := range known {
+			in[k] = v
+		}
+		for k, v := range vals {
+			in[k] = v
+		}
+		conf, conn, diags := cfg.NewEvaluator(in).EvalProvisioner(res, key, i, self)
+		if diags.HasErrors() {
+			return cty.NilVal, diags
+		}
+		if !conf.IsWhollyKnown() || (conn != cty.NilVal && !conn.IsWhollyKnown()) {
+			return cty.NilVal, fmt.Errorf("provisioner %d of %s: a value is still unknown after the object was created", i+1, addr)
+		}
+		conf, _ = conf.UnmarkDeep()
+		if conn != cty.NilVal {
+			conn, _ = conn.UnmarkDeep()
+		}
+		p := r.Provisioners[i]
+		spec := map[string]cty.Value{"type": cty.StringVal(p.Type), "on_failure": cty.StringVal(p.OnFailure), "config": conf,
+			"connection": cty.NullVal(cty.DynamicPseudoType)}
+		if conn != cty.NilVal {
+			spec["connection"] = conn
+		}
+		return cty.ObjectVal(spec), nil
+	}
+}

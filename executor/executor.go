@@ -52,14 +52,18 @@ type Options struct {
 	Store Store
 	// Providers by provider address, configured. Recovery of a crashed
 	// transaction may need providers the plan itself does not use.
-	Providers   map[string]providers.Provider
-	Eval        EvalFunc
-	Events      func(Event) // progress; calls are serialised
-	Parallelism int         // default 10
-	PlanID      string
-	Actor       string // recorded in history; default Holder()
-	Command     string // "apply", "destroy"
-	LockTTL     time.Duration
+	Providers map[string]providers.Provider
+	Eval      EvalFunc
+	// EvalProvisioner evaluates provisioner i of a created instance, with
+	// self its state, into what the provisioner provider runs (needed
+	// when a step has provisioners).
+	EvalProvisioner func(addr string, i int, self cty.Value, vals map[string]cty.Value) (cty.Value, error)
+	Events          func(Event) // progress; calls are serialised
+	Parallelism     int         // default 10
+	PlanID          string
+	Actor           string // recorded in history; default Holder()
+	Command         string // "apply", "destroy"
+	LockTTL         time.Duration
 	// Progress is how often a slow operation reports "still running"
 	// (default 10s).
 	Progress time.Duration

@@ -16,6 +16,9 @@ const (
 	opCreate opKind = "create"
 	opUpdate opKind = "update"
 	opRetire opKind = "retire" // deletes, and the old half of a replacement
+	// opProvision runs one provisioner of a created object, after it and
+	// before anything that depends on the object.
+	opProvision opKind = "provision"
 )
 
 // op is one provider call and, once done, what undoes it.
@@ -23,6 +26,10 @@ type op struct {
 	kind opKind
 	step *planner.Step
 	deps []*op // must be done before this starts
+	// For opProvision: which provisioner of the step, and the create whose
+	// object it runs on.
+	prov   int
+	parent *op
 	// Set when done:
 	id    string
 	undo  []byte
@@ -108,7 +115,28 @@ func buildOps(plan *planner.Plan, storedDeps map[string][]string, ord ordering) 
 			}
 		}
 	}
-	all := append(retires, applies...)
+	// A created object's provisioners run after it, in order; whatever
+	// depended on the create waits for the last of them.
+	var provs []*op
+	for _, o := range applies {
+		if o.kind != opCreate || len(o.step.Provisioners) == 0 {
+			continue
+		}
+		last := o
+		for i := range o.step.Provisioners {
+			p := &op{kind: opProvision, step: o.step, prov: i, parent: o, deps: []*op{last}}
+			provs = append(provs, p)
+			last = p
+		}
+		for _, other := range append(retires, applies...) {
+			for j, d := range other.deps {
+				if d == o && other != last {
+					other.deps[j] = last
+				}
+			}
+		}
+	}
+	all := append(append(retires, applies...), provs...)
 	for _, o := range all {
 		sort.SliceStable(o.deps, func(i, j int) bool { return o.deps[i].step.Address < o.deps[j].step.Address })
 	}
@@ -159,6 +187,14 @@ func acyclic(ops []*op) bool {
 		}
 	}
 	return seen == len(ops)
+}
+
+// name is the operation as reports name it: "create", "provision local-exec".
+func (o *op) name() string {
+	if o.kind == opProvision {
+		return "provision " + o.step.Provisioners[o.prov].Type
+	}
+	return string(o.kind)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

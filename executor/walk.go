@@ -105,7 +105,7 @@ func depValues(o *op, vals map[string]cty.Value) map[string]cty.Value {
 }
 
 func (x *txn) opError(o *op, err error) *Error {
-	return &Error{Phase: "apply", Address: o.step.Address, Source: o.step.Source, Operation: string(o.kind), Cause: err}
+	return &Error{Phase: "apply", Address: o.step.Address, Source: o.step.Source, Operation: o.name(), Cause: err}
 }
 
 // runOpGuarded is runOp with a last line of defence: a panic outside the
@@ -120,20 +120,35 @@ func (x *txn) runOpGuarded(ctx context.Context, o *op, inputs map[string]cty.Val
 // with its undo. Nothing is done to an object without a durable intent.
 func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) error {
 	s := o.step
-	p, ok := x.opts.Providers[s.Provider]
+	provAddr, typ, opName := s.Provider, s.Type, string(o.kind)
+	if o.kind == opProvision {
+		provAddr, typ, opName = providers.ProvisionerAddress, s.Provisioners[o.prov].Type, fmt.Sprintf("provision-%d", o.prov)
+	}
+	p, ok := x.opts.Providers[provAddr]
 	if !ok {
-		return fmt.Errorf("provider %s is not configured", s.Provider)
+		return fmt.Errorf("provider %s is not configured", provAddr)
 	}
 	// The operation id is stable for retries within this transaction and
 	// unique across transactions (a later run of the same plan must not
 	// latch onto what an earlier one left).
-	intent := record{Kind: recIntent, Op: o.kind, Address: s.Address, Type: s.Type, Provider: s.Provider,
-		OpID: fmt.Sprintf("%s/%s/%s/%s", x.opts.PlanID, x.txID, s.Address, o.kind), Source: s.Source, Action: string(s.Action)}
-	if o.kind != opCreate {
+	intent := record{Kind: recIntent, Op: o.kind, Address: s.Address, Type: typ, Provider: provAddr,
+		OpID: fmt.Sprintf("%s/%s/%s/%s", x.opts.PlanID, x.txID, s.Address, opName), Source: s.Source, Action: string(s.Action)}
+	if o.kind != opCreate && o.kind != opProvision {
 		intent.ID = s.ID
 	}
 	var config cty.Value
-	if o.kind != opRetire {
+	if o.kind == opProvision {
+		var err error
+		if x.opts.EvalProvisioner == nil {
+			return fmt.Errorf("%s has provisioners, and this apply cannot evaluate them", s.Address)
+		}
+		if config, err = x.opts.EvalProvisioner(s.Address, o.prov, o.parent.state, inputs); err != nil {
+			return fmt.Errorf("evaluate provisioner %d of %s: %w", o.prov+1, s.Address, err)
+		}
+		if intent.Config, err = value.Encode(config); err != nil {
+			return err
+		}
+	} else if o.kind != opRetire {
 		var err error
 		if config, err = x.opts.Eval(s.Address, inputs); err != nil {
 			return fmt.Errorf("evaluate %s: %w", s.Address, err)
@@ -154,7 +169,7 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("not started: %w", context.Cause(ctx))
 	}
-	if x.local(s.Provider) {
+	if x.local(provAddr) {
 		// No effect outside the store: the intent rides along with the
 		// next write instead of costing one of its own.
 		if err := x.journal.post(intent); err != nil {
@@ -165,13 +180,17 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 	}
 	failpoint("after-intent")
 	start := time.Now()
-	x.events.emit(Event{Kind: EventStart, Address: s.Address, Operation: string(o.kind)})
+	x.events.emit(Event{Kind: EventStart, Address: s.Address, Operation: o.name()})
 	stopProgress := x.progress(o, start)
-	err := providers.Call(s.Provider, string(o.kind), true, func() error { return x.call(ctx, p, o, intent.OpID, config) })
+	err := providers.Call(provAddr, o.name(), true, func() error { return x.call(ctx, p, o, intent.OpID, config) })
+	if err != nil && errors.Is(err, providers.ErrContinued) {
+		x.events.emit(Event{Kind: EventWarning, Address: s.Address, Operation: o.name(), Err: fmt.Sprintf("%s: %v (on_failure = continue: the apply goes on)", s.Address, err)})
+		err = nil
+	}
 	stopProgress()
 	failpoint("after-call")
 	if err != nil && errors.Is(err, providers.ErrOutcomeUnknown) {
-		serr := x.settle(ctx, p, o, intent.OpID, config, err)
+		serr := x.settle(ctx, provAddr, p, o, intent.OpID, config, err)
 		var pe *providers.PanicError
 		if serr == nil && errors.As(err, &pe) {
 			// It took effect, but a provider that panicked is not
@@ -184,7 +203,7 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 	res := record{Kind: recDone, Op: o.kind, Address: s.Address, ID: o.id, Undo: o.undo}
 	if err != nil {
 		res.Kind, res.Err = recFailed, err.Error()
-	} else if o.kind != opRetire {
+	} else if o.kind != opRetire && o.kind != opProvision {
 		var eerr error
 		if res.State, eerr = value.Encode(o.state); eerr != nil {
 			err = eerr
@@ -201,10 +220,10 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 			kind = EventCancelled
 		}
-		x.events.emit(Event{Kind: kind, Address: s.Address, Operation: string(o.kind), Elapsed: time.Since(start), Err: err.Error()})
+		x.events.emit(Event{Kind: kind, Address: s.Address, Operation: o.name(), Elapsed: time.Since(start), Err: err.Error()})
 		return err
 	}
-	x.events.emit(Event{Kind: EventDone, Address: s.Address, Operation: string(o.kind), Elapsed: time.Since(start)})
+	x.events.emit(Event{Kind: EventDone, Address: s.Address, Operation: o.name(), Elapsed: time.Since(start)})
 	return nil
 }
 
@@ -226,6 +245,10 @@ func (x *txn) call(ctx context.Context, p providers.Provider, o *op, opID string
 		var resp providers.RetireResponse
 		resp, err = p.Retire(ctx, providers.RetireRequest{Address: s.Address, Type: s.Type, OpID: opID, ID: s.ID, State: s.Before})
 		o.id, o.undo = s.ID, resp.Undo
+	case opProvision:
+		var resp providers.CreateResponse
+		resp, err = p.Create(ctx, providers.CreateRequest{Address: s.Address, Type: s.Provisioners[o.prov].Type, OpID: opID, Config: config})
+		o.id, o.undo, o.state = resp.ID, resp.Undo, o.parent.state
 	}
 	return err
 }
@@ -233,15 +256,15 @@ func (x *txn) call(ctx context.Context, p providers.Provider, o *op, opID string
 // settle decides an operation whose outcome is unknown by reading the real
 // object: if it took effect, the op succeeded; otherwise the original error
 // stands and there is nothing to undo.
-func (x *txn) settle(ctx context.Context, p providers.Provider, o *op, opID string, config cty.Value, cause error) error {
+func (x *txn) settle(ctx context.Context, provAddr string, p providers.Provider, o *op, opID string, config cty.Value, cause error) error {
 	s := o.step
 	req := providers.SettleRequest{Address: s.Address, Type: s.Type, Action: settleAction[o.kind], OpID: opID, Config: config}
-	if o.kind != opCreate {
+	if o.kind != opCreate && o.kind != opProvision {
 		// A create (also the new half of a replacement) has no identity
 		// or prior state yet: the old object's must not be mistaken for it.
 		req.ID, req.Prior = s.ID, s.Before
 	}
-	resp, err := settleCall(context.WithoutCancel(ctx), s.Provider, p, req)
+	resp, err := settleCall(context.WithoutCancel(ctx), provAddr, p, req)
 	if err != nil {
 		return fmt.Errorf("%w; reading the object to settle it also failed: %v", cause, err)
 	}
@@ -256,7 +279,10 @@ func (x *txn) settle(ctx context.Context, p providers.Provider, o *op, opID stri
 		o.id = resp.ID
 	}
 	o.undo = resp.Undo
-	if o.kind != opRetire {
+	switch o.kind {
+	case opProvision:
+		o.state = o.parent.state
+	case opCreate, opUpdate:
 		o.state = resp.State
 	}
 	return nil
@@ -275,7 +301,7 @@ func settleCall(ctx context.Context, addr string, p providers.Provider, req prov
 	return resp, err
 }
 
-var settleAction = map[opKind]providers.Action{opCreate: providers.ActionCreate, opUpdate: providers.ActionUpdate, opRetire: providers.ActionDelete}
+var settleAction = map[opKind]providers.Action{opCreate: providers.ActionCreate, opUpdate: providers.ActionUpdate, opRetire: providers.ActionDelete, opProvision: providers.ActionCreate}
 
 // progress reports a slow operation every Progress interval until stopped.
 func (x *txn) progress(o *op, start time.Time) func() {
@@ -288,7 +314,7 @@ func (x *txn) progress(o *op, start time.Time) func() {
 			case <-stop:
 				return
 			case <-t.C:
-				x.events.emit(Event{Kind: EventProgress, Address: o.step.Address, Operation: string(o.kind), Elapsed: time.Since(start)})
+				x.events.emit(Event{Kind: EventProgress, Address: o.step.Address, Operation: o.name(), Elapsed: time.Since(start)})
 			}
 		}
 	}()

@@ -104,7 +104,8 @@ func addLocals(m *Module, b *hcl2.Block) hcl2.Diagnostics {
 
 var resourceMeta = &hcl2.BodySchema{
 	Attributes: []hcl2.AttributeSchema{{Name: "provider"}, {Name: "depends_on"}, {Name: "count"}, {Name: "for_each"}},
-	Blocks:     []hcl2.BlockHeaderSchema{{Type: "lifecycle"}},
+	Blocks: []hcl2.BlockHeaderSchema{{Type: "lifecycle"}, {Type: "provisioner", LabelNames: []string{"type"}},
+		{Type: "connection"}},
 }
 
 var dataMeta = &hcl2.BodySchema{
@@ -150,9 +151,17 @@ func (c *Config) addResource(m *Module, b *hcl2.Block, mode Mode) hcl2.Diagnosti
 		r.ForEach = attr.Expr
 	}
 	for _, lb := range content.Blocks {
-		diags = append(diags, decodeLifecycle(&r.Lifecycle, lb)...)
+		switch lb.Type {
+		case "lifecycle":
+			diags = append(diags, decodeLifecycle(&r.Lifecycle, lb)...)
+		case "provisioner":
+			diags = append(diags, r.addProvisioner(lb)...)
+		case "connection":
+			r.Connection = lb.Body
+		}
 	}
 	r.bodyTravs, r.dynamic = bodyTraversals(rest, metaAttrs, metaBlocks)
+	r.bodyTravs = append(r.bodyTravs, r.provisionerTraversals()...)
 	addr := r.Addr()
 	if prev, ok := c.Resources[addr]; ok {
 		kind := "resource"
@@ -471,7 +480,7 @@ func traversalString(t hcl2.Traversal) string {
 // Meta-arguments of resource and data blocks: not references to values.
 var (
 	metaAttrs  = map[string]bool{"provider": true, "depends_on": true, "count": true, "for_each": true}
-	metaBlocks = map[string]bool{"lifecycle": true}
+	metaBlocks = map[string]bool{"lifecycle": true, "provisioner": true, "connection": true}
 )
 
 // bodyTraversals walks every attribute of a native-syntax body and its nested

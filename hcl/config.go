@@ -157,8 +157,12 @@ type Resource struct {
 	ForEach   hcl2.Expression // nil unless for_each is set
 	DependsOn []string        // explicit depends_on, as full resource addresses
 	Lifecycle Lifecycle
-	DeclRange hcl2.Range
-	TypeRange hcl2.Range
+	// Provisioners run, in order, once the object is created; Connection
+	// is the resource's connection block (nil if none).
+	Provisioners []*Provisioner
+	Connection   hcl2.Body
+	DeclRange    hcl2.Range
+	TypeRange    hcl2.Range
 
 	dependsOn []hcl2.Traversal
 	bodyTravs []hcl2.Traversal // references of the body as loaded, until parsed into refs

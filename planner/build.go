@@ -413,6 +413,15 @@ func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst
 }
 
 func (b *builder) finish(r *hcl.Resource, step *Step) {
+	if step.Action == Create || step.Action == Replace {
+		for _, p := range r.Provisioners {
+			ps := ProvisionerStep{Type: p.Type}
+			if p.Type == "local-exec" && !p.HasUndo() {
+				ps.Reversibility = providers.Irreversible
+			}
+			step.Provisioners = append(step.Provisioners, ps)
+		}
+	}
 	b.set(step.Address, step.After, step.Sensitive)
 	b.plan.Steps = append(b.plan.Steps, step)
 }

@@ -205,6 +205,12 @@ type stepJSON struct {
 	Imported            bool            `json:"imported,omitempty"`
 	Reason              string          `json:"reason,omitempty"`
 	RestartNeeded       []string        `json:"restart_needed,omitempty"`
+	Provisioners        []provJSON      `json:"provisioners,omitempty"`
+}
+
+type provJSON struct {
+	Type          string `json:"type"`
+	Reversibility string `json:"reversibility"`
 }
 
 type driftJSON struct {
@@ -243,6 +249,9 @@ func (f *File) Body() ([]byte, error) {
 			DependsOn: s.DependsOn, Source: s.Source, Sensitive: s.Sensitive,
 			CreateBeforeDestroy: s.CreateBeforeDestroy, MovedFrom: s.MovedFrom, Imported: s.Imported, Reason: s.Reason,
 			RestartNeeded: s.RestartNeeded,
+		}
+		for _, p := range s.Provisioners {
+			sj.Provisioners = append(sj.Provisioners, provJSON{Type: p.Type, Reversibility: p.Reversibility.String()})
 		}
 		var err error
 		// Sensitive stored values stay out of the file: apply reads them
@@ -341,6 +350,13 @@ func decodeBody(b []byte) (*File, error) {
 			Reversibility: rev, ID: sj.ID, ForceNew: sj.ForceNew, DependsOn: sj.DependsOn,
 			Source: sj.Source, Sensitive: sj.Sensitive, CreateBeforeDestroy: sj.CreateBeforeDestroy,
 			MovedFrom: sj.MovedFrom, Imported: sj.Imported, Reason: sj.Reason, RestartNeeded: sj.RestartNeeded,
+		}
+		for _, pj := range sj.Provisioners {
+			r, err := parseReversibility(pj.Reversibility)
+			if err != nil {
+				return nil, fmt.Errorf("step %s: provisioner %s: %w", sj.Address, pj.Type, err)
+			}
+			s.Provisioners = append(s.Provisioners, ProvisionerStep{Type: pj.Type, Reversibility: r})
 		}
 		if s.Before, err = value.Decode(sj.Before); err != nil {
 			return nil, fmt.Errorf("step %s: %w", sj.Address, err)

@@ -109,6 +109,27 @@ type Step struct {
 	// Reason explains a delete or a create the config did not ask for
 	// ("not in the configuration", "deleted outside fiat", ...).
 	Reason string
+	// Provisioners (create, replace) run, in order, once the new object
+	// exists, as steps of the same transaction.
+	Provisioners []ProvisionerStep
+}
+
+// ProvisionerStep is one provisioner a step runs.
+type ProvisionerStep struct {
+	Type string // "local-exec", "remote-exec", "file"
+	// Reversibility: a remote-exec or file provisioner is undone with the
+	// object it ran on; a local-exec only if it declares its undo command.
+	Reversibility providers.Reversibility
+}
+
+func (p ProvisionerStep) describe() string {
+	switch {
+	case p.Reversibility == providers.Irreversible:
+		return p.Type + " (irreversible: it declares no undo)"
+	case p.Type == "local-exec":
+		return p.Type + " (its undo command takes it back)"
+	}
+	return p.Type + " (undone with the object)"
 }
 
 // Drift is a stored entity whose real object differs from the store: a

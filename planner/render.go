@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"fiat/providers"
+
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -72,6 +74,11 @@ func (p *Plan) lossy() []string {
 		if s.Action != NoOp && s.Action != Read && s.Reversibility != 0 {
 			out = append(out, fmt.Sprintf("%s (%s %s)", s.Address, s.Action, s.Reversibility))
 		}
+		for _, p := range s.Provisioners {
+			if p.Reversibility == providers.Irreversible {
+				out = append(out, fmt.Sprintf("%s (provisioner %s irreversible)", s.Address, p.Type))
+			}
+		}
 	}
 	return out
 }
@@ -132,6 +139,13 @@ func renderStep(b *strings.Builder, s *Step, c colors) {
 	}
 	if s.Reason != "" {
 		notes = append(notes, s.Reason)
+	}
+	if len(s.Provisioners) > 0 {
+		var ps []string
+		for _, p := range s.Provisioners {
+			ps = append(ps, p.describe())
+		}
+		notes = append(notes, "then runs "+strings.Join(ps, ", "))
 	}
 	if s.CreateBeforeDestroy {
 		notes = append(notes, "the new object is created before the old one is retired")

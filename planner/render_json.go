@@ -68,6 +68,7 @@ type changeDoc struct {
 	Changed             []string        `json:"changed"`
 	ForceNew            []string        `json:"force_new"`
 	RestartNeeded       []string        `json:"restart_needed"`
+	Provisioners        []provJSON      `json:"provisioners,omitempty"`
 	Sensitive           []string        `json:"sensitive"`
 	AfterUnknown        []string        `json:"after_unknown"`
 	DependsOn           []string        `json:"depends_on"`
@@ -129,6 +130,7 @@ func RenderJSON(w io.Writer, p *Plan, opts JSONOptions) error {
 			Reversibility: s.Reversibility.String(), ID: s.ID, Source: s.Source, Reason: s.Reason, MovedFrom: s.MovedFrom,
 			Imported: s.Imported, CreateBeforeDestroy: s.CreateBeforeDestroy,
 			Changed: nonNil(changedNames(s)), ForceNew: nonNil(s.ForceNew), RestartNeeded: nonNil(s.RestartNeeded), Sensitive: nonNil(s.Sensitive),
+			Provisioners: provisionersJSON(s.Provisioners),
 			AfterUnknown: nonNil(unknown), DependsOn: nonNil(s.DependsOn),
 			Before: jsonValue(s.Before, sens), After: jsonValue(after, sens),
 		}
@@ -203,4 +205,12 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+func provisionersJSON(ps []ProvisionerStep) []provJSON {
+	var out []provJSON
+	for _, p := range ps {
+		out = append(out, provJSON{Type: p.Type, Reversibility: p.Reversibility.String()})
+	}
+	return out
 }

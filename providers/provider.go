@@ -390,6 +390,16 @@ type ReadDataResponse struct {
 	State cty.Value
 }
 
+// ProvisionerAddress is the provider address of provisioner steps: the
+// executor runs a resource's provisioners as calls of the provider the
+// engine registers under it (providers/provision).
+const ProvisionerAddress = "provisioner"
+
+// ErrContinued marks a failure the configuration says to go on after (a
+// provisioner with on_failure = continue): the step succeeds, and the
+// failure is reported as a warning.
+var ErrContinued = errors.New("failed; on_failure = continue")
+
 // ErrConflict marks a create refused because an object with the same name
 // (or another unique property) exists; the message names that object.
 var ErrConflict = errors.New("conflicts with an existing object")

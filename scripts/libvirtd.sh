@@ -20,7 +20,7 @@ RUN_DIR=/run/libvirt
 LOG_DIR=/var/log/libvirt
 LIBVIRTD_LOG=$LOG_DIR/libvirtd.log
 VIRTLOGD_LOG=$LOG_DIR/virtlogd.log
-PKGS=(iproute2 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+PKGS=(iproute2 openssh-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 	qemu-utils dnsmasq-base iptables libxml2-utils)
 
 say() { printf 'libvirtd.sh: %s\n' "$*"; }
@@ -41,12 +41,6 @@ pid_alive() {
 		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
 }
 
-# Fast path: everything already up.
-if command -v virsh >/dev/null 2>&1 && pid_alive "$RUN_DIR/virtlogd.pid" virtlogd && answers && answers_tcp; then
-	say "libvirtd already running ($URI and $TCP_URI answer)"
-	exit 0
-fi
-
 # 1. Packages.
 missing=()
 for p in "${PKGS[@]}"; do
@@ -61,6 +55,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -q --no-install-recommends "${PKGS[@]}" >/dev/null
 else
 	say "packages present"
+fi
+
+# Fast path: everything already up.
+if command -v virsh >/dev/null 2>&1 && pid_alive "$RUN_DIR/virtlogd.pid" virtlogd && answers && answers_tcp; then
+	say "libvirtd already running ($URI and $TCP_URI answer)"
+	exit 0
 fi
 
 # 2. Groups and the user the QEMU driver looks up ("Failed to parse user

@@ -202,6 +202,9 @@ func (m *Main) printEvent(ev executor.Event) {
 		return
 	}
 	v := verbs[ev.Operation]
+	if kind, ok := strings.CutPrefix(ev.Operation, "provision "); ok {
+		v = [2]string{"Provisioning (" + kind + ")", "Provisioned (" + kind + ")"}
+	}
 	el := ev.Elapsed.Round(100 * time.Millisecond).Seconds()
 	switch ev.Kind {
 	case executor.EventStart:

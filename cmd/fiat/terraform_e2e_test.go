@@ -55,17 +55,17 @@ func TestMissingProvidersInOneError(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "main.tf"), `terraform {
   required_providers {
-    template = { source = "hashicorp/template" }
+    google = { source = "hashicorp/google" }
   }
 }
-data "template_file" "a" {}
-data "template_file" "b" {}
+data "google_compute_image" "a" {}
+resource "google_compute_instance" "b" {}
 resource "aws_instance" "x" {}
 resource "fiat_data" "ok" {}
 `)
 	code, out, errs := runRaw(t, "validate", dir)
 	if code != exitError || strings.Count(errs, "Error:") != 1 ||
-		!strings.Contains(strings.Join(strings.Fields(errs), " "), `fiat has no provider "aws", needed by aws_instance.x; no provider "template" (hashicorp/template), needed by data.template_file.a, data.template_file.b.`) {
+		!strings.Contains(strings.Join(strings.Fields(errs), " "), `fiat has no provider "aws", needed by aws_instance.x; no provider "google" (hashicorp/google), needed by data.google_compute_image.a, google_compute_instance.b.`) {
 		t.Fatalf("want one error naming aws and template: exit %d\n%s%s", code, out, errs)
 	}
 }
