@@ -346,6 +346,7 @@ func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst
 			b.errorf(r.DeclRange.Ptr(), fmt.Sprintf("Cannot read stored state of %s", inst), "%s", err)
 			return
 		}
+		prior = withNewDefaults(prior, rs)
 		if rf, ok := b.in.Refreshed[st.addr]; ok {
 			var dr *Drift
 			if dr = b.drift(st, prior, rf, rs, step.Sensitive); dr != nil {
@@ -376,6 +377,13 @@ func (b *builder) planManaged(r *hcl.Resource, rs providers.ResourceSchema, inst
 	}
 	cv = ignoreChanges(cv, prior, r.Lifecycle, rs)
 	changed := changedAttrs(cv, prior, rs)
+	if len(changed) > 0 {
+		// Written in another form than the backend's, a value may be
+		// no change at all (a value equal to the stored one is never
+		// normalised: it is the backend's own).
+		cv = b.normalize(r, rs, prior, cv)
+		changed = changedAttrs(cv, prior, rs)
+	}
 	step.ForceNew = forceNew(changed, rs)
 	switch {
 	case len(step.ForceNew) > 0:
@@ -453,6 +461,31 @@ func (b *builder) modify(r *hcl.Resource, prior, planned cty.Value) cty.Value {
 		return m.ModifyPlan(providers.ModifyPlanRequest{Type: r.Type, Prior: prior, Planned: planned}).Planned
 	}
 	return planned
+}
+
+// normalize gives the attributes config sets the values the provider's
+// plan modifier predicts for them (a MAC in the case libvirt writes, a size
+// rounded as the backend rounds it), before they are compared with the
+// prior state: a value the backend normalises would otherwise differ from
+// what it reports back, and plan a change, forever.
+func (b *builder) normalize(r *hcl.Resource, rs providers.ResourceSchema, prior, cv cty.Value) cty.Value {
+	if b.in.Modifiers[providers.NameOf(r.Provider)] == nil {
+		return cv
+	}
+	m := b.modify(r, prior, Planned(cv, prior, rs))
+	if m == cty.NilVal || m.IsNull() || !m.IsKnown() || !m.Type().IsObjectType() {
+		return cv
+	}
+	attrs := cv.AsValueMap()
+	for name, a := range rs.Attributes {
+		if a.Computed && !a.Optional && !a.Required {
+			continue // not config: a prediction, compared by no one
+		}
+		if !attrs[name].IsNull() && m.Type().HasAttribute(name) {
+			attrs[name] = m.GetAttr(name)
+		}
+	}
+	return cty.ObjectVal(attrs)
 }
 
 // drift compares a stored entity with what its provider read found.

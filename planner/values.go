@@ -264,3 +264,32 @@ func withVolatile(stored, read cty.Value, rs providers.ResourceSchema) cty.Value
 	}
 	return cty.ObjectVal(attrs)
 }
+
+// withNewDefaults gives a stored state the attributes the schema gained
+// after it was stored, where they have a default: the provider's contract
+// (providers.Attribute.Default) is that the default describes the objects
+// it made before the attribute existed. So an entity stored by an older
+// fiat re-plans clean against a config that leaves the attribute unset,
+// and a read that finds it otherwise is drift like any other.
+func withNewDefaults(stored cty.Value, rs providers.ResourceSchema) cty.Value {
+	if stored == cty.NilVal || stored.IsNull() || !stored.IsKnown() || !stored.Type().IsObjectType() {
+		return stored
+	}
+	var attrs map[string]cty.Value
+	for name, a := range rs.Attributes {
+		if a.Default == cty.NilVal || stored.Type().HasAttribute(name) {
+			continue
+		}
+		if attrs == nil {
+			attrs = make(map[string]cty.Value, len(rs.Attributes))
+			for n, v := range stored.AsValueMap() {
+				attrs[n] = v
+			}
+		}
+		attrs[name] = a.Default
+	}
+	if attrs == nil {
+		return stored
+	}
+	return cty.ObjectVal(attrs)
+}

@@ -111,8 +111,14 @@ type DataReader interface {
 }
 
 // PlanModifier is a provider that predicts computed attributes while
-// planning (fiat_data's output is its input). The planner calls it for
-// every planned resource of the provider; it must be pure and fast.
+// planning (fiat_data's output is its input), and the values its backend
+// will report for what config sets when the backend normalises them (a MAC
+// in lower case, a size rounded up): the planner compares the normalised
+// config with the prior state, so a value written in another form than the
+// backend's plans no change. The planner calls it for every planned
+// resource of the provider; it must be pure and fast, and idempotent.
+// Create and Update still receive the config as written, so a provider
+// normalises it there the same way.
 type PlanModifier interface {
 	ModifyPlan(req ModifyPlanRequest) ModifyPlanResponse
 }
@@ -204,7 +210,10 @@ type Attribute struct {
 	// working directory.
 	LocalPath bool
 	// Default is used when an Optional attribute is not set in config
-	// (cty.NilVal: no default; the attribute is null, or computed).
+	// (cty.NilVal: no default; the attribute is null, or computed). An
+	// attribute added to a schema later must have a default that
+	// describes the objects the provider made before it existed: the
+	// planner gives entities stored without it that default.
 	Default     cty.Value
 	Description string
 }

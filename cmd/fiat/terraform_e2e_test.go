@@ -204,7 +204,7 @@ resource "libvirt_domain" "vm" {
   name              = %[1]q
   memory            = 64
   disk              = [{ volume_id = libvirt_volume.root.id }, { volume_id = libvirt_volume.data.id }]
-  network_interface = [{ network_name = libvirt_network.lan.name, mac = "52:54:00:6a:11:01" }]
+  network_interface = [{ network_name = libvirt_network.lan.name }]
 }
 `, name, subnet))
 	// The objects exist, made by another tool (here: fiat, with a store

@@ -244,6 +244,9 @@ func (p *Provider) readCloudInit(ctx context.Context, req providers.ReadRequest)
 		return providers.ReadResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
 	vol, found, err := lookupVolume(l, r)
+	if resp, ok := storedRead(err, req); ok {
+		return resp, nil
+	}
 	if err != nil || !found {
 		return providers.ReadResponse{}, err
 	}

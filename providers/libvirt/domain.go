@@ -47,7 +47,7 @@ var domainSchema = providers.ResourceSchema{
 		"disk": {Type: cty.List(diskType), Optional: true, RestartNeeded: true,
 			Description: "Disks in boot order, [{ volume_id = libvirt_volume.root.id }]: virtio vda, vdb, ..."},
 		"network_interface": {Type: cty.List(nicType), Optional: true, RestartNeeded: true,
-			Description: "Interfaces, [{ network_name = libvirt_network.lan.name, mac = \"52:54:00:..\" (optional: derived from the UUID), wait_for_lease = true (optional: create waits for a DHCP lease) }]."},
+			Description: "Interfaces, [{ network_name = libvirt_network.lan.name, mac = \"52:54:00:..\" (optional: derived from the UUID; planned as libvirt writes it, lower case with colons), wait_for_lease = true (optional: create waits for a DHCP lease) }]."},
 		"cloudinit": {Type: cty.String, Optional: true, RestartNeeded: true,
 			Description: "Id of a libvirt_cloudinit_disk, attached as a CD-ROM."},
 		"firmware": {Type: cty.String, Optional: true, ForceNew: true, Default: cty.StringVal(firmwareBIOS),

@@ -73,7 +73,7 @@ func domainSpecFrom(v cty.Value) (domainSpec, error) {
 	}
 	for _, n := range nics {
 		wait, _, _ := boolAttr(n, "wait_for_lease", false)
-		s.NICs = append(s.NICs, nicSpec{Network: field(n, "network_name"), MAC: field(n, "mac"), WaitForLease: wait})
+		s.NICs = append(s.NICs, nicSpec{Network: field(n, "network_name"), MAC: canonicalMAC(field(n, "mac")), WaitForLease: wait})
 	}
 	if problems := s.check(); len(problems) > 0 {
 		return s, errors.New(problems[0])
@@ -117,6 +117,16 @@ func (s domainSpec) check() []string {
 		}
 	}
 	return problems
+}
+
+// canonicalMAC writes a MAC the way libvirt stores it: lower case, colons
+// (libvirt lower-cases what it is given, and refuses dashes). Anything that
+// is not a MAC is left for check to report.
+func canonicalMAC(s string) string {
+	if mac, err := net.ParseMAC(s); err == nil && len(mac) == 6 {
+		return mac.String()
+	}
+	return s
 }
 
 // resolvedDisk is a disk's file as libvirt knows it.

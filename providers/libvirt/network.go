@@ -17,12 +17,17 @@ import (
 // libvirt_network: a virtual network (a bridge, with dnsmasq for DHCP and
 // DNS, and NAT or routing rules as the mode asks).
 //
-//	create: define (UUID chosen up front), start, autostart.
-//	update: DHCP ranges, static hosts, DNS entries and autostart change in
-//	        place: the definition is redefined with the same UUID (never
-//	        undefined first) and the running network gets the same change
-//	        live (virNetworkUpdate), without a restart. Undo redefines the
-//	        previous XML and puts the live config back the same way.
+//	create: define (UUID chosen up front), start (unless active = false),
+//	        autostart.
+//	update: DHCP ranges, static hosts, DNS entries, autostart and active
+//	        change in place: the definition is redefined with the same UUID
+//	        (never undefined first) and the running network gets the same
+//	        change live (virNetworkUpdate), without a restart; a stopped
+//	        network that should run is started (with the new definition),
+//	        one that should not is stopped. A network stopped outside fiat
+//	        is drift (active reads false) and is started again. Undo
+//	        redefines the previous XML, puts the live config back the same
+//	        way, and the run state as it was.
 //	retire: autostart off, stop, undefine; the Undo keeps the XML. This
 //	        frees the name, bridge and subnet for a replacement. Undo defines
 //	        the same XML (same UUID, bridge, MAC) and starts it; DHCP leases
@@ -51,6 +56,8 @@ var networkSchema = providers.ResourceSchema{
 			Description: "DNS host entries, [{ ip = \"192.168.210.5\", hostnames = [\"web\"] }]. Changes apply live."},
 		"autostart": {Type: cty.Bool, Optional: true, Default: cty.True,
 			Description: "Start the network when libvirtd starts."},
+		"active": {Type: cty.Bool, Optional: true, Default: cty.True,
+			Description: "Whether the network runs. A network stopped outside fiat is drift, and the apply starts it again."},
 		"id": {Type: cty.String, Computed: true,
 			Description: "The network's UUID."},
 	},
@@ -87,11 +94,11 @@ func networkState(l *golibvirt.Libvirt, n golibvirt.Network, prior cty.Value) (c
 	if err != nil {
 		return cty.NilVal, err
 	}
-	autostart, err := l.NetworkGetAutostart(n)
+	run, err := networkRun(l, n, "read network "+n.Name)
 	if err != nil {
-		return cty.NilVal, readErr("read network "+n.Name, err)
+		return cty.NilVal, err
 	}
-	return networkStateFrom(doc, formatUUID(n.UUID), autostart == 1, prior), nil
+	return networkStateFrom(doc, formatUUID(n.UUID), run, prior), nil
 }
 
 func marshalNetwork(doc libvirtxml.Network) (string, error) {
@@ -132,8 +139,10 @@ func (p *Provider) createNetwork(ctx context.Context, req providers.CreateReques
 	// libvirt refuses to start a network whose subnet the host already
 	// routes ("Network is already in use by interface eth0") before it
 	// touches the host: the error says what collides.
-	if err := l.NetworkCreate(n); err != nil {
-		return c.fail(mutErr(op+": start", err))
+	if spec.Active {
+		if err := l.NetworkCreate(n); err != nil {
+			return c.fail(mutErr(op+": start", err))
+		}
 	}
 	if spec.Autostart {
 		if err := l.NetworkSetAutostart(n, 1); err != nil {
@@ -197,17 +206,18 @@ func (p *Provider) updateNetwork(ctx context.Context, req providers.UpdateReques
 	if err != nil {
 		return providers.UpdateResponse{}, err
 	}
-	autostart, err := l.NetworkGetAutostart(n)
+	was, err := networkRun(l, n, op)
 	if err != nil {
-		return providers.UpdateResponse{}, readErr(op, err)
+		return providers.UpdateResponse{}, err
 	}
-	undo := undoRecord{Op: undoUpdateNetwork, UUID: formatUUID(n.UUID), Name: n.Name, XML: priorXML, Autostart: autostart == 1}.encode()
+	undo := undoRecord{Op: undoUpdateNetwork, UUID: formatUUID(n.UUID), Name: n.Name, XML: priorXML,
+		Autostart: was.Autostart, WasActive: was.Active, WasStopped: !was.Active}.encode()
 	applyNetworkSpec(&doc, next)
 	if err := ctx.Err(); err != nil {
 		return providers.UpdateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
 	// From here the Undo goes back with any error.
-	if err := p.setNetwork(l, n, doc, next.Autostart, op); err != nil {
+	if err := p.setNetwork(l, n, doc, next.run(), op); err != nil {
 		return providers.UpdateResponse{Undo: undo}, err
 	}
 	state, err := networkState(l, n, req.Config)
@@ -219,8 +229,9 @@ func (p *Provider) updateNetwork(ctx context.Context, req providers.UpdateReques
 
 // setNetwork makes a network's definition doc (same UUID and name: a
 // redefine, never an undefine), brings the running network's DHCP and DNS
-// entries to doc's live, and sets autostart.
-func (p *Provider) setNetwork(l *golibvirt.Libvirt, n golibvirt.Network, doc libvirtxml.Network, autostart bool, op string) error {
+// entries to doc's live, starts or stops it as want says (a start runs the
+// new definition), and sets autostart.
+func (p *Provider) setNetwork(l *golibvirt.Libvirt, n golibvirt.Network, doc libvirtxml.Network, want runState, op string) error {
 	x, err := marshalNetwork(doc)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -228,21 +239,26 @@ func (p *Provider) setNetwork(l *golibvirt.Libvirt, n golibvirt.Network, doc lib
 	if _, err := l.NetworkDefineXMLFlags(x, uint32(golibvirt.NetworkDefineValidate)); err != nil {
 		return mutErr(op, err)
 	}
-	active, err := l.NetworkIsActive(n)
+	cur, err := networkRun(l, n, op)
 	if err != nil {
-		return readErr(op, err)
+		return err
 	}
-	if active == 1 {
+	switch {
+	case cur.Active && want.Active:
 		if err := syncLiveNetwork(l, n, doc, op); err != nil {
 			return err
 		}
+	case want.Active:
+		if err := l.NetworkCreate(n); err != nil {
+			return mutErr(op+": start", err)
+		}
+	case cur.Active:
+		if err := l.NetworkDestroy(n); err != nil && !notActive(err) {
+			return mutErr(op+": stop", err)
+		}
 	}
-	cur, err := l.NetworkGetAutostart(n)
-	if err != nil {
-		return readErr(op, err)
-	}
-	if (cur == 1) != autostart {
-		if err := l.NetworkSetAutostart(n, boolInt(autostart)); err != nil {
+	if cur.Autostart != want.Autostart {
+		if err := l.NetworkSetAutostart(n, boolInt(want.Autostart)); err != nil {
 			return mutErr(op+": autostart", err)
 		}
 	}
@@ -395,7 +411,15 @@ func (p *Provider) undoUpdateNetwork(ctx context.Context, u undoRecord) error {
 	if err := doc.Unmarshal(u.XML); err != nil {
 		return fmt.Errorf("%s: parse the saved XML: %w", op, err)
 	}
-	return p.setNetwork(l, n, doc, u.Autostart, op)
+	want := runState{Active: u.WasActive, Autostart: u.Autostart}
+	if !u.WasActive && !u.WasStopped { // an older fiat's update: it left the run state alone
+		cur, err := networkRun(l, n, op)
+		if err != nil {
+			return err
+		}
+		want.Active = cur.Active
+	}
+	return p.setNetwork(l, n, doc, want, op)
 }
 
 func (p *Provider) retireNetwork(ctx context.Context, req providers.RetireRequest) (providers.RetireResponse, error) {

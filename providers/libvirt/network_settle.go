@@ -13,9 +13,10 @@ import (
 // Settling, importing and reading libvirt_network objects fiat did not just make.
 
 // settleNetwork: a create took effect when the network with the UUID
-// derived from the OpID is defined and running; an update when the
-// definition and the running network hold the new entries; a retire when
-// the UUID is no longer defined.
+// derived from the OpID is defined, and runs and autostarts as asked; an
+// update when the definition and the running network hold the new entries
+// and it runs and autostarts as asked; a retire when the UUID is no longer
+// defined.
 func (p *Provider) settleNetwork(ctx context.Context, req providers.SettleRequest) (providers.SettleResponse, error) {
 	op := "settle network " + req.Address
 	l, err := p.client(ctx)
@@ -35,12 +36,12 @@ func (p *Provider) settleNetwork(ctx context.Context, req providers.SettleReques
 		}
 		undo := undoRecord{Op: undoCreateNetwork, UUID: uuid, Name: spec.Name}.encode()
 		return settledCreate(uuid, undo, func() (bool, cty.Value, error) {
-			active, err := l.NetworkIsActive(n)
-			if err != nil {
-				return false, cty.NilVal, readErr(op, err)
+			run, err := networkRun(l, n, op)
+			if err != nil || run != spec.run() {
+				return false, cty.NilVal, err
 			}
 			state, err := networkState(l, n, req.Config)
-			return err == nil && active != 0 && state.GetAttr("autostart").True() == spec.Autostart, state, err
+			return err == nil, state, err
 		})
 	case providers.ActionUpdate:
 		prior, err := networkSpecFrom(req.Prior)
@@ -73,7 +74,8 @@ func (p *Provider) settleNetwork(ctx context.Context, req providers.SettleReques
 		if err != nil {
 			return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
 		}
-		undo := undoRecord{Op: undoUpdateNetwork, UUID: req.ID, Name: prior.Name, XML: bx, Autostart: prior.Autostart}.encode()
+		undo := undoRecord{Op: undoUpdateNetwork, UUID: req.ID, Name: prior.Name, XML: bx,
+			Autostart: prior.Autostart, WasActive: prior.Active, WasStopped: !prior.Active}.encode()
 		state, err := networkState(l, n, req.Config)
 		if err != nil {
 			return providers.SettleResponse{}, err
@@ -90,7 +92,11 @@ func (p *Provider) settleNetwork(ctx context.Context, req providers.SettleReques
 		if err != nil {
 			return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
 		}
-		done := dx == wx && state.GetAttr("autostart").True() == next.Autostart && sameEntries(live, want)
+		run, err := networkRun(l, n, op)
+		if err != nil {
+			return providers.SettleResponse{}, err
+		}
+		done := dx == wx && run == next.run() && sameEntries(live, want)
 		return providers.SettleResponse{TookEffect: done, ID: req.ID, State: state, Undo: undo}, nil
 	case providers.ActionDelete:
 		spec, err := networkSpecFrom(req.Prior)
@@ -105,7 +111,7 @@ func (p *Provider) settleNetwork(ctx context.Context, req providers.SettleReques
 		if err != nil {
 			return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
 		}
-		undo := undoRecord{Op: undoRetireNetwork, UUID: req.ID, Name: spec.Name, XML: x, WasActive: true, Autostart: spec.Autostart}.encode()
+		undo := undoRecord{Op: undoRetireNetwork, UUID: req.ID, Name: spec.Name, XML: x, WasActive: spec.Active, Autostart: spec.Autostart}.encode()
 		return providers.SettleResponse{TookEffect: !found, ID: req.ID, Undo: undo}, nil
 	}
 	return providers.SettleResponse{}, fmt.Errorf("%s: unsupported action %q", op, req.Action)

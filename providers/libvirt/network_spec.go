@@ -44,8 +44,11 @@ type networkSpec struct {
 	DHCP               []dhcpRange
 	Hosts              []dhcpHost
 	DNS                []dnsHost
-	Autostart          bool
+	Autostart, Active  bool
 }
+
+// run is the network's run state.
+func (s networkSpec) run() runState { return runState{Active: s.Active, Autostart: s.Autostart} }
 
 // networkSpecFrom reads a known config or state.
 func networkSpecFrom(v cty.Value) (networkSpec, error) {
@@ -58,9 +61,11 @@ func networkSpecFrom(v cty.Value) (networkSpec, error) {
 	if s.Addresses, known, err = stringList(v, "addresses"); err != nil || !known {
 		return s, orUnknown(err, "addresses")
 	}
-	if s.Autostart, known, err = boolAttr(v, "autostart", true); err != nil || !known {
-		return s, orUnknown(err, "autostart")
+	run, err := runStateFrom(v)
+	if err != nil {
+		return s, err
 	}
+	s.Autostart, s.Active = run.Autostart, run.Active
 	ranges, known, err := listAttr(v, "dhcp")
 	if err != nil || !known {
 		return s, orUnknown(err, "dhcp")
@@ -328,7 +333,7 @@ func ipPrefix(ip libvirtxml.NetworkIP) int {
 // networkStateFrom turns a network's persistent XML into state. prior
 // (config or state, may be cty.NilVal) decides representations the host
 // does not: an address as the user wrote it, empty lists left out (null).
-func networkStateFrom(doc libvirtxml.Network, uuid string, autostart bool, prior cty.Value) cty.Value {
+func networkStateFrom(doc libvirtxml.Network, uuid string, run runState, prior cty.Value) cty.Value {
 	mode := netIsolated
 	if doc.Forward != nil && doc.Forward.Mode != "" {
 		mode = doc.Forward.Mode
@@ -376,7 +381,8 @@ func networkStateFrom(doc libvirtxml.Network, uuid string, autostart bool, prior
 		"dhcp":      listOf(dhcpRangeType, ranges, nullIfUnset("dhcp")),
 		"hosts":     listOf(dhcpHostType.WithoutOptionalAttributesDeep(), hosts, nullIfUnset("hosts")),
 		"dns":       listOf(dnsHostType, dns, nullIfUnset("dns")),
-		"autostart": cty.BoolVal(autostart),
+		"autostart": cty.BoolVal(run.Autostart),
+		"active":    cty.BoolVal(run.Active),
 		"id":        cty.StringVal(uuid),
 	})
 }

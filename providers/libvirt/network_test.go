@@ -89,6 +89,7 @@ func networkConfig(name string, sub netip.Prefix) cty.Value {
 		"dns": cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{
 			"ip": cty.StringVal(hostIP(sub, 5)), "hostnames": cty.ListVal([]cty.Value{cty.StringVal("web")})})}),
 		"autostart": cty.NullVal(cty.Bool),
+		"active":    cty.NullVal(cty.Bool),
 		"id":        cty.NullVal(cty.String),
 	})
 }

@@ -17,6 +17,11 @@ import (
 //
 //	create: define (with a UUID chosen up front), start; if the directory is
 //	        missing, build it (mkdir) and remember that fiat made it; autostart.
+//	        Then stop it, or turn autostart off, if config says so.
+//	update: only the run state changes in place: start (building a missing
+//	        directory), stop, autostart on or off. A pool stopped outside
+//	        fiat is drift (active reads false) and is started again. Undo
+//	        puts the run state back.
 //	retire: autostart off, stop, undefine; the directory and its files stay,
 //	        and the Undo keeps the XML. Undefining frees the pool's name and
 //	        directory, so a replacement that keeps either can be created
@@ -42,6 +47,10 @@ var poolSchema = providers.ResourceSchema{
 			Description: "Bytes allocated on that file system (when read)."},
 		"available": {Type: cty.Number, Computed: true, Volatile: true,
 			Description: "Bytes free for new volumes (when read)."},
+		"active": {Type: cty.Bool, Optional: true, Default: cty.True,
+			Description: "Whether the pool runs (libvirt shows the volumes of a running pool only). A pool stopped outside fiat is drift, and the apply starts it again."},
+		"autostart": {Type: cty.Bool, Optional: true, Default: cty.True,
+			Description: "Start the pool when libvirtd starts."},
 	},
 	Delete: providers.Lossy,
 	Update: providers.Reversible,
@@ -51,6 +60,7 @@ const poolTypeDir = "dir"
 
 type poolSpec struct {
 	Name, Type, Path string
+	Run              runState // changes in place; the rest is the pool's identity
 }
 
 func poolSpecFrom(v cty.Value) (poolSpec, error) {
@@ -59,6 +69,9 @@ func poolSpecFrom(v cty.Value) (poolSpec, error) {
 		return poolSpec{}, err
 	}
 	s := poolSpec{Name: m["name"], Type: m["type"], Path: m["path"]}
+	if s.Run, err = runStateFrom(v); err != nil {
+		return s, err
+	}
 	for _, problem := range []string{checkName("pool", s.Name), checkPoolType(s.Type), checkPoolPath(s.Path)} {
 		if problem != "" {
 			return s, fmt.Errorf("%s", problem)
@@ -138,6 +151,10 @@ func poolState(l *golibvirt.Libvirt, pool golibvirt.StoragePool) (cty.Value, err
 	if err != nil {
 		return cty.NilVal, readErr("read pool "+pool.Name, err)
 	}
+	run, err := poolRun(l, pool, "read pool "+pool.Name)
+	if err != nil {
+		return cty.NilVal, err
+	}
 	return cty.ObjectVal(map[string]cty.Value{
 		"name":       cty.StringVal(doc.Name),
 		"type":       cty.StringVal(doc.Type),
@@ -146,6 +163,8 @@ func poolState(l *golibvirt.Libvirt, pool golibvirt.StoragePool) (cty.Value, err
 		"capacity":   cty.NumberUIntVal(capacity),
 		"allocation": cty.NumberUIntVal(allocation),
 		"available":  cty.NumberUIntVal(available),
+		"active":     cty.BoolVal(run.Active),
+		"autostart":  cty.BoolVal(run.Autostart),
 	}), nil
 }
 
@@ -269,25 +288,40 @@ func (p *Provider) updatePool(ctx context.Context, req providers.UpdateRequest) 
 	if err != nil {
 		return providers.UpdateResponse{}, fmt.Errorf("update pool %s: %w", req.Address, err)
 	}
-	if prior != next {
+	if prior.Name != next.Name || prior.Type != next.Type || prior.Path != next.Path {
 		return providers.UpdateResponse{}, fmt.Errorf("update pool %s: a pool's name, type and path cannot change in place; it must be replaced", prior.Name)
 	}
-	l, err := p.client(ctx)
+	op := "update pool " + prior.Name
+	l, unlock, err := p.poolClient(ctx, prior.Name, op)
 	if err != nil {
-		return providers.UpdateResponse{}, fmt.Errorf("update pool %s: %w", prior.Name, err)
+		return providers.UpdateResponse{}, err
 	}
+	defer unlock()
 	pool, found, err := findPool(l, req.ID, req.Prior)
 	if err != nil {
 		return providers.UpdateResponse{}, err
 	}
 	if !found {
-		return providers.UpdateResponse{}, fmt.Errorf("update pool %s: pool %s no longer exists", prior.Name, req.ID)
+		return providers.UpdateResponse{}, fmt.Errorf("%s: pool %s no longer exists", op, req.ID)
 	}
-	state, err := poolState(l, pool)
+	was, err := poolRun(l, pool, op)
 	if err != nil {
 		return providers.UpdateResponse{}, err
 	}
-	return providers.UpdateResponse{State: state, Undo: undoRecord{Op: undoNone}.encode()}, nil
+	undo := undoRecord{Op: undoUpdatePool, UUID: formatUUID(pool.UUID), Pool: pool.Name, WasActive: was.Active, Autostart: was.Autostart}
+	if err := ctxErr(ctx, op); err != nil {
+		return providers.UpdateResponse{}, err
+	}
+	// From here the Undo goes back with any error: it restores whatever
+	// part of the change took effect.
+	if err := setPoolRun(l, pool, next.Run, &undo.Built, op); err != nil {
+		return providers.UpdateResponse{Undo: undo.encode()}, err
+	}
+	state, err := poolState(l, pool)
+	if err != nil {
+		return providers.UpdateResponse{Undo: undo.encode()}, err
+	}
+	return providers.UpdateResponse{State: state, Undo: undo.encode()}, nil
 }
 
 func (p *Provider) retirePool(ctx context.Context, req providers.RetireRequest) (providers.RetireResponse, error) {

@@ -12,9 +12,11 @@ import (
 // Settling, importing and reading libvirt_pool objects fiat did not just make.
 
 // settlePool: a create took effect when the pool with the UUID derived
-// from the OpID is defined, running and autostarted; a retire when the
-// pool's UUID is no longer defined. A create that got only part of the way
-// reports TookEffect=false with the Undo that removes what it left.
+// from the OpID is defined and runs and autostarts as config asks (both,
+// by default); an update when the pool runs and autostarts as asked; a
+// retire when the pool's UUID is no longer defined. A create that got only
+// part of the way reports TookEffect=false with the Undo that removes what
+// it left.
 func (p *Provider) settlePool(ctx context.Context, req providers.SettleRequest) (providers.SettleResponse, error) {
 	op := "settle pool " + req.Address
 	l, err := p.client(ctx)
@@ -35,23 +37,37 @@ func (p *Provider) settlePool(ctx context.Context, req providers.SettleRequest) 
 		// Whether fiat built the directory is not known here: keep it.
 		undo := undoRecord{Op: undoCreatePool, UUID: uuid, Pool: spec.Name, Path: spec.Path}.encode()
 		return settledCreate(uuid, undo, func() (bool, cty.Value, error) {
-			active, err := l.StoragePoolIsActive(pool)
-			if err != nil {
-				return false, cty.NilVal, readErr(op, err)
-			}
-			autostart, err := l.StoragePoolGetAutostart(pool)
-			if err != nil || active == 0 || autostart == 0 {
-				return false, cty.NilVal, readErr(op, err)
+			run, err := poolRun(l, pool, op)
+			if err != nil || run != spec.Run {
+				return false, cty.NilVal, err
 			}
 			state, err := poolState(l, pool)
 			return true, state, err
 		})
 	case providers.ActionUpdate:
-		read, err := p.readPool(ctx, providers.ReadRequest{Address: req.Address, Type: TypePool, ID: req.ID, State: req.Prior})
-		if err != nil || !read.Exists {
+		prior, err := poolSpecFrom(req.Prior)
+		if err != nil {
+			return providers.SettleResponse{}, fmt.Errorf("%s: prior state: %w", op, err)
+		}
+		next, err := poolSpecFrom(req.Config)
+		if err != nil {
+			return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
+		}
+		pool, found, err := findPool(l, req.ID, req.Prior)
+		if err != nil || !found {
 			return providers.SettleResponse{}, err
 		}
-		return providers.SettleResponse{TookEffect: true, ID: req.ID, State: read.State, Undo: noUndo}, nil
+		// Whether the update built the directory is not known here: keep it.
+		undo := undoRecord{Op: undoUpdatePool, UUID: req.ID, Pool: prior.Name, WasActive: prior.Run.Active, Autostart: prior.Run.Autostart}.encode()
+		run, err := poolRun(l, pool, op)
+		if err != nil {
+			return providers.SettleResponse{}, err
+		}
+		state, err := poolState(l, pool)
+		if err != nil {
+			return providers.SettleResponse{}, err
+		}
+		return providers.SettleResponse{TookEffect: run == next.Run, ID: req.ID, State: state, Undo: undo}, nil
 	case providers.ActionDelete:
 		spec, err := poolSpecFrom(req.Prior)
 		if err != nil {
@@ -61,8 +77,8 @@ func (p *Provider) settlePool(ctx context.Context, req providers.SettleRequest) 
 		if err != nil {
 			return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
 		}
-		// fiat's pools run with autostart on; the undo puts them back so.
-		undo := undoRecord{Op: undoRetirePool, UUID: req.ID, Pool: spec.Name, WasActive: true, Autostart: true, XML: x}.encode()
+		// The undo puts the pool back running as its state says.
+		undo := undoRecord{Op: undoRetirePool, UUID: req.ID, Pool: spec.Name, WasActive: spec.Run.Active, Autostart: spec.Run.Autostart, XML: x}.encode()
 		_, found, err := findPool(l, req.ID, cty.NilVal)
 		if err != nil {
 			return providers.SettleResponse{}, err

@@ -24,7 +24,8 @@ func TestPoolConformance(t *testing.T) {
 	runConformance(t, p, conformanceCase{
 		typ:      TypePool,
 		config:   poolConfig(name, dir),
-		replace:  poolConfig(name, dir2), // same name, another directory
+		update:   with(with(poolConfig(name, dir), "active", cty.False), "autostart", cty.False), // the run state changes in place
+		replace:  poolConfig(name, dir2),                                                         // same name, another directory
 		volatile: []string{"capacity", "allocation", "available"},
 		importID: func(state cty.Value) string { return state.GetAttr("name").AsString() },
 		host: func(t *testing.T, stage string, state cty.Value) {
@@ -67,8 +68,12 @@ func TestPoolConformance(t *testing.T) {
 			}
 			active, _ := l.StoragePoolIsActive(pool)
 			autostart, _ := l.StoragePoolGetAutostart(pool)
-			if active != 1 || autostart != 1 {
-				t.Errorf("%s: pool active=%d autostart=%d, want 1", stage, active, autostart)
+			want := int32(1)
+			if stage == "updated" {
+				want = 0
+			}
+			if active != want || autostart != want {
+				t.Errorf("%s: pool active=%d autostart=%d, want %d", stage, active, autostart, want)
 			}
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				t.Errorf("%s: directory %s: %v", stage, dir, err)

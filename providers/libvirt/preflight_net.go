@@ -96,7 +96,7 @@ func (pf *preflight) networkCreate(step providers.PreflightStep) []string {
 		attrs["bridge"] = cty.NullVal(cty.String)
 		cfg = cty.ObjectVal(attrs)
 	}
-	full := knownAll(cfg, "name", "mode", "bridge", "addresses", "dhcp", "hosts", "dns", "autostart")
+	full := knownAll(cfg, "name", "mode", "bridge", "addresses", "dhcp", "hosts", "dns", "autostart", "active")
 	spec, err := networkSpecFrom(cfg)
 	if !full {
 		spec, err = partialNetworkSpec(step)

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -129,7 +130,11 @@ func (pf *preflight) volumePlacement(step providers.PreflightStep) []string {
 		if by := pf.deletedBy(hp); by != "" {
 			add("pool %q is deleted by %s in this plan", poolName, by)
 		} else if !hp.active {
-			add("pool %q exists but is not active; start it (virsh pool-start %s)", poolName, poolName)
+			// Names in a stopped pool cannot be checked; one the plan
+			// starts first (the volume depends on it) is started by then.
+			if pf.poolStartedBy(step, poolName) == "" {
+				add("pool %q exists but is not active; start it (virsh pool-start %s), or set active = true on the libvirt_pool that manages it", poolName, poolName)
+			}
 		} else if nameKnown {
 			vol, err := pf.l.StorageVolLookupByName(hp.pool, name)
 			switch {
@@ -205,6 +210,17 @@ func (pf *preflight) poolCreatedBy(self providers.PreflightStep, name string) st
 	})
 }
 
+// poolStartedBy returns the address of a step that updates the named pool
+// to run (active = true): a pool stopped outside fiat that the plan starts
+// again before the volumes that depend on it.
+func (pf *preflight) poolStartedBy(self providers.PreflightStep, name string) string {
+	return pf.otherStep(self, TypePool, providers.ActionUpdate, func(s providers.PreflightStep) bool {
+		n, ok := knownAttr(s, "name")
+		active, known, err := boolAttr(s.Config, "active", true)
+		return ok && n == name && known && err == nil && active
+	})
+}
+
 func (pf *preflight) volumeUpdate(step providers.PreflightStep) []string {
 	var problems []string
 	for _, a := range []string{"name", "pool", "format", "base_volume", "source"} {
@@ -224,16 +240,20 @@ func (pf *preflight) volumeUpdate(step providers.PreflightStep) []string {
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
+	next = volumeCapacity(next, orDefault(format, formatQcow2)) // as the update resizes it
 	if pk && ps && nk && ns {
 		if next < prior {
 			problems = append(problems, shrinkProblem(name, prior, next))
-		} else if p := checkSize(next, orDefault(format, formatQcow2)); p != "" {
+		} else if p := checkSize(next); p != "" {
 			problems = append(problems, p)
 		}
 	}
 	r := volumeRefFrom(step.ID, step.Prior)
 	vol, found, err := lookupVolume(pf.l, r)
+	var inactive errPoolInactive
 	switch {
+	case errors.As(err, &inactive) && pf.poolStartedBy(step, r.Pool) != "":
+		// Not visible until the plan starts the pool; checked by the resize.
 	case err != nil:
 		problems = append(problems, err.Error())
 	case !found:

@@ -87,7 +87,7 @@ var resourceTypes = map[string]resourceType{
 	TypePool: {
 		schema:    poolSchema,
 		preflight: (*preflight).pool,
-		create:    (*Provider).createPool,
+		create:    (*Provider).createPoolAs,
 		update:    (*Provider).updatePool,
 		retire:    (*Provider).retirePool,
 		purge:     (*Provider).purgePool,

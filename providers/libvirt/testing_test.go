@@ -139,6 +139,8 @@ func poolConfig(name, path string) cty.Value {
 		"capacity":   cty.NullVal(cty.Number),
 		"allocation": cty.NullVal(cty.Number),
 		"available":  cty.NullVal(cty.Number),
+		"active":     cty.NullVal(cty.Bool),
+		"autostart":  cty.NullVal(cty.Bool),
 	})
 }
 

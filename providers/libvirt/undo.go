@@ -12,6 +12,7 @@ import (
 const (
 	undoNone          = "none"           // nothing to reverse
 	undoCreatePool    = "create-pool"    // destroy, delete the dir if fiat built it, undefine
+	undoUpdatePool    = "update-pool"    // running and autostart as before; remove the dir the update built
 	undoRetirePool    = "retire-pool"    // define again from XML, start, restore autostart
 	undoCreateVolume  = "create-volume"  // delete the volume
 	undoResizeVolume  = "resize-volume"  // resize back to From
@@ -38,7 +39,11 @@ type undoRecord struct {
 	Path      string `json:"path,omitempty"` // pool target directory
 	Built     bool   `json:"built,omitempty"`
 	WasActive bool   `json:"was_active,omitempty"` // pool, network, domain was running
-	Autostart bool   `json:"autostart,omitempty"`
+	// WasStopped says a network update found the network stopped. With
+	// neither it nor WasActive set, the update recorded no run state (an
+	// older fiat's, which never started or stopped one): leave it.
+	WasStopped bool `json:"was_stopped,omitempty"`
+	Autostart  bool `json:"autostart,omitempty"`
 
 	Volume  string `json:"volume,omitempty"`  // volume name
 	Key     string `json:"key,omitempty"`     // volume key
@@ -91,6 +96,7 @@ func (p *Provider) undo(ctx context.Context, req providers.UndoRequest) error {
 	fn, ok := map[string]func(*Provider, context.Context, undoRecord) error{
 		undoNone:          func(*Provider, context.Context, undoRecord) error { return nil },
 		undoCreatePool:    (*Provider).undoCreatePool,
+		undoUpdatePool:    (*Provider).undoUpdatePool,
 		undoRetirePool:    (*Provider).undoRetirePool,
 		undoCreateVolume:  (*Provider).undoCreateVolume,
 		undoResizeVolume:  (*Provider).undoResizeVolume,

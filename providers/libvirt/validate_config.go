@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"fmt"
 	"strings"
 
 	"fiat/providers"
@@ -82,8 +83,12 @@ func validateVolume(cfg cty.Value, known func(string) (string, bool), add func(a
 	switch {
 	case err != nil:
 		add("size", err.Error())
-	case sizeKnown && sizeSet && format != "":
-		add("size", checkSize(size, format))
+	case sizeKnown && sizeSet && format == formatQcow2 && size%sectorSize != 0:
+		// qemu-img refuses a qcow2 size that is not in whole sectors;
+		// one in sectors but not KiB is planned rounded (ModifyPlan).
+		add("size", fmt.Sprintf("qcow2 volume size %d is not a multiple of 512 bytes (make it %d)", size, (size/sectorSize+1)*sectorSize))
+	case sizeKnown && sizeSet:
+		add("size", checkSize(size))
 	case sizeKnown && !sizeSet && isNullAttr(cfg, "base_volume") && isNullAttr(cfg, "source"):
 		add("size", "volume size is not set (it may only be left out with base_volume or source)")
 	}

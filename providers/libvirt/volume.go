@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -38,7 +39,7 @@ var volumeSchema = providers.ResourceSchema{
 		"pool": {Type: cty.String, Required: true, ForceNew: true,
 			Description: "Name of the storage pool that holds the volume."},
 		"size": {Type: cty.Number, Optional: true, Computed: true,
-			Description: "Capacity in bytes; required unless base_volume or source gives it. Growing resizes in place; shrinking is refused (replace the volume instead)."},
+			Description: "Capacity in bytes; required unless base_volume or source gives it. A qcow2 image's is rounded up to whole KiB, as libvirt creates it (the plan shows the rounded size). Growing resizes in place; shrinking is refused (replace the volume instead)."},
 		"format": {Type: cty.String, Optional: true, ForceNew: true, Default: cty.StringVal(formatQcow2),
 			Description: `"qcow2" or "raw"; with source, the format of that file.`},
 		"base_volume": {Type: cty.String, Optional: true, ForceNew: true,
@@ -58,6 +59,7 @@ const (
 	formatQcow2 = "qcow2"
 	formatRaw   = "raw"
 	sectorSize  = 512
+	kib         = 1024
 )
 
 type volumeSpec struct {
@@ -104,7 +106,7 @@ func (s volumeSpec) check() string {
 	case !s.SizeSet && s.Base == "" && s.Source == "":
 		return "volume size is not set (it may only be left out with base_volume or source)"
 	case s.SizeSet:
-		return checkSize(s.Size, s.Format)
+		return checkSize(s.Size)
 	}
 	return ""
 }
@@ -116,17 +118,35 @@ func checkFormat(f string) string {
 	return ""
 }
 
-// checkSize: qcow2 rounds capacity up to whole 512-byte sectors, so any other
-// size would read back different from the config, forever.
-func checkSize(size uint64, format string) string {
+// checkSize: any whole size works; one libvirt rounds is planned rounded
+// (volumeCapacity).
+func checkSize(size uint64) string {
 	if size == 0 {
 		return "volume size must be more than 0 bytes"
 	}
-	if format == formatQcow2 && size%sectorSize != 0 {
-		return fmt.Sprintf("qcow2 volume size %d is not a multiple of %d bytes (qcow2 would round it up to %d)",
-			size, sectorSize, (size/sectorSize+1)*sectorSize)
-	}
 	return ""
+}
+
+// volumeCapacity is the capacity libvirt reports for a volume asked to
+// hold size bytes: libvirt creates a qcow2 image (an overlay too) in whole
+// KiB (it hands qemu-img the size rounded up to KiB), so 1536 reads back
+// 2048; a raw file is exact. A resize would round a qcow2 image to 512
+// bytes only: fiat resizes to this same figure, so create and grow agree.
+// The plan shows it (ModifyPlan), so a re-plan is clean.
+func volumeCapacity(size uint64, format string) uint64 {
+	if format == formatRaw || size%kib == 0 || size > math.MaxUint64-kib {
+		return size
+	}
+	return (size/kib + 1) * kib
+}
+
+// normalized is a config's spec with the size libvirt will report; the
+// size of a source file is what it is.
+func (s volumeSpec) normalized() volumeSpec {
+	if s.SizeSet && s.Source == "" {
+		s.Size = volumeCapacity(s.Size, s.Format)
+	}
+	return s
 }
 
 // volumeDoc is the XML of a new volume: sparse (allocation 0), and a qcow2
@@ -311,6 +331,7 @@ func (p *Provider) createVolume(ctx context.Context, req providers.CreateRequest
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("create volume %s: %w", req.Address, err)
 	}
+	spec = spec.normalized()
 	var content *volumeContent
 	if spec.Source != "" {
 		format, size, err := probeFile(spec.Source)
@@ -409,6 +430,7 @@ func (p *Provider) updateVolume(ctx context.Context, req providers.UpdateRequest
 	if err != nil {
 		return providers.UpdateResponse{}, fmt.Errorf("update volume %s: %w", req.Address, err)
 	}
+	next = next.normalized()
 	r := volumeRef{Key: req.ID, Pool: prior.Pool, Name: prior.Name}
 	op := "resize " + r.String()
 	if problem := volumeChange(prior, next); problem != "" {
@@ -508,6 +530,9 @@ func (p *Provider) readVolume(ctx context.Context, req providers.ReadRequest) (p
 		return providers.ReadResponse{}, fmt.Errorf("read %s: %w", r, err)
 	}
 	vol, found, err := lookupVolume(l, r)
+	if resp, ok := storedRead(err, req); ok {
+		return resp, nil
+	}
 	if err != nil || !found {
 		return providers.ReadResponse{}, err
 	}

@@ -65,6 +65,9 @@ func (p *Provider) settleVolumeWith(ctx context.Context, req providers.SettleReq
 		}
 		prior, _, _, _ := sizeAttr(req.Prior, "size")
 		next, _, _, _ := sizeAttr(req.Config, "size")
+		if spec, err := volumeSpecFrom(req.Config); err == nil {
+			next = spec.normalized().Size // what the update resized to
+		}
 		_, capacity, _, err := l.StorageVolGetInfo(vol)
 		if err != nil {
 			return providers.SettleResponse{}, readErr(op, err)

@@ -1,0 +1,109 @@
+package libvirt
+
+import (
+	"github.com/zclconf/go-cty/cty"
+
+	"fiat/providers"
+)
+
+var _ providers.PlanModifier = (*Provider)(nil)
+
+// ModifyPlan predicts, with no connection, what libvirt will report for
+// values config sets that libvirt normalises, so the plan shows them and
+// compares them with the stored state as libvirt has them:
+//
+//	libvirt_domain  network_interface[*].mac  lower case, colons (libvirt lower-cases MACs)
+//	libvirt_volume  size                      a qcow2 image's rounded up to whole KiB (qemu-img)
+//
+// Without it a MAC written in upper case, or a qcow2 size of 1536 bytes,
+// would plan a change after every apply (and the size a refused shrink).
+// Create and Update normalise their config the same way (canonicalMAC,
+// volumeSpec.normalized). Unknown values are left as they are.
+func (p *Provider) ModifyPlan(req providers.ModifyPlanRequest) providers.ModifyPlanResponse {
+	v := req.Planned
+	if v == cty.NilVal || v.IsNull() || !v.IsKnown() || !v.Type().IsObjectType() {
+		return providers.ModifyPlanResponse{Planned: v}
+	}
+	switch req.Type {
+	case TypeDomain:
+		v = withAttr(v, "network_interface", plannedNICs(attr(v, "network_interface"), attr(req.Prior, "network_interface")))
+	case TypeVolume:
+		v = withAttr(v, "size", plannedVolumeSize(v, req.Prior))
+	}
+	return providers.ModifyPlanResponse{Planned: v}
+}
+
+// withAttr is obj with attribute name set to val; obj itself when it has
+// no such attribute.
+func withAttr(obj cty.Value, name string, val cty.Value) cty.Value {
+	if !obj.Type().HasAttribute(name) || val.RawEquals(obj.GetAttr(name)) {
+		return obj
+	}
+	attrs := obj.AsValueMap()
+	attrs[name] = val
+	return cty.ObjectVal(attrs)
+}
+
+// plannedNICs writes each known MAC of a network_interface list as
+// libvirt will. A MAC config leaves to libvirt is the one libvirt gave the
+// same interface before (prior, the stored state or an imported object's):
+// leaving it out asks for any MAC, and that one is any.
+func plannedNICs(nics, prior cty.Value) cty.Value {
+	if nics.IsNull() || !nics.IsKnown() || !nics.Type().IsListType() || nics.LengthInt() == 0 {
+		return nics
+	}
+	elems := nics.AsValueSlice()
+	for i, nic := range elems {
+		if !nic.IsKnown() || nic.IsNull() || !nic.Type().IsObjectType() {
+			continue
+		}
+		mac := attr(nic, "mac")
+		if mac.IsKnown() && mac.IsNull() {
+			if was := priorMAC(prior, i, nic); was != cty.NilVal {
+				elems[i] = withAttr(nic, "mac", was)
+			}
+			continue
+		}
+		if !mac.IsKnown() || mac.Type() != cty.String {
+			continue
+		}
+		elems[i] = withAttr(nic, "mac", cty.StringVal(canonicalMAC(mac.AsString())))
+	}
+	return cty.ListVal(elems)
+}
+
+// plannedVolumeSize is the capacity libvirt will report for a volume's
+// size (volumeCapacity); the size as it is when it, the format or the
+// source is unknown, when the size comes from a source file, or when it is
+// the prior state's (libvirt's own figure, e.g. a resize made outside
+// fiat to a multiple of 512).
+func plannedVolumeSize(v, prior cty.Value) cty.Value {
+	size := attr(v, "size")
+	n, known, set, err := sizeAttr(v, "size")
+	format, formatKnown, ferr := strAttr(v, "format")
+	source, sourceKnown, serr := strAttr(v, "source")
+	if err != nil || ferr != nil || serr != nil || !known || !set || !formatKnown || !sourceKnown || source != "" {
+		return size
+	}
+	if was, _, wasSet, _ := sizeAttr(prior, "size"); wasSet && was == n {
+		return size
+	}
+	return cty.NumberUIntVal(volumeCapacity(n, orDefault(format, formatQcow2)))
+}
+
+// priorMAC is the MAC prior's interface i had, when it is the same
+// interface (on the same network); cty.NilVal otherwise.
+func priorMAC(prior cty.Value, i int, nic cty.Value) cty.Value {
+	if prior == cty.NilVal || prior.IsNull() || !prior.IsKnown() || !prior.Type().IsListType() || prior.LengthInt() <= i {
+		return cty.NilVal
+	}
+	was := prior.AsValueSlice()[i]
+	if !was.IsKnown() || was.IsNull() || !was.Type().IsObjectType() {
+		return cty.NilVal
+	}
+	same := attr(was, "network_name").RawEquals(attr(nic, "network_name"))
+	if mac := attr(was, "mac"); same && mac.IsKnown() && !mac.IsNull() && mac.Type() == cty.String {
+		return mac
+	}
+	return cty.NilVal
+}
