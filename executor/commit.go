@@ -268,7 +268,7 @@ func purgeOne(ctx context.Context, provs map[string]providers.Provider, it undoI
 		return err
 	}
 	return providers.Call(it.Provider, "purge", false, func() error {
-		_, err := p.Purge(ctx, providers.PurgeRequest{Address: it.Address, Type: it.Type, ID: it.ID, State: st})
+		_, err := p.Purge(ctx, providers.PurgeRequest{Address: it.Address, Type: it.Type, ID: it.ID, State: st, Undo: it.Undo})
 		return err
 	})
 }

@@ -336,6 +336,10 @@ type PurgeRequest struct {
 	Type    string
 	ID      string
 	State   cty.Value
+	// Undo is what the object's Retire returned: it says what the retire
+	// did (e.g. the name it gave the object), so the purge need not derive
+	// it again. Empty when the executor has none.
+	Undo json.RawMessage
 }
 
 type PurgeResponse struct{}

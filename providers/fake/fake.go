@@ -133,6 +133,11 @@ func (p *Provider) purge(ctx context.Context, req providers.PurgeRequest) error 
 	if err := p.fail("purge", req.Address); err != nil {
 		return err
 	}
+	// The executor hands the purge what the retire returned.
+	var u undo
+	if err := json.Unmarshal(req.Undo, &u); err != nil || u.Op != "unretire" || u.ID != req.ID {
+		return fmt.Errorf("purge %s: the request does not carry its retire's undo (%s)", req.Address, req.Undo)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.Objects, req.ID)

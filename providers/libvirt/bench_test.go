@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -104,6 +105,7 @@ func BenchmarkTier(b *testing.B) {
 		})
 	}, func(i int) error {
 		ctx := context.Background()
+		retired := make([]json.RawMessage, vms) // the volumes' retire Undos: their purges need them
 		// Retire: domains first (in parallel), then what they used.
 		if err := parallel(vms, func(k int) error {
 			_, err := p.Retire(ctx, providers.RetireRequest{Type: TypeDomain, ID: fiatRun.doms[k].ID, State: fiatRun.doms[k].State})
@@ -116,7 +118,8 @@ func BenchmarkTier(b *testing.B) {
 				_, err := p.Retire(ctx, providers.RetireRequest{Type: TypeNetwork, ID: fiatRun.net.ID, State: fiatRun.net.State})
 				return err
 			}
-			_, err := p.Retire(ctx, providers.RetireRequest{Type: TypeVolume, ID: fiatRun.vols[k].ID, State: fiatRun.vols[k].State})
+			ret, err := p.Retire(ctx, providers.RetireRequest{Type: TypeVolume, ID: fiatRun.vols[k].ID, State: fiatRun.vols[k].State})
+			retired[k] = ret.Undo
 			return err
 		}); err != nil {
 			return err
@@ -128,7 +131,7 @@ func BenchmarkTier(b *testing.B) {
 			}
 		}
 		for k := range vms {
-			if _, err := p.Purge(ctx, providers.PurgeRequest{Type: TypeVolume, ID: fiatRun.vols[k].ID, State: fiatRun.vols[k].State}); err != nil {
+			if _, err := p.Purge(ctx, providers.PurgeRequest{Type: TypeVolume, ID: fiatRun.vols[k].ID, State: fiatRun.vols[k].State, Undo: retired[k]}); err != nil {
 				return err
 			}
 		}
@@ -319,6 +322,10 @@ func benchCleanup(l *golibvirt.Libvirt, poolName string, pool providers.CreateRe
 		for _, v := range vols {
 			_ = l.StorageVolDelete(v, 0)
 		}
-		_ = removePool(l, lp, true, "cleanup")
+		doc, _ := poolDoc(l, lp)
+		_ = stopAndUndefine(l, lp, "cleanup")
+		if doc.Target != nil {
+			_ = removeEmptyDir(l, doc.Target.Path, "cleanup")
+		}
 	}
 }

@@ -261,9 +261,9 @@ func (p *Provider) readCloudInit(ctx context.Context, req providers.ReadRequest)
 	return providers.ReadResponse{Exists: true, State: state}, nil
 }
 
-// settleCloudInit: a create took effect when the volume exists and holds
-// the seed's files (the ISO itself differs in its timestamps); retires are
-// the volume's.
+// settleCloudInit: a create took effect when the volume it made (see
+// createdVolume) holds the seed's files under its name (the ISO itself
+// differs in its timestamps); retires are the volume's.
 func (p *Provider) settleCloudInit(ctx context.Context, req providers.SettleRequest) (providers.SettleResponse, error) {
 	if req.Action != providers.ActionCreate {
 		if req.Action == providers.ActionUpdate {
@@ -273,7 +273,7 @@ func (p *Provider) settleCloudInit(ctx context.Context, req providers.SettleRequ
 			}
 			return providers.SettleResponse{TookEffect: true, ID: req.ID, State: read.State, Undo: noUndo}, nil
 		}
-		return p.settleVolumeWith(ctx, req, nil)
+		return p.settleVolume(ctx, req)
 	}
 	spec, files, _, err := cloudInitSpecFrom(req.Config)
 	if err != nil {
@@ -284,12 +284,14 @@ func (p *Provider) settleCloudInit(ctx context.Context, req providers.SettleRequ
 	if err != nil {
 		return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
-	vol, found, err := lookupVolume(l, volumeRef{Pool: spec.Pool, Name: spec.Name})
-	if err != nil || !found {
+	vol, u, named, err := p.createdVolume(l, volumeRef{Pool: spec.Pool, Name: spec.Name}, req.OpID, req.Address)
+	if err != nil || u.Op == "" {
 		return providers.SettleResponse{}, err
 	}
-	undo := undoRecord{Op: undoCreateVolume, Pool: spec.Pool, Volume: spec.Name, Key: vol.Key}.encode()
-	return settledCreate(vol.Key, undo, func() (bool, cty.Value, error) {
+	return settledCreate(vol.Key, u.encode(), func() (bool, cty.Value, error) {
+		if !named {
+			return false, cty.NilVal, nil // not written, or not renamed yet
+		}
 		got, err := p.downloadSeed(ctx, l, vol, op)
 		if err != nil || got != files {
 			return false, cty.NilVal, nil // created, not (fully) written

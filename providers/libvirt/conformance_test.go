@@ -220,12 +220,13 @@ func runConformance(t *testing.T, p *Provider, c conformanceCase) {
 		undo(t, "retire", ret.Undo) // again: a no-op
 		settle(t, providers.SettleRequest{Action: providers.ActionDelete, OpID: opID + "/retire", ID: id, Prior: state}, false)
 
-		if _, err := p.Retire(testCtx(t), providers.RetireRequest{Address: addr, Type: c.typ, OpID: opID + "/retire2", ID: id, State: state}); err != nil {
+		ret, err = p.Retire(testCtx(t), providers.RetireRequest{Address: addr, Type: c.typ, OpID: opID + "/retire2", ID: id, State: state})
+		if err != nil {
 			t.Fatalf("retire again: %v", err)
 		}
 		host(t, "retired", state)
 		for i := 0; i < 2; i++ { // purge is idempotent
-			if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Address: addr, Type: c.typ, ID: id, State: state}); err != nil {
+			if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Address: addr, Type: c.typ, ID: id, State: state, Undo: ret.Undo}); err != nil {
 				t.Fatalf("purge #%d: %v", i+1, err)
 			}
 		}

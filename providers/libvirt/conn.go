@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -104,10 +105,19 @@ func (c *conn) close() error {
 
 // poolLocks serialises the jobs on one storage pool: libvirt runs one job per
 // pool at a time and fails the others with "pool has asynchronous jobs
-// running". One table serves the whole process, keyed by host and pool name,
-// so two provider instances that reach one host by different URIs (aliases
-// such as qemu:///system and qemu+tcp://127.0.0.1/system) take turns too.
-// Entries are never removed (a few bytes per pool the process has touched).
+// running". One table serves the whole process, keyed by host and the
+// pool's directory, so two provider instances that reach one host by
+// different URIs (aliases such as qemu:///system and
+// qemu+tcp://127.0.0.1/system) take turns too. Entries are never removed (a
+// few bytes per pool the process has touched).
+//
+// The key is the directory, not a name: libvirt allows one pool per
+// directory, and whatever name a request carries (a pool replaced under
+// another name, a volume found by its key, the scratch pool the provider
+// defines on a directory for a moment), the pool libvirt serialises is the
+// one on that directory. A job may take the lock of a directory above its
+// own (removing the parents a pool's create made), never below, so no two
+// jobs wait for each other in a circle.
 type poolLocks struct {
 	mu    sync.Mutex
 	locks map[string]chan struct{}
@@ -115,32 +125,60 @@ type poolLocks struct {
 
 var hostPoolLocks poolLocks
 
-// lockPool waits for the lock of the named pool on this provider's host.
-// poolClient takes a pool's job lock and the connection, for one job on
-// that pool; the caller runs unlock when the job is done. Errors read
-// "op: cause".
-func (p *Provider) poolClient(ctx context.Context, pool, op string) (l *golibvirt.Libvirt, unlock func(), err error) {
-	if unlock, err = p.lockPool(ctx, pool); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", op, err)
-	}
-	if l, err = p.client(ctx); err != nil {
+// poolClient takes the job lock of the pool a job runs on and the
+// connection; the caller runs unlock when the job is done. where finds the
+// pool's directory. It is asked again once the lock is held: when the
+// answer changed while the job waited (the pool was undefined, or defined
+// again on another directory), the job waits for that directory's lock
+// instead. Errors read "op: cause".
+func (p *Provider) poolClient(ctx context.Context, op string, where func(*golibvirt.Libvirt) (string, error)) (l *golibvirt.Libvirt, unlock func(), err error) {
+	for tries := 0; ; tries++ {
+		if l, err = p.client(ctx); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", op, err)
+		}
+		dir, err := where(l)
+		if err != nil {
+			return nil, nil, err
+		}
+		if unlock, err = p.lockPool(ctx, dir); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if l, err = p.client(ctx); err != nil {
+			unlock()
+			return nil, nil, fmt.Errorf("%s: %w", op, err)
+		}
+		again, err := where(l)
+		if err == nil && again == dir {
+			return l, unlock, nil
+		}
 		unlock()
-		return nil, nil, fmt.Errorf("%s: %w", op, err)
+		if err != nil {
+			return nil, nil, err
+		}
+		if tries == 2 {
+			return nil, nil, fmt.Errorf("%s: the pool moved from %s to %s while the job waited for it", op, dir, again)
+		}
 	}
-	return l, unlock, nil
 }
 
-func (p *Provider) lockPool(ctx context.Context, pool string) (unlock func(), err error) {
+// atDir is the where of a job whose pool's directory is known.
+func atDir(dir string) func(*golibvirt.Libvirt) (string, error) {
+	return func(*golibvirt.Libvirt) (string, error) { return dir, nil }
+}
+
+// lockPool waits for the lock of the pool on dir on this provider's host.
+func (p *Provider) lockPool(ctx context.Context, dir string) (unlock func(), err error) {
+	dir = filepath.Clean(dir)
 	host, err := p.hostKey(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("wait for pool %s: %w", pool, err)
+		return nil, fmt.Errorf("wait for pool %s: %w", dir, err)
 	}
-	return hostPoolLocks.lock(ctx, host+"\x00"+pool)
+	return hostPoolLocks.lock(ctx, host+"\x00"+dir)
 }
 
 // lock waits for the lock of key or for ctx.
 func (pl *poolLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
-	pool := key[strings.IndexByte(key, 0)+1:]
+	dir := key[strings.IndexByte(key, 0)+1:]
 	pl.mu.Lock()
 	if pl.locks == nil {
 		pl.locks = make(map[string]chan struct{})
@@ -155,7 +193,7 @@ func (pl *poolLocks) lock(ctx context.Context, key string) (unlock func(), err e
 	case ch <- struct{}{}:
 		return func() { <-ch }, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for pool %s: %w", pool, ctx.Err())
+		return nil, fmt.Errorf("wait for pool %s: %w", dir, ctx.Err())
 	}
 }
 

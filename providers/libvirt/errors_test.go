@@ -73,16 +73,24 @@ func TestOutcomeUnknown(t *testing.T) {
 		cfg := volumeConfig(testName("vol"), pool, MiB, "")
 
 		proxy.armed.Store(true)
-		resp, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_volume.v", Type: TypeVolume, Config: cfg})
+		op := newOpID(t)
+		resp, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_volume.v", Type: TypeVolume, OpID: op, Config: cfg})
 		if !errors.Is(err, providers.ErrOutcomeUnknown) {
 			t.Fatalf("create over a dropped connection: %v, want ErrOutcomeUnknown", err)
 		}
-		got, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeVolume, State: cfg})
-		if err != nil || !got.Exists {
-			t.Fatalf("read by name after the drop: exists=%v, %v", got.Exists, err)
+		// The create reached libvirt: on a local host the volume is
+		// still under its temporary name, which a settle (on a new
+		// connection) recognises as this create's, unfinished.
+		other := newTestProvider(t)
+		s, err := other.Settle(testCtx(t), providers.SettleRequest{Address: "libvirt_volume.v", Type: TypeVolume, Action: providers.ActionCreate, OpID: op, Config: cfg})
+		if err != nil || s.TookEffect || len(s.Undo) == 0 {
+			t.Fatalf("settle after the drop: %+v, %v; want not finished, with an undo", s, err)
 		}
-		if _, err := p.Undo(testCtx(t), providers.UndoRequest{Type: TypeVolume, Undo: resp.Undo}); err != nil {
+		if _, err := other.Undo(testCtx(t), providers.UndoRequest{Type: TypeVolume, Undo: resp.Undo}); err != nil {
 			t.Fatalf("undo: %v", err)
+		}
+		if vols := volumeNamesIn(t, other, pool); len(vols) != 0 {
+			t.Fatalf("after the undo the pool holds %v", vols)
 		}
 		if got, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeVolume, State: cfg}); err != nil || got.Exists {
 			t.Fatalf("read after undo: exists=%v, %v", got.Exists, err)
@@ -240,10 +248,11 @@ func TestTimings(t *testing.T) {
 	}
 	volCreate := time.Since(start)
 	start = time.Now()
-	if _, err := p.Retire(testCtx(t), providers.RetireRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
+	ret, err := p.Retire(testCtx(t), providers.RetireRequest{Type: TypeVolume, ID: vol.ID, State: vol.State})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
+	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State, Undo: ret.Undo}); err != nil {
 		t.Fatal(err)
 	}
 	volDelete := time.Since(start)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/zclconf/go-cty/cty"
 	"libvirt.org/go/libvirtxml"
 
@@ -103,7 +104,7 @@ func (p *Provider) settleNetwork(ctx context.Context, req providers.SettleReques
 		if err != nil {
 			return providers.SettleResponse{}, fmt.Errorf("%s: prior state: %w", op, err)
 		}
-		_, found, err := findNetwork(l, req.ID, cty.NilVal)
+		n, found, err := findNetwork(l, req.ID, cty.NilVal)
 		if err != nil {
 			return providers.SettleResponse{}, err
 		}
@@ -111,10 +112,33 @@ func (p *Provider) settleNetwork(ctx context.Context, req providers.SettleReques
 		if err != nil {
 			return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
 		}
-		undo := undoRecord{Op: undoRetireNetwork, UUID: req.ID, Name: spec.Name, XML: x, WasActive: spec.Active, Autostart: spec.Autostart}.encode()
+		active, err := networkWasActive(l, n, found, req.Prior)
+		if err != nil {
+			return providers.SettleResponse{}, readErr(op, err)
+		}
+		undo := undoRecord{Op: undoRetireNetwork, UUID: req.ID, Name: spec.Name, XML: x, WasActive: active, Autostart: spec.Autostart}.encode()
 		return providers.SettleResponse{TookEffect: !found, ID: req.ID, Undo: undo}, nil
 	}
 	return providers.SettleResponse{}, fmt.Errorf("%s: unsupported action %q", op, req.Action)
+}
+
+// networkWasActive decides, as poolWas does for a pool, whether a network
+// ran before a retire whose outcome is unknown: the prior state says it
+// when it records the run state; else a network still defined says it
+// (a retire only stops and undefines); one that is gone is taken to have
+// run, as fiat makes networks.
+func networkWasActive(l *golibvirt.Libvirt, n golibvirt.Network, found bool, prior cty.Value) (bool, error) {
+	if b, ok := priorBool(prior, "active", "running"); ok {
+		return b, nil
+	}
+	if !found {
+		return true, nil
+	}
+	active, err := l.NetworkIsActive(n)
+	if notFound(err) {
+		return true, nil
+	}
+	return active == 1, err
 }
 
 // sameEntries reports whether a running network has want's DHCP ranges,

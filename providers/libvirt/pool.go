@@ -16,21 +16,23 @@ import (
 // libvirt_pool: a storage pool. Only "dir" pools for now.
 //
 //	create: define (with a UUID chosen up front), start; if the directory is
-//	        missing, build it (mkdir) and remember that fiat made it; autostart.
+//	        missing, build it and its missing parents and remember exactly
+//	        which directories fiat made (see pool_dirs.go); autostart.
 //	        Then stop it, or turn autostart off, if config says so.
 //	update: only the run state changes in place: start (building a missing
 //	        directory), stop, autostart on or off. A pool stopped outside
 //	        fiat is drift (active reads false) and is started again. Undo
 //	        puts the run state back.
-//	retire: autostart off, stop, undefine; the directory and its files stay,
-//	        and the Undo keeps the XML. Undefining frees the pool's name and
-//	        directory, so a replacement that keeps either can be created
-//	        before the commit. Undo defines the same XML (same UUID) again
-//	        and starts it.
-//	purge:  remove the directory if it is empty (never files) and no other
-//	        pool uses it; undefine the pool if it is still defined.
-//	undo of create: stop, remove the directory only if fiat built it and it
-//	        is empty, undefine.
+//	retire: stop, undefine (which drops autostart); the directory and its
+//	        files stay, and the Undo keeps the XML. Undefining frees the
+//	        pool's name and directory, so a replacement that keeps either
+//	        can be created before the commit. Undo defines the same XML
+//	        (same UUID) again and starts it if it ran.
+//	purge:  undefine the pool if it is still defined; remove the
+//	        directories its create built (built_dirs), each only if it is
+//	        empty (never files) and no other pool uses it.
+//	undo of create: stop, undefine, remove the directories the create
+//	        built, each only if it is empty.
 var poolSchema = providers.ResourceSchema{
 	Attributes: map[string]providers.Attribute{
 		"name": {Type: cty.String, Required: true, ForceNew: true,
@@ -51,6 +53,8 @@ var poolSchema = providers.ResourceSchema{
 			Description: "Whether the pool runs (libvirt shows the volumes of a running pool only). A pool stopped outside fiat is drift, and the apply starts it again."},
 		"autostart": {Type: cty.Bool, Optional: true, Default: cty.True,
 			Description: "Start the pool when libvirtd starts."},
+		"built_dirs": {Type: cty.List(cty.String), Computed: true,
+			Description: "Directories the create made, deepest first: the pool's directory if it was missing, and missing parents made on a local host. Only these are removed again when the pool is deleted, each only while it is empty."},
 	},
 	Delete: providers.Lossy,
 	Update: providers.Reversible,
@@ -188,7 +192,7 @@ func (p *Provider) createPool(ctx context.Context, req providers.CreateRequest) 
 		return providers.CreateResponse{}, fmt.Errorf("create pool %s: %w", req.Address, err)
 	}
 	op := "create pool " + spec.Name
-	l, unlock, err := p.poolClient(ctx, spec.Name, op)
+	l, unlock, err := p.poolClient(ctx, op, atDir(spec.Path))
 	if err != nil {
 		return providers.CreateResponse{}, err
 	}
@@ -204,46 +208,96 @@ func (p *Provider) createPool(ctx context.Context, req providers.CreateRequest) 
 	if err != nil {
 		return c.makeFailed(err)
 	}
-	c.cleanUp = func() error { return removePool(l, pool, undo.Built, "clean up pool "+spec.Name) }
-	step := func(err error) error {
-		if err != nil {
-			return mutErr(op, err)
-		}
-		return ctxErr(ctx, op)
+	c.cleanUp = func() error { // also after a cancel: what was built goes
+		return p.removePool(context.WithoutCancel(ctx), l, pool, undo.builtDirs(), spec.Path, "clean up pool "+spec.Name)
 	}
-
 	if err := ctxErr(ctx, op); err != nil {
 		return c.fail(err)
 	}
-	// Starting a dir pool fails when its directory is missing; that is how
-	// the provider learns, over any transport, whether the directory
-	// existed. Only a directory fiat built is ever removed again.
-	if err := l.StoragePoolCreate(pool, 0); err != nil {
-		if !hasMessage(err, "No such file or directory") {
-			return c.fail(mutErr(op, err))
-		}
-		undo.Built = true // before the call: the undo must cover a build whose outcome is unknown
-		if err := step(l.StoragePoolBuild(pool, 0)); err != nil {
-			return c.fail(err)
-		}
-		if err := step(l.StoragePoolCreate(pool, 0)); err != nil {
-			return c.fail(err)
-		}
+	if err := p.startNewPool(ctx, l, pool, &undo, opMark(req.OpID, req.Address), op); err != nil {
+		return c.fail(err)
 	}
-	if err := step(l.StoragePoolSetAutostart(pool, 1)); err != nil {
+	if err := mutErr(op, l.StoragePoolSetAutostart(pool, 1)); err != nil {
 		return c.fail(err)
 	}
 	state, err := poolState(l, pool)
 	if err != nil {
 		return c.fail(err)
 	}
-	return c.done(state)
+	return c.done(withBuiltDirs(state, builtDirsValue(undo.builtDirs())))
 }
 
-// removePool stops the pool, removes its directory when rmDir (rmdir: a
-// directory with files stays, silently), and undefines it. Each step
-// tolerates having been done already.
-func removePool(l *golibvirt.Libvirt, pool golibvirt.StoragePool, rmDir bool, op string) error {
+// startNewPool starts a pool the create just defined, building its
+// directory when it is missing, and records in u what it built. Starting a
+// dir pool fails when its directory is missing; that is how the provider
+// learns, over any transport, whether it existed. The record is made
+// before each call that builds: the undo must cover a build whose outcome
+// is unknown.
+func (p *Provider) startNewPool(ctx context.Context, l *golibvirt.Libvirt, pool golibvirt.StoragePool, u *undoRecord, mark, op string) error {
+	err := l.StoragePoolCreate(pool, 0)
+	if err == nil || !hasMessage(err, "No such file or directory") {
+		return mutErr(op, err)
+	}
+	if err := ctxErr(ctx, op); err != nil {
+		return err
+	}
+	u.Dirs, u.Built = []string{u.Path}, true
+	if p.localFiles() {
+		started, err := startInLocalDirs(l, pool, u, mark, op)
+		if started || err != nil {
+			return err
+		}
+	}
+	if err := mutErr(op, l.StoragePoolBuild(pool, 0)); err != nil {
+		return err
+	}
+	if err := ctxErr(ctx, op); err != nil {
+		return err
+	}
+	return mutErr(op, l.StoragePoolCreate(pool, 0))
+}
+
+// startInLocalDirs makes the pool's missing directories on this machine
+// and starts the pool in them. started=false, with u.Dirs saying what is
+// missing, leaves the build to libvirt: fiat may not make them (libvirt's
+// build then makes exactly those), or libvirt does not see what fiat made
+// (another file system than libvirtd's, e.g. in a container: they go
+// again, and fiat knows only the pool's own directory).
+func startInLocalDirs(l *golibvirt.Libvirt, pool golibvirt.StoragePool, u *undoRecord, mark, op string) (started bool, err error) {
+	missing, err := missingDirs(u.Path)
+	if err != nil || len(missing) == 0 { // here it exists: not what libvirt sees
+		return false, nil
+	}
+	u.Dirs = missing
+	made, err := makeDirs(missing, mark)
+	if err != nil {
+		return false, nil
+	}
+	err = l.StoragePoolCreate(pool, 0)
+	if err == nil || !hasMessage(err, "No such file or directory") {
+		return true, mutErr(op, err)
+	}
+	u.Dirs = []string{u.Path}
+	if err := removeLocalDirs(made); err != nil {
+		return false, fmt.Errorf("%s: libvirt does not see the directories made here: %w", op, err)
+	}
+	return false, nil
+}
+
+// removePool stops the pool and undefines it, then removes dirs (the
+// directories its create built; held is the pool's directory, whose lock
+// the caller holds). Each step tolerates having been done already, so the
+// directories go even when the pool went before.
+func (p *Provider) removePool(ctx context.Context, l *golibvirt.Libvirt, pool golibvirt.StoragePool, dirs []string, held, op string) error {
+	if err := stopAndUndefine(l, pool, op); err != nil {
+		return err
+	}
+	return p.removeBuiltDirs(ctx, l, dirs, held, op)
+}
+
+// stopAndUndefine stops the pool if it runs and undefines it; a pool that
+// is gone is fine.
+func stopAndUndefine(l *golibvirt.Libvirt, pool golibvirt.StoragePool, op string) error {
 	active, err := l.StoragePoolIsActive(pool)
 	if notFound(err) {
 		return nil
@@ -256,12 +310,6 @@ func removePool(l *golibvirt.Libvirt, pool golibvirt.StoragePool, rmDir bool, op
 			return mutErr(op, err)
 		}
 	}
-	if rmDir {
-		err := l.StoragePoolDelete(pool, golibvirt.StoragePoolDeleteNormal)
-		if err != nil && !hasMessage(err, "Directory not empty") && !hasMessage(err, "No such file or directory") {
-			return mutErr(op, err)
-		}
-	}
 	if err := l.StoragePoolUndefine(pool); err != nil && !notFound(err) {
 		return mutErr(op, err)
 	}
@@ -270,13 +318,21 @@ func removePool(l *golibvirt.Libvirt, pool golibvirt.StoragePool, rmDir bool, op
 
 func (p *Provider) undoCreatePool(ctx context.Context, u undoRecord) error {
 	op := "undo create pool " + u.Pool
-	l, unlock, err := p.poolClient(ctx, u.Pool, op)
+	l, unlock, err := p.poolClient(ctx, op, atDir(u.Path))
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	return removeFound(func() (golibvirt.StoragePool, bool, error) { return findPool(l, u.UUID, cty.NilVal) },
-		func(pool golibvirt.StoragePool) error { return removePool(l, pool, u.Built, op) })
+	pool, found, err := findPool(l, u.UUID, cty.NilVal)
+	if err != nil {
+		return err
+	}
+	if found {
+		if err := stopAndUndefine(l, pool, op); err != nil {
+			return err
+		}
+	}
+	return p.removeBuiltDirs(ctx, l, u.builtDirs(), u.Path, op)
 }
 
 func (p *Provider) updatePool(ctx context.Context, req providers.UpdateRequest) (providers.UpdateResponse, error) {
@@ -292,7 +348,7 @@ func (p *Provider) updatePool(ctx context.Context, req providers.UpdateRequest) 
 		return providers.UpdateResponse{}, fmt.Errorf("update pool %s: a pool's name, type and path cannot change in place; it must be replaced", prior.Name)
 	}
 	op := "update pool " + prior.Name
-	l, unlock, err := p.poolClient(ctx, prior.Name, op)
+	l, unlock, err := p.poolClient(ctx, op, atDir(prior.Path))
 	if err != nil {
 		return providers.UpdateResponse{}, err
 	}
@@ -327,7 +383,7 @@ func (p *Provider) updatePool(ctx context.Context, req providers.UpdateRequest) 
 func (p *Provider) retirePool(ctx context.Context, req providers.RetireRequest) (providers.RetireResponse, error) {
 	name := objectName(req.ID, req.State)
 	op := "retire pool " + name
-	l, unlock, err := p.poolClient(ctx, name, op)
+	l, unlock, err := p.poolClient(ctx, op, poolDir(req.ID, req.State))
 	if err != nil {
 		return providers.RetireResponse{}, err
 	}
@@ -347,23 +403,27 @@ func (p *Provider) retirePool(ctx context.Context, req providers.RetireRequest) 
 	if err != nil {
 		return providers.RetireResponse{}, readErr(op, err)
 	}
+	doc, err := poolDoc(l, pool)
+	if err != nil {
+		return providers.RetireResponse{}, err
+	}
 	x, err := l.StoragePoolGetXMLDesc(pool, golibvirt.StorageXMLInactive)
 	if err != nil {
 		return providers.RetireResponse{}, readErr(op, err)
 	}
 	undo := undoRecord{Op: undoRetirePool, UUID: formatUUID(pool.UUID), Pool: pool.Name,
 		WasActive: active == 1, Autostart: autostart == 1, XML: x}
+	if doc.Target != nil {
+		undo.Path = doc.Target.Path
+	}
 	resp := providers.RetireResponse{Undo: undo.encode()}
 	if err := ctx.Err(); err != nil {
 		return providers.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
 	// From here the Undo goes back with any error: it restores whatever
-	// subset of autostart-off, stop and undefine took effect.
-	if undo.Autostart {
-		if err := l.StoragePoolSetAutostart(pool, 0); err != nil {
-			return resp, mutErr(op, err)
-		}
-	}
+	// of stop and undefine took effect. Autostart is left as it is until
+	// the undefine drops it, so while the pool is defined it still says
+	// what it was (a settle reads it: see poolWas).
 	if undo.WasActive {
 		if err := l.StoragePoolDestroy(pool); err != nil && !notActive(err) {
 			return resp, mutErr(op, err)
@@ -375,9 +435,47 @@ func (p *Provider) retirePool(ctx context.Context, req providers.RetireRequest) 
 	return resp, nil
 }
 
+// poolDir is the where (see poolClient) of a job on an existing pool: the
+// directory of the pool found by id (or by the name in state), else the
+// path state names.
+func poolDir(id string, state cty.Value) func(*golibvirt.Libvirt) (string, error) {
+	return func(l *golibvirt.Libvirt) (string, error) {
+		pool, found, err := findPool(l, id, state)
+		if err != nil {
+			return "", err
+		}
+		if found {
+			doc, err := poolDoc(l, pool)
+			if err != nil && !notFound(err) {
+				return "", err
+			}
+			if err == nil && doc.Target != nil && doc.Target.Path != "" {
+				return doc.Target.Path, nil
+			}
+		}
+		if path, _, _ := strAttr(state, "path"); path != "" {
+			return path, nil
+		}
+		return "pool " + objectName(id, state), nil // neither: nothing to serialise with
+	}
+}
+
+// retiredPoolDir is the directory of the pool a retire-pool undo restores:
+// recorded since the lock is the directory's, else read from its XML.
+func retiredPoolDir(u undoRecord) string {
+	if u.Path != "" {
+		return u.Path
+	}
+	var doc libvirtxml.StoragePool
+	if doc.Unmarshal(u.XML) == nil && doc.Target != nil && doc.Target.Path != "" {
+		return doc.Target.Path
+	}
+	return "pool " + u.Pool
+}
+
 func (p *Provider) undoRetirePool(ctx context.Context, u undoRecord) error {
 	op := "undo retire pool " + u.Pool
-	l, unlock, err := p.poolClient(ctx, u.Pool, op)
+	l, unlock, err := p.poolClient(ctx, op, atDir(retiredPoolDir(u)))
 	if err != nil {
 		return err
 	}
@@ -419,13 +517,17 @@ func (p *Provider) undoRetirePool(ctx context.Context, u undoRecord) error {
 	return nil
 }
 
-// purgePool removes what a retire left: the pool's directory, when it is
-// empty and no other pool uses it, and the definition if it is still there
-// (a pool retired by an older fiat, which only stopped it).
+// purgePool removes what a retire left: the definition if it is still
+// there (a pool retired by an older fiat, which only stopped it), and the
+// directories the pool's create built (built_dirs in its state), each when
+// it is empty and no other pool uses it. A directory the create did not
+// build stays, even empty: it was there before fiat (or fiat cannot tell,
+// for a state recorded before built_dirs).
 func (p *Provider) purgePool(ctx context.Context, req providers.PurgeRequest) error {
 	name := objectName(req.ID, req.State)
 	op := "purge pool " + name
-	l, unlock, err := p.poolClient(ctx, name, op)
+	dir, _, _ := strAttr(req.State, "path")
+	l, unlock, err := p.poolClient(ctx, op, poolDir(req.ID, req.State))
 	if err != nil {
 		return err
 	}
@@ -436,36 +538,16 @@ func (p *Provider) purgePool(ctx context.Context, req providers.PurgeRequest) er
 			return err
 		}
 		if found {
-			return removePool(l, pool, true, op)
+			if err := stopAndUndefine(l, pool, op); err != nil {
+				return err
+			}
 		}
 	}
-	dir, _, _ := strAttr(req.State, "path")
-	if dir == "" {
-		return nil
+	dirs, _, err := stringList(req.State, "built_dirs")
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
-	return removeEmptyDir(l, dir, op)
-}
-
-// removeEmptyDir removes dir through libvirt (so it works on a remote host
-// too) when it is empty and no pool uses it: it defines a scratch pool on
-// it, deletes that pool's directory (rmdir: a directory with files stays)
-// and undefines the scratch pool.
-func removeEmptyDir(l *golibvirt.Libvirt, dir, op string) error {
-	if hp, err := poolWithPath(l, dir); err != nil || hp != nil {
-		return err // in use by another pool (e.g. the replacement): keep it
-	}
-	scratch, err := defineScratchPool(l, dir, op)
-	if err != nil || scratch == nil {
-		return err
-	}
-	err = l.StoragePoolDelete(*scratch, golibvirt.StoragePoolDeleteNormal)
-	if err != nil && (hasMessage(err, "Directory not empty") || hasMessage(err, "No such file or directory")) {
-		err = nil
-	}
-	if uerr := l.StoragePoolUndefine(*scratch); uerr != nil && !notFound(uerr) && err == nil {
-		err = uerr
-	}
-	return mutErr(op, err)
+	return p.removeBuiltDirs(ctx, l, dirs, dir, op)
 }
 
 // scratchPrefix names the pools the provider defines for a moment to reach

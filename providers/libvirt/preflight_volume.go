@@ -166,10 +166,11 @@ func (pf *preflight) volumePlacement(step providers.PreflightStep) []string {
 
 // poolSpace checks that the pool has room for the volumes the plan creates
 // in it, counted at full capacity (a sparse qcow2 volume may grow to it),
-// up to and including this one.
+// up to and including this one. With the provider's allow_overcommit the
+// volumes may exceed it (thin provisioning): nothing is checked.
 func (pf *preflight) poolSpace(step providers.PreflightStep, size uint64) []string {
 	poolName, ok := knownAttr(step, "pool")
-	if !ok {
+	if !ok || pf.p.allowOvercommit {
 		return nil
 	}
 	hp := pf.hostPoolByName(poolName)
@@ -188,7 +189,7 @@ func (pf *preflight) poolSpace(step providers.PreflightStep, size uint64) []stri
 		}
 	}
 	if need+size > hp.free {
-		return []string{fmt.Sprintf("pool %q has %d bytes free; this volume needs %d (and the volumes created in it before this one %d): out of space",
+		return []string{fmt.Sprintf("pool %q has %d bytes free; this volume needs %d (and the volumes created in it before this one %d): out of space (set allow_overcommit = true in the provider block to allow thin provisioning)",
 			poolName, hp.free, size, need)}
 	}
 	return nil

@@ -56,6 +56,10 @@ type Provider struct {
 	// remoteFiles makes the provider treat a local host's files as out
 	// of reach (tests: the paths a remote host takes).
 	remoteFiles bool
+	// allowOvercommit lets preflight accept volumes whose full sizes
+	// exceed their pool's free space (provider attribute
+	// allow_overcommit).
+	allowOvercommit bool
 }
 
 // New returns an unconfigured provider; Configure connects it.
@@ -88,10 +92,10 @@ var resourceTypes = map[string]resourceType{
 		schema:    poolSchema,
 		preflight: (*preflight).pool,
 		create:    (*Provider).createPoolAs,
-		update:    (*Provider).updatePool,
+		update:    (*Provider).updatePoolKeepingDirs,
 		retire:    (*Provider).retirePool,
 		purge:     (*Provider).purgePool,
-		read:      (*Provider).readPool,
+		read:      (*Provider).readPoolKeepingDirs,
 		settle:    (*Provider).settlePool,
 		imp:       (*Provider).importPool,
 	},
@@ -183,6 +187,8 @@ func (p *Provider) Schema() providers.Schema {
 		Provider: map[string]providers.Attribute{
 			"uri": {Type: cty.String, Optional: true, Default: cty.StringVal(DefaultURI),
 				Description: "libvirt connection URI, e.g. qemu:///system or qemu+tcp://host/system"},
+			"allow_overcommit": {Type: cty.Bool, Optional: true, Default: cty.False,
+				Description: "Thin provisioning: let a plan create volumes whose full sizes exceed their pool's free space (sparse volumes take space only as they are written; the pool can then fill up later). Off by default: preflight refuses such a plan."},
 		},
 		Resources:   make(map[string]providers.ResourceSchema, len(resourceTypes)),
 		DataSources: make(map[string]providers.ResourceSchema, len(dataSources)),
@@ -215,6 +221,10 @@ func (p *Provider) configure(ctx context.Context, req providers.ConfigureRequest
 	if uri == "" {
 		uri = DefaultURI
 	}
+	overcommit, known, err := boolAttr(req.Config, "allow_overcommit", false)
+	if err != nil || !known {
+		return fmt.Errorf("configure libvirt provider: allow_overcommit must be a known bool (%v)", err)
+	}
 	c, err := newConn(uri)
 	if err != nil {
 		return fmt.Errorf("configure libvirt provider: %w", err)
@@ -225,7 +235,7 @@ func (p *Provider) configure(ctx context.Context, req providers.ConfigureRequest
 	if p.conn != nil {
 		_ = p.conn.close()
 	}
-	p.conn = c
+	p.conn, p.allowOvercommit = c, overcommit
 	return nil
 }
 

@@ -102,7 +102,7 @@ func (p *Provider) createPoolAs(ctx context.Context, req providers.CreateRequest
 	}
 	op := "create pool " + spec.Name
 	made := providers.CreateResponse{ID: resp.ID, Undo: resp.Undo}
-	l, unlock, err := p.poolClient(ctx, spec.Name, op)
+	l, unlock, err := p.poolClient(ctx, op, atDir(spec.Path))
 	if err != nil {
 		return made, err
 	}
@@ -130,7 +130,7 @@ func (p *Provider) createPoolAs(ctx context.Context, req providers.CreateRequest
 // the update built when it is empty again.
 func (p *Provider) undoUpdatePool(ctx context.Context, u undoRecord) error {
 	op := "undo update pool " + u.Pool
-	l, unlock, err := p.poolClient(ctx, u.Pool, op)
+	l, unlock, err := p.poolClient(ctx, op, poolDir(u.UUID, cty.NilVal))
 	if err != nil {
 		return err
 	}

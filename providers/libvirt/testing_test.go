@@ -141,6 +141,7 @@ func poolConfig(name, path string) cty.Value {
 		"available":  cty.NullVal(cty.Number),
 		"active":     cty.NullVal(cty.Bool),
 		"autostart":  cty.NullVal(cty.Bool),
+		"built_dirs": cty.NullVal(cty.List(cty.String)),
 	})
 }
 
@@ -248,12 +249,14 @@ func wantProviderError(t *testing.T, err error) *providers.Error {
 // dropProxy listens on a unix socket and relays to libvirtd's socket. Once
 // armed, it forwards the next call of procedure proc to libvirtd and then
 // cuts the connection instead of relaying the reply: the call takes effect
-// but the client cannot know. Later connections are relayed normally.
+// but the client cannot know. Later connections are relayed normally. With
+// skip set, that many calls of proc pass first.
 type dropProxy struct {
 	Socket string
 	ln     net.Listener
 	proc   uint32
 	armed  atomic.Bool
+	skip   atomic.Int32
 	cuts   atomic.Int32
 	wg     sync.WaitGroup
 }
@@ -263,6 +266,7 @@ const (
 	remoteProgram = 0x20008086
 	// Procedure numbers of libvirt's remote protocol.
 	procStoragePoolDefineXML = 77
+	procStoragePoolCreate    = 78
 	procStorageVolCreateXML  = 93
 	procDomainCreate         = 9
 	procNetworkCreate        = 39
@@ -315,7 +319,8 @@ func (d *dropProxy) serve() {
 					return
 				}
 				if len(pkt) >= 16 && binary.BigEndian.Uint32(pkt[4:]) == remoteProgram &&
-					binary.BigEndian.Uint32(pkt[12:]) == d.proc && d.armed.CompareAndSwap(true, false) {
+					binary.BigEndian.Uint32(pkt[12:]) == d.proc && d.armed.Load() && d.skip.Add(-1) < 0 &&
+					d.armed.CompareAndSwap(true, false) {
 					cut.Store(true)
 				}
 				if _, err := s.Write(pkt); err != nil {
@@ -373,4 +378,23 @@ func skipOrFail(t *testing.T, why string) {
 		t.Fatal(why)
 	}
 	t.Skip(why)
+}
+
+// volumeNamesIn lists, after a refresh, the names of the volumes in the
+// named pool: what is on disk, whatever libvirt thought before.
+func volumeNamesIn(t *testing.T, p *Provider, pool string) []string {
+	t.Helper()
+	l := hostClient(t, p)
+	lp, err := l.StoragePoolLookupByName(pool)
+	if err != nil {
+		t.Fatalf("look up pool %s: %v", pool, err)
+	}
+	if err := l.StoragePoolRefresh(lp, 0); err != nil {
+		t.Fatalf("refresh pool %s: %v", pool, err)
+	}
+	names, err := l.StoragePoolListVolumes(lp, 1000)
+	if err != nil {
+		t.Fatalf("list volumes of %s: %v", pool, err)
+	}
+	return names
 }

@@ -11,10 +11,10 @@ import (
 // Undo operations.
 const (
 	undoNone          = "none"           // nothing to reverse
-	undoCreatePool    = "create-pool"    // destroy, delete the dir if fiat built it, undefine
+	undoCreatePool    = "create-pool"    // destroy, undefine, remove the directories the create built (if empty)
 	undoUpdatePool    = "update-pool"    // running and autostart as before; remove the dir the update built
 	undoRetirePool    = "retire-pool"    // define again from XML, start, restore autostart
-	undoCreateVolume  = "create-volume"  // delete the volume
+	undoCreateVolume  = "create-volume"  // delete the volume (under its temporary name, or its own when it is the create's)
 	undoResizeVolume  = "resize-volume"  // resize back to From
 	undoRetireVolume  = "retire-volume"  // rename the volume back from Retired to Volume
 	undoCreateNetwork = "create-network" // destroy, undefine
@@ -34,22 +34,28 @@ type undoRecord struct {
 	V  int    `json:"v"`
 	Op string `json:"op"`
 
-	UUID      string `json:"uuid,omitempty"` // pool, network, domain
-	Pool      string `json:"pool,omitempty"` // pool name (pool and volume undos)
-	Path      string `json:"path,omitempty"` // pool target directory
-	Built     bool   `json:"built,omitempty"`
+	UUID      string `json:"uuid,omitempty"`       // pool, network, domain
+	Pool      string `json:"pool,omitempty"`       // pool name (pool and volume undos)
+	Path      string `json:"path,omitempty"`       // pool target directory (pool undos); the volume's directory (volume undos)
+	Built     bool   `json:"built,omitempty"`      // the create built Path (all that records from before Dirs say)
 	WasActive bool   `json:"was_active,omitempty"` // pool, network, domain was running
 	// WasStopped says a network update found the network stopped. With
 	// neither it nor WasActive set, the update recorded no run state (an
 	// older fiat's, which never started or stopped one): leave it.
 	WasStopped bool `json:"was_stopped,omitempty"`
 	Autostart  bool `json:"autostart,omitempty"`
+	// Dirs are the directories a pool's create built, deepest first:
+	// Path, and the missing parents fiat made on a local host. Only these
+	// are ever removed again, each only when it is empty.
+	Dirs []string `json:"dirs,omitempty"`
 
 	Volume  string `json:"volume,omitempty"`  // volume name
-	Key     string `json:"key,omitempty"`     // volume key
+	Key     string `json:"key,omitempty"`     // volume key (of a local create's volume: only when it could not be marked)
 	From    uint64 `json:"from,omitempty"`    // capacity before a resize
 	To      uint64 `json:"to,omitempty"`      // capacity after a resize
 	Retired string `json:"retired,omitempty"` // the name a retire gave a volume or domain
+	Temp    string `json:"temp,omitempty"`    // the name a volume is created under before it gets its own (local hosts)
+	Mark    string `json:"mark,omitempty"`    // the mark the create put on the volume's file (see mark.go)
 
 	Name string `json:"name,omitempty"` // network or domain name
 	XML  string `json:"xml,omitempty"`  // the definition to restore (inactive XML)

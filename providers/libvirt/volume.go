@@ -19,19 +19,22 @@ import (
 // libvirt_volume: a storage volume in a pool.
 //
 //	create: StorageVolCreateXML (sparse); a qcow2 overlay on base_volume;
-//	        or the bytes of a local file (source) uploaded. Undo deletes it.
+//	        or the bytes of a local file (source) uploaded. On a local host
+//	        under a temporary name, marked, then renamed (see
+//	        createVolumeWith). Undo deletes it.
 //	update: grow in place (StorageVolResize). Undo resizes back.
-//	retire: rename the volume to <name>.fiat-retired-<hash of its key>, so a
-//	        replacement may take the name before the commit; the data stays.
-//	        On a local host the file is renamed (instant); on a remote one
-//	        libvirt has no rename, so the volume is cloned under the new
-//	        name and the original deleted (time and space of its allocated
-//	        data). Undo renames it back.
-//	purge:  delete the retired volume, starting (or briefly defining) a pool
-//	        on its directory if the pool was stopped or undefined by a retire
-//	        in the same apply.
+//	retire: rename the volume to <name>.fiat-retired-<hash of the retire's
+//	        operation>, so a replacement may take the name before the
+//	        commit; the data stays. On a local host the file is renamed
+//	        (instant); on a remote one libvirt has no rename, so the volume
+//	        is cloned under the new name and the original deleted (time and
+//	        space of its allocated data). Undo renames it back.
+//	purge:  delete the retired volume (its name from the retire's Undo),
+//	        starting (or briefly defining) a pool on its directory if the
+//	        pool was stopped or undefined by a retire in the same apply.
 //
-// Every job on a volume holds its pool's lock: libvirt runs one job per pool.
+// Every job on a volume holds its pool's lock (see poolLocks): libvirt runs
+// one job per pool.
 var volumeSchema = providers.ResourceSchema{
 	Attributes: map[string]providers.Attribute{
 		"name": {Type: cty.String, Required: true, ForceNew: true,
@@ -350,9 +353,16 @@ func (p *Provider) createVolume(ctx context.Context, req providers.CreateRequest
 // into it (cloud-init disks come here too). A volume with content is created
 // raw at the content's size; libvirt probes the uploaded bytes (a qcow2
 // image reads back as qcow2).
+//
+// On a host whose files the provider sees, the volume is created under a
+// temporary name unique to the operation, filled, marked (see mark.go) and
+// only then renamed to its own name, never over another volume: until the
+// rename the temporary name says whose it is, after it the mark does, so a
+// settle claims exactly what this create made. On a remote host the
+// volume is created under its own name and cannot be marked.
 func (p *Provider) createVolumeWith(ctx context.Context, req providers.CreateRequest, spec volumeSpec, content *volumeContent) (providers.CreateResponse, error) {
 	op := fmt.Sprintf("create volume %s in pool %s", spec.Name, spec.Pool)
-	l, unlock, err := p.poolClient(ctx, spec.Pool, op)
+	l, unlock, err := p.poolClient(ctx, op, poolNamed(spec.Pool, op))
 	if err != nil {
 		return providers.CreateResponse{}, err
 	}
@@ -361,27 +371,19 @@ func (p *Provider) createVolumeWith(ctx context.Context, req providers.CreateReq
 	if err != nil {
 		return providers.CreateResponse{}, readErr(op, err)
 	}
-	doc := volumeDoc(spec.Name, spec.Format, spec.Size, nil)
-	switch {
-	case content != nil:
-		doc = volumeDoc(spec.Name, formatRaw, content.size, nil)
-	case spec.Base != "":
-		base, err := lookupVolumeRef(l, spec.Base)
-		if err != nil {
-			return providers.CreateResponse{}, readErr(fmt.Sprintf("%s: look up base_volume %s", op, spec.Base), err)
-		}
-		bdoc, err := volumeXMLDoc(l, base, op)
-		if err != nil {
+	doc, err := newVolumeDoc(l, spec, content, op)
+	if err != nil {
+		return providers.CreateResponse{}, err
+	}
+	undo := undoRecord{Op: undoCreateVolume, Pool: spec.Pool, Volume: spec.Name}
+	local := p.localFiles()
+	if local {
+		if undo.Path, err = poolNamed(spec.Pool, op)(l); err != nil {
 			return providers.CreateResponse{}, err
 		}
-		capacity := spec.Size
-		if !spec.SizeSet {
-			if _, capacity, _, err = l.StorageVolGetInfo(base); err != nil {
-				return providers.CreateResponse{}, readErr(op, err)
-			}
-		}
-		doc = volumeDoc(spec.Name, formatQcow2, capacity, &libvirtxml.StorageVolumeBackingStore{
-			Path: bdoc.Target.Path, Format: bdoc.Target.Format})
+		undo.Mark = opMark(req.OpID, req.Address)
+		undo.Temp = tempVolumeName(spec.Name, undo.Mark)
+		doc.Name = undo.Temp
 	}
 	x, err := marshalVolume(doc)
 	if err != nil {
@@ -390,21 +392,30 @@ func (p *Provider) createVolumeWith(ctx context.Context, req providers.CreateReq
 	if err := ctx.Err(); err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
-	undo := undoRecord{Op: undoCreateVolume, Pool: spec.Pool, Volume: spec.Name}
 	c := &creation{op: op, undo: &undo}
 	vol, err := l.StorageVolCreateXML(pool, x, 0)
 	if err != nil {
 		return c.makeFailed(err)
 	}
-	undo.Key, c.id = vol.Key, vol.Key
 	c.cleanUp = func() error { return mutErr(op, l.StorageVolDelete(vol, 0)) }
+	if local {
+		c.cleanUp = func() error { return removeCreatedVolume(l, pool, undo, op) }
+	} else {
+		undo.Key, c.id = vol.Key, vol.Key
+	}
 	if content != nil {
 		if err := upload(ctx, l, pool, vol, content, op); err != nil {
 			return c.fail(err)
 		}
-		if vol, err = l.StorageVolLookupByName(pool, spec.Name); err != nil {
+		if vol, err = l.StorageVolLookupByName(pool, doc.Name); err != nil {
 			return c.fail(readErr(op, err))
 		}
+	}
+	if local {
+		if vol, err = p.publishVolume(l, pool, vol, &undo, op); err != nil {
+			return c.fail(err)
+		}
+		c.id = vol.Key
 	}
 	state, err := volumeState(l, vol, req.Config)
 	if err != nil {
@@ -413,12 +424,201 @@ func (p *Provider) createVolumeWith(ctx context.Context, req providers.CreateReq
 	return c.done(state)
 }
 
+// newVolumeDoc is the XML of the volume spec describes: blank, a qcow2
+// overlay on its base_volume, or raw at content's size.
+func newVolumeDoc(l *golibvirt.Libvirt, spec volumeSpec, content *volumeContent, op string) (libvirtxml.StorageVolume, error) {
+	switch {
+	case content != nil:
+		return volumeDoc(spec.Name, formatRaw, content.size, nil), nil
+	case spec.Base != "":
+		base, err := lookupVolumeRef(l, spec.Base)
+		if err != nil {
+			return libvirtxml.StorageVolume{}, readErr(fmt.Sprintf("%s: look up base_volume %s", op, spec.Base), err)
+		}
+		bdoc, err := volumeXMLDoc(l, base, op)
+		if err != nil {
+			return libvirtxml.StorageVolume{}, err
+		}
+		capacity := spec.Size
+		if !spec.SizeSet {
+			if _, capacity, _, err = l.StorageVolGetInfo(base); err != nil {
+				return libvirtxml.StorageVolume{}, readErr(op, err)
+			}
+		}
+		return volumeDoc(spec.Name, formatQcow2, capacity, &libvirtxml.StorageVolumeBackingStore{
+			Path: bdoc.Target.Path, Format: bdoc.Target.Format}), nil
+	}
+	return volumeDoc(spec.Name, spec.Format, spec.Size, nil), nil
+}
+
+// publishVolume gives a volume created under its temporary name (u.Temp)
+// its own (u.Volume): it marks the file, renames it without replacing
+// anything and refreshes the pool so libvirt sees the new name. A file
+// the provider cannot see after all (another file system than libvirtd's)
+// is renamed as on a remote host (see renameVolume), unmarked. Where no
+// mark could be set, u.Key records the volume's key instead. The caller
+// holds the pool's lock.
+func (p *Provider) publishVolume(l *golibvirt.Libvirt, pool golibvirt.StoragePool, vol golibvirt.StorageVol, u *undoRecord, op string) (golibvirt.StorageVol, error) {
+	doc, err := volumeXMLDoc(l, vol, op)
+	if err != nil {
+		return vol, err
+	}
+	marked := false
+	if _, ok := localFile(doc); !ok {
+		if err := p.renameVolume(l, pool, vol, u.Volume, op); err != nil {
+			return vol, err
+		}
+	} else {
+		marked = setMark(doc.Target.Path, u.Mark) == nil
+		if err := renameLocalVolume(l, pool, doc.Target.Path, u.Volume, op); err != nil {
+			return vol, err
+		}
+	}
+	published, err := l.StorageVolLookupByName(pool, u.Volume)
+	if err != nil {
+		return vol, readErr(op, err)
+	}
+	if !marked {
+		u.Key = published.Key
+	}
+	return published, nil
+}
+
+// renameLocalVolume renames the file at path to name in its directory,
+// refusing (as libvirt would, with its code) when name is taken, and
+// refreshes the pool. If the refresh fails the file gets its old name
+// back, so libvirt's view stays true.
+func renameLocalVolume(l *golibvirt.Libvirt, pool golibvirt.StoragePool, path, name, op string) error {
+	to := filepath.Join(filepath.Dir(path), name)
+	if err := renameNoReplace(path, to); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return mutErr(op, golibvirt.Error{Code: uint32(golibvirt.ErrStorageVolExist),
+				Message: fmt.Sprintf("storage volume '%s' exists already", name)})
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := l.StoragePoolRefresh(pool, 0); err != nil {
+		_ = renameNoReplace(to, path)
+		return mutErr(op+": refresh pool", err)
+	}
+	return nil
+}
+
+// tempVolumeName is the name a volume is created under before it gets its
+// own (see createVolumeWith): unique to the operation whose mark it is.
+func tempVolumeName(name, mark string) string {
+	return name + ".fiat-new-" + mark[:8]
+}
+
+// poolNamed is the where (see poolClient) of a job on the pool called
+// name: that pool's directory.
+func poolNamed(name, op string) func(*golibvirt.Libvirt) (string, error) {
+	return func(l *golibvirt.Libvirt) (string, error) {
+		pool, err := l.StoragePoolLookupByName(name)
+		if err != nil {
+			return "", readErr(op, err)
+		}
+		doc, err := poolDoc(l, pool)
+		if err != nil {
+			return "", err
+		}
+		if doc.Target == nil || doc.Target.Path == "" {
+			return "pool " + name, nil
+		}
+		return doc.Target.Path, nil
+	}
+}
+
+// volumeDir is the where (see poolClient) of a job on the volume r: the
+// directory holding it (a dir pool's volume is in its pool's directory,
+// whatever the pool is called now), else the directory of the pool that
+// holds the volume with r's key, else that of the pool named r.Pool.
+func volumeDir(r volumeRef, op string) func(*golibvirt.Libvirt) (string, error) {
+	return func(l *golibvirt.Libvirt) (string, error) {
+		if r.Dir != "" {
+			return r.Dir, nil
+		}
+		pool := r.Pool
+		if r.Key != "" {
+			vol, err := l.StorageVolLookupByKey(r.Key)
+			if err != nil && !notFound(err) {
+				return "", readErr(op, err)
+			}
+			if err == nil {
+				pool = vol.Pool
+			}
+		}
+		dir, err := poolNamed(pool, op)(l)
+		if notFound(err) {
+			return "pool " + pool, nil // gone: the job finds nothing either
+		}
+		return dir, err
+	}
+}
+
+// undoCreateVolume deletes what the create made: a create under a
+// temporary name (local hosts) made the volume under that name, or under
+// its own with the create's mark; any other create made the volume with
+// the recorded key.
 func (p *Provider) undoCreateVolume(ctx context.Context, u undoRecord) error {
-	r := volumeRef{Key: u.Key, Pool: u.Pool, Name: u.Volume}
+	r := volumeRef{Key: u.Key, Pool: u.Pool, Name: u.Volume, Dir: u.Path}
 	if u.Key != "" {
 		r.Dir = filepath.Dir(u.Key)
 	}
-	return p.deleteVolume(ctx, r, r.Name, "undo create "+r.String())
+	op := "undo create " + r.String()
+	if u.Temp == "" {
+		return p.deleteVolume(ctx, r, r.Name, op)
+	}
+	l, unlock, err := p.poolClient(ctx, op, volumeDir(r, op))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = withPoolAt(l, r, op, func(pool golibvirt.StoragePool) error { return removeCreatedVolume(l, pool, u, op) })
+	return err
+}
+
+// removeCreatedVolume deletes what a create under a temporary name left in
+// pool: the volume under that name, and the one under its own name when it
+// is the create's. The pool is refreshed first: a crash may have renamed
+// the file behind libvirt's back. The caller holds the pool's lock.
+func removeCreatedVolume(l *golibvirt.Libvirt, pool golibvirt.StoragePool, u undoRecord, op string) error {
+	if err := l.StoragePoolRefresh(pool, 0); err != nil {
+		return mutErr(op+": refresh pool", err)
+	}
+	for _, name := range []string{u.Temp, u.Volume} {
+		vol, err := l.StorageVolLookupByName(pool, name)
+		if notFound(err) {
+			continue
+		}
+		if err != nil {
+			return readErr(op, err)
+		}
+		if name == u.Volume {
+			ours, err := createdBy(l, vol, u, op)
+			if err != nil || !ours {
+				return err // another volume took the name: not the create's to delete
+			}
+		}
+		if err := l.StorageVolDelete(vol, 0); err != nil && !notFound(err) {
+			return mutErr(op, err)
+		}
+	}
+	return nil
+}
+
+// createdBy reports whether vol, under the name the create u gave it, is
+// that create's: it carries the create's mark or, where the create could
+// not mark it, has the key the create recorded.
+func createdBy(l *golibvirt.Libvirt, vol golibvirt.StorageVol, u undoRecord, op string) (bool, error) {
+	if u.Key != "" && vol.Key == u.Key {
+		return true, nil
+	}
+	doc, err := volumeXMLDoc(l, vol, op)
+	if err != nil {
+		return false, err
+	}
+	return u.Mark != "" && doc.Target != nil && hasMark(doc.Target.Path, u.Mark), nil
 }
 
 func (p *Provider) updateVolume(ctx context.Context, req providers.UpdateRequest) (providers.UpdateResponse, error) {
@@ -431,12 +631,12 @@ func (p *Provider) updateVolume(ctx context.Context, req providers.UpdateRequest
 		return providers.UpdateResponse{}, fmt.Errorf("update volume %s: %w", req.Address, err)
 	}
 	next = next.normalized()
-	r := volumeRef{Key: req.ID, Pool: prior.Pool, Name: prior.Name}
+	r := volumeRefFrom(req.ID, req.Prior)
 	op := "resize " + r.String()
 	if problem := volumeChange(prior, next); problem != "" {
 		return providers.UpdateResponse{}, fmt.Errorf("%s: %s", op, problem)
 	}
-	l, unlock, err := p.poolClient(ctx, r.Pool, op)
+	l, unlock, err := p.poolClient(ctx, op, volumeDir(r, op))
 	if err != nil {
 		return providers.UpdateResponse{}, err
 	}
@@ -498,7 +698,7 @@ func shrinkProblem(name string, from, to uint64) string {
 func (p *Provider) undoResizeVolume(ctx context.Context, u undoRecord) error {
 	r := volumeRef{Key: u.Key, Pool: u.Pool, Name: u.Volume, Dir: filepath.Dir(u.Key)}
 	op := "undo resize " + r.String()
-	l, unlock, err := p.poolClient(ctx, r.Pool, op)
+	l, unlock, err := p.poolClient(ctx, op, volumeDir(r, op))
 	if err != nil {
 		return err
 	}

@@ -155,51 +155,6 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// sameContent reports whether vol holds exactly c's bytes (read back: only
-// to settle an unknown outcome).
-func (p *Provider) sameContent(ctx context.Context, l *golibvirt.Libvirt, vol golibvirt.StorageVol, c *volumeContent, op string) (bool, error) {
-	_, capacity, _, err := l.StorageVolGetInfo(vol)
-	if err != nil {
-		return false, readErr(op, err)
-	}
-	if capacity != c.size {
-		return false, nil
-	}
-	r, err := c.open()
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
-	}
-	defer r.Close()
-	cmp := &compareWriter{want: r}
-	if err := p.download(ctx, l, vol, c.size, cmp, op); err != nil {
-		return false, err
-	}
-	return !cmp.differs && cmp.n == c.size, nil
-}
-
-// compareWriter compares what is written to it with want.
-type compareWriter struct {
-	want    io.Reader
-	n       uint64
-	differs bool
-	buf     []byte
-}
-
-func (w *compareWriter) Write(b []byte) (int, error) {
-	if w.differs {
-		return len(b), nil
-	}
-	if cap(w.buf) < len(b) {
-		w.buf = make([]byte, len(b))
-	}
-	got := w.buf[:len(b)]
-	if _, err := io.ReadFull(w.want, got); err != nil || string(got) != string(b) {
-		w.differs = true
-	}
-	w.n += uint64(len(b))
-	return len(b), nil
-}
-
 // probeFile tells a local image's format (qcow2 by its magic, else raw) and
 // its size in bytes.
 func probeFile(path string) (format string, size uint64, err error) {

@@ -17,10 +17,21 @@ import (
 	"fiat/providers"
 )
 
-// retiredVolumeName is the name a retire gives a volume. It is derived from
-// the volume's name and key, so the purge (which gets only the id and the
-// prior state) finds it again.
-func retiredVolumeName(name, key string) string {
+// retiredVolumeName is the name a retire gives a volume: its own with a
+// suffix derived from the retire's operation, as a settle of that retire
+// derives it again. Every retire has a name of its own: two incarnations
+// of one volume (same name, so the same key: the path), retired by two
+// transactions of which the first's purge is still pending, never share
+// one, and the name depends on nothing the volume's path or key could
+// change. The retire's Undo records it; purge and undo take it from there.
+func retiredVolumeName(name, opID, address string) string {
+	return name + ".fiat-retired-" + opMark(opID, address)[:8]
+}
+
+// legacyRetiredName is the name an older fiat's retire gave a volume,
+// derived from its key: the purge of a retire whose Undo is not at hand
+// looks for it.
+func legacyRetiredName(name, key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return name + ".fiat-retired-" + hex.EncodeToString(sum[:4])
 }
@@ -32,17 +43,16 @@ func retireVolumeUndo(r volumeRef, retired string) []byte {
 func (p *Provider) retireVolume(ctx context.Context, req providers.RetireRequest) (providers.RetireResponse, error) {
 	r := volumeRefFrom(req.ID, req.State)
 	op := "retire " + r.String()
-	retired := retiredVolumeName(r.Name, r.Key)
+	retired := retiredVolumeName(r.Name, req.OpID, req.Address)
 	undo := retireVolumeUndo(r, retired)
-	l, unlock, err := p.poolClient(ctx, r.Pool, op)
+	l, unlock, err := p.poolClient(ctx, op, volumeDir(r, op))
 	if err != nil {
 		return providers.RetireResponse{}, err
 	}
 	defer unlock()
 	_, err = withVolume(l, r, r.Name, op, func(pool golibvirt.StoragePool, vol golibvirt.StorageVol) error {
-		// A volume left under the retired name is an earlier incarnation
-		// of this one (same key) whose purge failed after its commit: it
-		// is deleted already as far as fiat is concerned.
+		// A volume under the retired name can only be this operation's
+		// own: a copy (remote hosts) an earlier attempt did not finish.
 		if old, err := l.StorageVolLookupByName(pool, retired); err == nil {
 			if err := l.StorageVolDelete(old, 0); err != nil && !notFound(err) {
 				return mutErr(op+": delete the leftover "+retired, err)
@@ -69,7 +79,7 @@ func (p *Provider) undoRetireVolume(ctx context.Context, u undoRecord) error {
 	}
 	r := volumeRef{Key: u.Key, Pool: u.Pool, Name: u.Volume, Dir: u.Path}
 	op := "undo retire " + r.String()
-	l, unlock, err := p.poolClient(ctx, r.Pool, op)
+	l, unlock, err := p.poolClient(ctx, op, volumeDir(r, op))
 	if err != nil {
 		return err
 	}
@@ -104,16 +114,27 @@ func sameVolumeInfo(l *golibvirt.Libvirt, a, b golibvirt.StorageVol) (bool, erro
 	return ca == cb && aa == ab, err
 }
 
-// purgeVolume deletes the volume its retire renamed.
+// purgeVolume deletes the volume its retire renamed, by the name the
+// retire's Undo records (by the name an older fiat derived from the key,
+// when the Undo is not at hand).
 func (p *Provider) purgeVolume(ctx context.Context, req providers.PurgeRequest) error {
 	r := volumeRefFrom(req.ID, req.State)
-	return p.deleteVolume(ctx, r, retiredVolumeName(r.Name, r.Key), "purge "+r.String())
+	retired := legacyRetiredName(r.Name, r.Key)
+	if u, err := decodeUndo(req.Undo); err == nil {
+		switch {
+		case u.Op == undoRetireVolume && u.Retired != "":
+			retired = u.Retired
+		case u.Op == undoNone || u.Op == undoRetireVolume: // the retire found nothing to rename
+			return nil
+		}
+	}
+	return p.deleteVolume(ctx, r, retired, "purge "+r.String())
 }
 
 // deleteVolume deletes the volume called name in r's pool; a volume that is
 // gone is fine.
 func (p *Provider) deleteVolume(ctx context.Context, r volumeRef, name, op string) error {
-	l, unlock, err := p.poolClient(ctx, r.Pool, op)
+	l, unlock, err := p.poolClient(ctx, op, volumeDir(r, op))
 	if err != nil {
 		return err
 	}

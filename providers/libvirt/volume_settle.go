@@ -3,8 +3,6 @@ package libvirt
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -15,25 +13,13 @@ import (
 
 // Settling, importing and reading libvirt_volume objects fiat did not just make.
 
-// settleVolume: a create took effect when the pool holds a volume of that
-// name (with a source, holding exactly the source's bytes); a resize when
-// the capacity is the new size; a retire when the retired name exists and
-// the original is gone.
+// settleVolume: a create took effect when the pool holds the volume it
+// made under its name (see createdVolume); one that made the volume only
+// under its temporary name did not finish, and its Undo removes it. A
+// resize took effect when the capacity is the new size; a retire when the
+// retired name exists and the original is gone.
+// Cloud-init disks settle their resizes and retires here too.
 func (p *Provider) settleVolume(ctx context.Context, req providers.SettleRequest) (providers.SettleResponse, error) {
-	var content *volumeContent
-	if req.Action == providers.ActionCreate {
-		if src, _, _ := strAttr(req.Config, "source"); src != "" {
-			_, size, err := probeFile(src)
-			if err != nil {
-				return providers.SettleResponse{}, fmt.Errorf("settle %s: %w", req.Address, err)
-			}
-			content = &volumeContent{open: func() (io.ReadCloser, error) { return os.Open(src) }, size: size}
-		}
-	}
-	return p.settleVolumeWith(ctx, req, content)
-}
-
-func (p *Provider) settleVolumeWith(ctx context.Context, req providers.SettleRequest, content *volumeContent) (providers.SettleResponse, error) {
 	op := "settle " + req.Address
 	l, err := p.client(ctx)
 	if err != nil {
@@ -41,18 +27,13 @@ func (p *Provider) settleVolumeWith(ctx context.Context, req providers.SettleReq
 	}
 	switch req.Action {
 	case providers.ActionCreate:
-		r := volumeRefFrom("", req.Config)
-		vol, found, err := lookupVolume(l, r)
-		if err != nil || !found {
+		vol, u, named, err := p.createdVolume(l, volumeRefFrom("", req.Config), req.OpID, req.Address)
+		if err != nil || u.Op == "" {
 			return providers.SettleResponse{}, err
 		}
-		undo := undoRecord{Op: undoCreateVolume, Pool: r.Pool, Volume: r.Name, Key: vol.Key}.encode()
-		return settledCreate(vol.Key, undo, func() (bool, cty.Value, error) {
-			if content != nil {
-				same, err := p.sameContent(ctx, l, vol, content, op)
-				if err != nil || !same { // !same: created, but the upload did not finish
-					return false, cty.NilVal, err
-				}
+		return settledCreate(vol.Key, u.encode(), func() (bool, cty.Value, error) {
+			if !named {
+				return false, cty.NilVal, nil // not filled, or not renamed yet
 			}
 			state, err := volumeState(l, vol, req.Config)
 			return true, state, err
@@ -83,7 +64,7 @@ func (p *Provider) settleVolumeWith(ctx context.Context, req providers.SettleReq
 		return providers.SettleResponse{TookEffect: true, ID: req.ID, State: state, Undo: undo}, nil
 	case providers.ActionDelete:
 		r := volumeRefFrom(req.ID, req.Prior)
-		retired := retiredVolumeName(r.Name, r.Key)
+		retired := retiredVolumeName(r.Name, req.OpID, req.Address)
 		undo := retireVolumeUndo(r, retired)
 		origFound, retFound, err := p.volumeNames(ctx, l, r, retired)
 		if err != nil || !retFound {
@@ -92,6 +73,37 @@ func (p *Provider) settleVolumeWith(ctx context.Context, req providers.SettleReq
 		return providers.SettleResponse{TookEffect: !origFound, ID: req.ID, Undo: undo}, nil
 	}
 	return providers.SettleResponse{}, fmt.Errorf("%s: unsupported action %q", op, req.Action)
+}
+
+// createdVolume finds, read-only, what the create with this op id made in
+// r's pool (see createVolumeWith): the volume under its temporary name
+// (named=false: the create did not finish), or the volume under its own
+// name when it carries the create's mark. u is the Undo that removes it;
+// u.Op is "" when the create made nothing there. Any other volume of that
+// name is not the create's: someone else made it, and it is left alone.
+// On a remote host no volume is marked, so none is claimed: a volume whose
+// create was cut off stays, and the next preflight names it.
+func (p *Provider) createdVolume(l *golibvirt.Libvirt, r volumeRef, opID, address string) (vol golibvirt.StorageVol, u undoRecord, named bool, err error) {
+	if !p.localFiles() {
+		return vol, u, false, nil
+	}
+	mark := opMark(opID, address)
+	found := undoRecord{Op: undoCreateVolume, Pool: r.Pool, Volume: r.Name, Temp: tempVolumeName(r.Name, mark), Mark: mark}
+	if dir, err := poolNamed(r.Pool, "settle "+r.String())(l); err == nil {
+		found.Path = dir
+	}
+	vol, ok, err := lookupVolume(l, volumeRef{Pool: r.Pool, Name: found.Temp})
+	if err != nil || ok {
+		return vol, found, false, err
+	}
+	if vol, ok, err = lookupVolume(l, r); err != nil || !ok {
+		return vol, u, false, err
+	}
+	doc, err := volumeXMLDoc(l, vol, "settle "+r.String())
+	if err != nil || doc.Target == nil || !hasMark(doc.Target.Path, mark) {
+		return vol, u, false, err
+	}
+	return vol, found, true, nil
 }
 
 // importVolume adopts a volume by key, path, or "pool/name".

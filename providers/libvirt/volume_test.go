@@ -38,8 +38,12 @@ func TestVolumeConformance(t *testing.T) {
 				host: func(t *testing.T, stage string, state cty.Value) {
 					t.Helper()
 					path := state.GetAttr("path").AsString()
-					retired := filepath.Join(filepath.Dir(path), retiredVolumeName(name, state.GetAttr("id").AsString()))
-					_, rerr := os.Stat(retired)
+					// The retire's name for it (one retire at a time here).
+					retiredCopies, _ := filepath.Glob(filepath.Join(filepath.Dir(path), name+".fiat-retired-*"))
+					retired, rerr := filepath.Join(filepath.Dir(path), name+".fiat-retired-?"), os.ErrNotExist
+					if len(retiredCopies) == 1 {
+						retired, rerr = retiredCopies[0], nil
+					}
 					fi, err := os.Stat(path)
 					switch stage {
 					case "purged", "undone":
@@ -86,17 +90,26 @@ func mustSize(t *testing.T, v cty.Value) uint64 {
 
 // A volume's purge runs after the commit, possibly after a retire of its
 // pool stopped that pool: it starts the pool for the delete and stops it
-// again, and then the pool's purge removes the emptied directory.
+// again, and then the pool's purge removes the emptied directory its
+// create built.
 func TestVolumePurgeAfterPoolRetire(t *testing.T) {
 	p := newTestProvider(t)
 	l := hostClient(t, p)
-	poolName, poolState := newTestPool(t, p)
+	poolName := testName("pool")
+	cleanupPool(t, p, poolName)
+	created, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_pool.p", Type: TypePool,
+		Config: poolConfig(poolName, filepath.Join(t.TempDir(), "p"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poolState := created.State
 	vol, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_volume.v", Type: TypeVolume, Config: volumeConfig(testName("vol"), poolName, MiB, "")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	poolID := poolState.GetAttr("id").AsString()
-	if _, err := p.Retire(testCtx(t), providers.RetireRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
+	volRet, err := p.Retire(testCtx(t), providers.RetireRequest{Type: TypeVolume, ID: vol.ID, State: vol.State})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Retire(testCtx(t), providers.RetireRequest{Type: TypePool, ID: poolID, State: poolState}); err != nil {
@@ -106,7 +119,7 @@ func TestVolumePurgeAfterPoolRetire(t *testing.T) {
 	if got, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil || got.Exists {
 		t.Errorf("read of a volume whose pool was retired: exists=%v, %v", got.Exists, err)
 	}
-	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
+	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State, Undo: volRet.Undo}); err != nil {
 		t.Fatalf("purge volume in a stopped pool: %v", err)
 	}
 	if _, err := os.Stat(vol.State.GetAttr("path").AsString()); !os.IsNotExist(err) {
@@ -121,7 +134,7 @@ func TestVolumePurgeAfterPoolRetire(t *testing.T) {
 			t.Errorf("purge left pool %s defined", pool.Name)
 		}
 	}
-	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State}); err != nil {
+	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypeVolume, ID: vol.ID, State: vol.State, Undo: volRet.Undo}); err != nil {
 		t.Fatalf("purge volume again: %v", err)
 	}
 	if _, err := p.Purge(testCtx(t), providers.PurgeRequest{Type: TypePool, ID: poolID, State: poolState}); err != nil {
@@ -377,7 +390,7 @@ func TestVolumeOverlayAndSource(t *testing.T) {
 		if mustSize(t, v.State) != 3*MiB+17 || string(got) != strings.Repeat("x", 3*MiB+17) {
 			t.Errorf("uploaded volume: size %d, content matches %v", mustSize(t, v.State), string(got) == strings.Repeat("x", 3*MiB+17))
 		}
-		s, err := p.Settle(testCtx(t), providers.SettleRequest{Type: TypeVolume, Action: providers.ActionCreate, OpID: op, Config: cfg})
+		s, err := p.Settle(testCtx(t), providers.SettleRequest{Address: "libvirt_volume.s", Type: TypeVolume, Action: providers.ActionCreate, OpID: op, Config: cfg})
 		if err != nil || !s.TookEffect {
 			t.Errorf("settle of a finished upload: %+v, %v", s, err)
 		}
