@@ -48,6 +48,9 @@ func retryAttention(ctx context.Context, store Store, lock state.Lock, stack str
 		var left []state.PendingUndo
 		for _, u := range e.Attention.Undos {
 			it := undoItem{Address: addr, Type: e.Type, Provider: e.Provider, Op: opKind(u.Operation), ID: e.ID, Undo: u.Undo}
+			if it.Op == opProvision {
+				it.Provider = providers.ProvisionerAddress // a provisioner's undo, not the object's
+			}
 			ev.emit(Event{Kind: EventUndoStart, Address: addr, Operation: u.Operation})
 			if err := undoOne(ctx, provs, it); err != nil {
 				u.Error = err.Error()

@@ -326,6 +326,13 @@ func ProvidersNeeded(ctx context.Context, store Store, stack string) ([]string, 
 	for _, e := range ents {
 		if e.Status == state.StatusNeedsAttention {
 			set[e.Provider] = true
+			if e.Attention != nil {
+				for _, u := range e.Attention.Undos {
+					if opKind(u.Operation) == opProvision {
+						set[providers.ProvisionerAddress] = true
+					}
+				}
+			}
 		}
 	}
 	return sortedKeys(set), nil

@@ -190,6 +190,9 @@ func normalizeKey(k cty.Value) (cty.Value, error) {
 	return cty.NilVal, fmt.Errorf("an instance key must be a number or a string")
 }
 
+// TraversalText writes a traversal as it would be written in a config.
+func TraversalText(t hcl2.Traversal) string { return traversalText(t) }
+
 func traversalText(t hcl2.Traversal) string {
 	var b strings.Builder
 	for _, step := range t {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"fiat/hcl"
 	"fiat/planner"
 
 	hcl2 "github.com/hashicorp/hcl/v2"
@@ -132,7 +133,7 @@ func (dw *diagWriter) values(d *hcl2.Diagnostic) {
 	var stmts []string
 	for _, t := range d.Expression.Variables() {
 		v, diags := t.TraverseAbs(d.EvalContext)
-		name := traversalString(t)
+		name := hcl.TraversalText(t)
 		if diags.HasErrors() || seen[name] || !v.IsKnown() || v.IsMarked() {
 			continue
 		}
@@ -148,21 +149,4 @@ func (dw *diagWriter) values(d *hcl2.Diagnostic) {
 	}
 	sort.Strings(stmts)
 	fmt.Fprintf(dw.w, "with %s.\n\n", strings.Join(stmts, ",\n     "))
-}
-
-func traversalString(t hcl2.Traversal) string {
-	var b strings.Builder
-	for _, step := range t {
-		switch s := step.(type) {
-		case hcl2.TraverseRoot:
-			b.WriteString(s.Name)
-		case hcl2.TraverseAttr:
-			b.WriteString("." + s.Name)
-		case hcl2.TraverseIndex:
-			b.WriteString("[" + planner.FormatValue(s.Key) + "]")
-		default:
-			b.WriteString("[...]")
-		}
-	}
-	return b.String()
 }
