@@ -317,11 +317,7 @@ func loadAll(dir string, files map[string][]byte, read func(rel string) (map[str
 		Resources: map[string]*Resource{},
 		Modules:   map[string]*Module{},
 	}
-	base, err := filepath.Abs(dir)
-	if err != nil {
-		base = dir
-	}
-	cfg.funcs = functionsFor(base)
+	cfg.funcs = functionsFor(cfg.absDir())
 	l := &loader{cfg: cfg, dir: dir, read: read}
 	root, diags := l.loadModule("", ".", nil, nil)
 	if root == nil {

@@ -505,25 +505,33 @@ func (e *Evaluator) scope(mod string, refs []Ref, inst *instance) (*hcl2.EvalCon
 // ResourceDir is the absolute directory of the module that declares a
 // resource: what its relative file paths are relative to.
 func (c *Config) ResourceDir(resource string) string {
-	dir := c.Dir
 	if r := c.Resources[resource]; r != nil {
 		if m := c.Modules[r.Module]; m != nil {
-			dir = filepath.Join(c.Dir, filepath.FromSlash(m.Dir))
+			return filepath.Join(c.absDir(), filepath.FromSlash(m.Dir))
 		}
 	}
-	if abs, err := filepath.Abs(dir); err == nil {
-		return abs
-	}
-	return dir
+	return c.absDir()
 }
 
+// pathObject is path.module, path.root and path.cwd. module and root are
+// absolute, so "${path.module}/file" names the same file from any working
+// directory (the file functions read a relative path from the root).
 func (c *Config) pathObject(m *Module) cty.Value {
 	cwd, _ := os.Getwd()
+	root := c.absDir()
 	return cty.ObjectVal(map[string]cty.Value{
-		"module": cty.StringVal(filepath.Join(c.Dir, filepath.FromSlash(m.Dir))),
-		"root":   cty.StringVal(c.Dir),
+		"module": cty.StringVal(filepath.Join(root, filepath.FromSlash(m.Dir))),
+		"root":   cty.StringVal(root),
 		"cwd":    cty.StringVal(cwd),
 	})
+}
+
+// absDir is the root module's directory, absolute.
+func (c *Config) absDir() string {
+	if abs, err := filepath.Abs(c.Dir); err == nil {
+		return abs
+	}
+	return c.Dir
 }
 
 // resourceValue is what a reference to a whole resource sees: its one

@@ -144,7 +144,8 @@ resource "thing" "two" {
 		t.Fatalf("depends_on: %v", d)
 	}
 	v, diags := cfg.EvalResource("thing.one", thingSpec, nil)
-	if diags.HasErrors() || v.GetAttr("name").AsString() != "x-." {
+	wd, _ := os.Getwd() // path.module is absolute: the same file from any working directory
+	if diags.HasErrors() || v.GetAttr("name").AsString() != "x-"+wd {
 		t.Fatalf("%v %#v", diags, v)
 	}
 	if o := cfg.Order(); len(o) != 2 || o[0] != "thing.one" {

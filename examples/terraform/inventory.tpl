@@ -1,0 +1,2 @@
+pool: ${pool}
+disks: ${disks}
