@@ -410,7 +410,7 @@ func (l *loader) loadModule(modPath, rel string, call *ModuleCall, chain []strin
 			l.incomplete = true
 			continue
 		}
-		diags = append(diags, l.checkFunctions(bodies)...)
+		diags = append(diags, l.checkFunctions(bodies, srcs[name])...)
 		for _, body := range bodies {
 			content, d := body.Content(rootSchema)
 			diags = append(diags, d...)

@@ -1,6 +1,7 @@
 package hcl
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 
@@ -178,44 +179,48 @@ var lengthFunc = function.New(&function.Spec{
 
 // checkFunctions reports every call of a function fiat does not have,
 // also where nothing evaluates it (an unreferenced local), with the
-// closest name it has.
-func (l *loader) checkFunctions(bodies []hcl2.Body) hcl2.Diagnostics {
+// closest name it has. src is the file the bodies were parsed from: an
+// expression with no "(" in its source calls nothing and is not walked
+// (most are plain values; walking every one would cost every plan).
+func (l *loader) checkFunctions(bodies []hcl2.Body, src []byte) hcl2.Diagnostics {
 	var diags hcl2.Diagnostics
-	for _, b := range bodies {
-		sb, ok := b.(*hclsyntax.Body)
+	visit := func(n hclsyntax.Node) hcl2.Diagnostics {
+		call, ok := n.(*hclsyntax.FunctionCallExpr)
 		if !ok {
-			continue
-		}
-		visit := func(n hclsyntax.Node) hcl2.Diagnostics {
-			call, ok := n.(*hclsyntax.FunctionCallExpr)
-			if !ok {
-				return nil
-			}
-			if _, known := l.cfg.funcs[call.Name]; !known {
-				rng := call.NameRange
-				diags = append(diags, errorDiag("Call to unknown function",
-					fmt.Sprintf("There is no function named %q.%s", call.Name, DidYouMean(call.Name, keys(l.cfg.funcs))), &rng)...)
-			}
 			return nil
 		}
-		for _, a := range sb.Attributes {
-			hclsyntax.VisitAll(a, visit)
+		if _, known := l.cfg.funcs[call.Name]; !known {
+			rng := call.NameRange
+			diags = append(diags, errorDiag("Call to unknown function",
+				fmt.Sprintf("There is no function named %q.%s", call.Name, DidYouMean(call.Name, keys(l.cfg.funcs))), &rng)...)
 		}
-		for _, blk := range sb.Blocks {
-			if blk.Type != "variable" {
-				hclsyntax.VisitAll(blk, visit)
-				continue
+		return nil
+	}
+	mayCall := func(a *hclsyntax.Attribute) bool {
+		r := a.Expr.Range()
+		return r.Start.Byte < 0 || r.End.Byte > len(src) || r.Start.Byte > r.End.Byte ||
+			bytes.IndexByte(src[r.Start.Byte:r.End.Byte], '(') >= 0
+	}
+	var walk func(b *hclsyntax.Body, skip string)
+	walk = func(b *hclsyntax.Body, skip string) {
+		for name, a := range b.Attributes {
+			if name != skip && mayCall(a) {
+				hclsyntax.VisitAll(a, visit)
 			}
+		}
+		for _, blk := range b.Blocks {
 			// A variable's type constraint (list(string)) only looks
 			// like calls.
-			for name, a := range blk.Body.Attributes {
-				if name != "type" {
-					hclsyntax.VisitAll(a, visit)
-				}
+			inner := ""
+			if blk.Type == "variable" {
+				inner = "type"
 			}
-			for _, nb := range blk.Body.Blocks {
-				hclsyntax.VisitAll(nb, visit)
-			}
+			walk(blk.Body, inner)
+		}
+	}
+	for _, b := range bodies {
+		if sb, ok := b.(*hclsyntax.Body); ok {
+			walk(sb, "")
 		}
 	}
 	sort.SliceStable(diags, func(i, j int) bool { return diags[i].Subject.Start.Byte < diags[j].Subject.Start.Byte })
