@@ -66,10 +66,15 @@ func (e *Engine) Apply(ctx context.Context, store Store, opts ApplyOptions) (*Ap
 	if !plan.HasChanges() {
 		return &ApplyResult{Result: &executor.Result{}, Values: plan.KnownValues()}, nil
 	}
-	if sc, ok := store.(interface{ CheckFreeSpace() error }); ok {
+	var checkSpace func(uint64) error
+	if sc, ok := store.(interface {
+		CheckFreeSpace() error
+		CheckSpaceReserve(uint64) error
+	}); ok {
 		if err := sc.CheckFreeSpace(); err != nil {
 			return nil, err
 		}
+		checkSpace = sc.CheckSpaceReserve
 	}
 	var used []string
 	for _, s := range plan.Steps {
@@ -88,6 +93,7 @@ func (e *Engine) Apply(ctx context.Context, store Store, opts ApplyOptions) (*Ap
 	res, err := executor.Apply(ctx, plan, executor.Options{
 		Store: store, Providers: provs, Eval: executor.NewEvaluator(opts.Config, plan, e.providers.Schemas()),
 		EvalProvisioner: executor.NewProvisionerEvaluator(opts.Config, plan),
+		CheckSpace:      checkSpace,
 		Events:          opts.Events, Parallelism: opts.Parallelism, PlanID: opts.PlanID, Actor: opts.Actor, Command: opts.Command,
 	})
 	if err != nil {

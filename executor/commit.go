@@ -173,16 +173,21 @@ func settleStuck(ctx context.Context, store Store, lock state.Lock, stack, txID 
 }
 
 // commit makes the new revision visible in one store write.
-func (x *txn) commit(ctx context.Context, ops []*op) (uint64, error) {
-	c, err := x.commitRequest(ops)
-	if err != nil {
-		return 0, err
-	}
+func (x *txn) commit(ctx context.Context, c state.Commit) (uint64, error) {
 	rev, err := x.opts.Store.Commit(ctx, x.lock(), c)
 	if err != nil {
 		return 0, fmt.Errorf("commit stack %s: %w", x.plan.Stack, err)
 	}
 	return rev, nil
+}
+
+// commitBytes is about what a commit writes: its entities' attributes.
+func commitBytes(c state.Commit) uint64 {
+	var n uint64
+	for _, e := range c.Put {
+		n += uint64(len(e.Attributes) + len(e.Address) + 256)
+	}
+	return n
 }
 
 func (x *txn) commitRequest(ops []*op) (state.Commit, error) {

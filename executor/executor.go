@@ -67,6 +67,12 @@ type Options struct {
 	// Progress is how often a slow operation reports "still running"
 	// (default 10s).
 	Progress time.Duration
+	// CheckSpace, if set, is asked before every operation and before the
+	// commit (with the bytes the commit writes): an error (the store's disk
+	// is nearly full) stops the apply there and rolls it back while there
+	// is still room to journal the rollback, rather than let the store run
+	// out of space mid-write.
+	CheckSpace func(writes uint64) error
 	// DurableLocal makes intents of local providers' calls durable before
 	// the call too, as for any other provider (for measuring the journal).
 	DurableLocal bool
@@ -173,8 +179,17 @@ func (x *txn) run(parent context.Context) (*Result, error) {
 	if err := x.journal.flush(ctx); err != nil {
 		return nil, x.rollback(ctx, done, &Error{Phase: "commit", Cause: err})
 	}
+	creq, err := x.commitRequest(ops)
+	if err != nil {
+		return nil, x.rollback(ctx, done, &Error{Phase: "commit", Cause: err})
+	}
+	if x.opts.CheckSpace != nil {
+		if err := x.opts.CheckSpace(commitBytes(creq)); err != nil {
+			return nil, x.rollback(ctx, done, &Error{Phase: "commit", Cause: fmt.Errorf("not committed: %w", err)})
+		}
+	}
 	failpoint("before-commit")
-	rev, err := x.commit(ctx, ops)
+	rev, err := x.commit(ctx, creq)
 	if err != nil {
 		committed, committedRev, known := x.commitOutcome(ctx, err)
 		switch {

@@ -710,3 +710,29 @@ resource "fake_thing" "huge" {
 		t.Fatalf("something was done: %v", e.fake.Calls)
 	}
 }
+
+// A disk running out of room stops the apply before the next step and
+// rolls it back, while the reserve the check keeps can still take the
+// rollback's records.
+func TestLowSpaceStopsAndRollsBack(t *testing.T) {
+	e := newEnv(t)
+	p, cfg := e.plan(config(6, false))
+	calls := 0
+	_, err := executor.Apply(context.Background(), p, executor.Options{
+		Store: e.store, Providers: map[string]providers.Provider{"fake": e.fake}, PlanID: "p", Parallelism: 1,
+		Eval: executor.NewEvaluator(cfg, p, e.schemas()),
+		CheckSpace: func(writes uint64) error {
+			if calls++; calls > 3 {
+				return state.ErrLowSpace
+			}
+			return nil
+		},
+	})
+	var ae *executor.Error
+	if !errors.As(err, &ae) || !errors.Is(err, state.ErrLowSpace) || len(ae.RolledBack) != 3 {
+		t.Fatalf("want the fourth step refused for space and three rolled back, got %v", err)
+	}
+	if len(e.fake.Objects) != 0 || len(e.storeSnapshot()) != 0 {
+		t.Fatalf("left behind: %v %v", e.fake.Snapshot(), e.storeSnapshot())
+	}
+}

@@ -169,6 +169,11 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("not started: %w", context.Cause(ctx))
 	}
+	if x.opts.CheckSpace != nil {
+		if err := x.opts.CheckSpace(0); err != nil {
+			return fmt.Errorf("not started: %w", err)
+		}
+	}
 	if x.local(provAddr) {
 		// No effect outside the store: the intent rides along with the
 		// next write instead of costing one of its own.
