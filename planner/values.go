@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"fiat/hcl"
 	"fiat/providers"
@@ -47,15 +48,84 @@ func blockSpec(name string, a providers.Attribute) (hcldec.Spec, bool) {
 	if !(t.IsListType() || t.IsSetType()) || !t.ElementType().IsObjectType() {
 		return nil, false
 	}
-	et := t.ElementType()
-	inner := hcldec.ObjectSpec{}
-	for an, at := range et.AttributeTypes() {
-		inner[an] = &hcldec.AttrSpec{Name: an, Type: at, Required: !et.AttributeOptional(an)}
-	}
+	inner := innerSpec(t.ElementType())
 	if t.IsSetType() {
 		return &hcldec.BlockSetSpec{TypeName: name, Nested: inner}, true
 	}
 	return &hcldec.BlockListSpec{TypeName: name, Nested: inner}, true
+}
+
+// innerSpec is the spec of one block of object type et. An attribute that
+// is itself a list of objects may be written as nested blocks too:
+//
+//	dns {
+//	  forwarders { address = "8.8.8.8" }
+//	}
+func innerSpec(et cty.Type) hcldec.ObjectSpec {
+	inner := hcldec.ObjectSpec{}
+	for an, at := range et.AttributeTypes() {
+		nested := at.IsListType() && at.ElementType().IsObjectType()
+		inner[an] = &hcldec.AttrSpec{Name: an, Type: at, Required: !et.AttributeOptional(an) && !nested}
+		if nested {
+			inner[an+blockSuffix] = &hcldec.BlockListSpec{TypeName: an, Nested: innerSpec(at.ElementType())}
+		}
+	}
+	return inner
+}
+
+// mergeNestedBlocks turns the nested blocks of decoded blocks (attributes
+// named name+blockSuffix) into the attribute name, recursively.
+func mergeNestedBlocks(v cty.Value) (cty.Value, error) {
+	if !v.IsKnown() && v.Type().IsObjectType() {
+		for n := range v.Type().AttributeTypes() {
+			if strings.HasSuffix(n, blockSuffix) {
+				return cty.DynamicVal, nil // known after apply, as a whole
+			}
+		}
+	}
+	if v.IsNull() || !v.IsKnown() {
+		return v, nil
+	}
+	t := v.Type()
+	switch {
+	case t.IsListType() || t.IsSetType() || t.IsTupleType():
+		if v.LengthInt() == 0 {
+			return v, nil
+		}
+		var elems []cty.Value
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			m, err := mergeNestedBlocks(e)
+			if err != nil {
+				return v, err
+			}
+			elems = append(elems, m)
+		}
+		return cty.TupleVal(elems), nil
+	case t.IsObjectType():
+		attrs := map[string]cty.Value{}
+		for n := range t.AttributeTypes() {
+			if strings.HasSuffix(n, blockSuffix) {
+				continue
+			}
+			av := v.GetAttr(n)
+			if t.HasAttribute(n + blockSuffix) {
+				if bv := v.GetAttr(n + blockSuffix); !bv.IsNull() && bv.IsKnown() && bv.LengthInt() > 0 {
+					if !av.IsNull() {
+						return v, fmt.Errorf("%q is set both as an attribute and as %s { ... } blocks; use one form", n, n)
+					}
+					av = bv
+				}
+			}
+			m, err := mergeNestedBlocks(av)
+			if err != nil {
+				return v, err
+			}
+			attrs[n] = m
+		}
+		return cty.ObjectVal(attrs), nil
+	}
+	return v, nil
 }
 
 // attrType is an attribute's type without optional-attribute markers, as
@@ -132,7 +202,11 @@ func fromBlocks(rng *hcl2.Range, name string, attrVal, blocks cty.Value, a provi
 	if !attrVal.IsNull() {
 		return attrVal, errorDiag("Conflicting arguments", fmt.Sprintf("%q is set both as an attribute and as %s { ... } blocks; use one form.", name, name), rng)
 	}
-	v, err := convert.Convert(blocks, a.Type)
+	merged, err := mergeNestedBlocks(blocks)
+	if err != nil {
+		return cty.NilVal, errorDiag("Conflicting arguments", fmt.Sprintf("%s blocks: %s.", name, err), rng)
+	}
+	v, err := convert.Convert(merged, a.Type)
 	if err != nil {
 		return cty.NilVal, errorDiag("Invalid blocks", fmt.Sprintf("%s blocks: %s.", name, err), rng)
 	}
@@ -235,7 +309,7 @@ func diffAttrs(stored, read cty.Value, rs providers.ResourceSchema) []string {
 		if a.Volatile {
 			continue // changes by itself: not drift
 		}
-		if !equal(attr(stored, name), attr(read, name)) {
+		if !equal(maskNested(attr(stored, name), a), maskNested(attr(read, name), a)) {
 			out = append(out, name)
 		}
 	}
@@ -252,6 +326,13 @@ func withVolatile(stored, read cty.Value, rs providers.ResourceSchema) cty.Value
 	attrs := stored.AsValueMap()
 	changed := false
 	for name, a := range rs.Attributes {
+		if len(a.VolatileNested) > 0 {
+			// Only the volatile parts differ (diffAttrs found no drift here).
+			if v := attr(read, name); !equal(v, attrs[name]) && equal(maskNested(v, a), maskNested(attrs[name], a)) {
+				attrs[name], changed = v, true
+			}
+			continue
+		}
 		if !a.Volatile {
 			continue
 		}
@@ -265,8 +346,31 @@ func withVolatile(stored, read cty.Value, rs providers.ResourceSchema) cty.Value
 	return cty.ObjectVal(attrs)
 }
 
+// maskNested is a list of objects with the attribute's VolatileNested
+// parts of each object nulled, to compare the rest.
+func maskNested(v cty.Value, a providers.Attribute) cty.Value {
+	if len(a.VolatileNested) == 0 || v.IsNull() || !v.IsWhollyKnown() || !v.Type().IsListType() || !v.Type().ElementType().IsObjectType() || v.LengthInt() == 0 {
+		return v
+	}
+	elems := v.AsValueSlice()
+	for i, e := range elems {
+		if e.IsNull() {
+			continue
+		}
+		m := e.AsValueMap()
+		for _, n := range a.VolatileNested {
+			if at, ok := e.Type().AttributeTypes()[n]; ok {
+				m[n] = cty.NullVal(at)
+			}
+		}
+		elems[i] = cty.ObjectVal(m)
+	}
+	return cty.ListVal(elems)
+}
+
 // withNewDefaults gives a stored state the attributes the schema gained
-// after it was stored, where they have a default: the provider's contract
+// after it was stored, where they have a default (and the optional
+// attributes nested objects gained, null): the provider's contract
 // (providers.Attribute.Default) is that the default describes the objects
 // it made before the attribute existed. So an entity stored by an older
 // fiat re-plans clean against a config that leaves the attribute unset,
@@ -276,17 +380,31 @@ func withNewDefaults(stored cty.Value, rs providers.ResourceSchema) cty.Value {
 		return stored
 	}
 	var attrs map[string]cty.Value
-	for name, a := range rs.Attributes {
-		if a.Default == cty.NilVal || stored.Type().HasAttribute(name) {
-			continue
-		}
+	set := func(name string, v cty.Value) {
 		if attrs == nil {
 			attrs = make(map[string]cty.Value, len(rs.Attributes))
 			for n, v := range stored.AsValueMap() {
 				attrs[n] = v
 			}
 		}
-		attrs[name] = a.Default
+		attrs[name] = v
+	}
+	for name, a := range rs.Attributes {
+		if stored.Type().HasAttribute(name) {
+			// Nested objects that gained optional attributes take them
+			// null (the attribute's type says which are optional).
+			v := stored.GetAttr(name)
+			if t := attrType(a); !v.Type().Equals(t) && v.IsWhollyKnown() {
+				if cv, err := convert.Convert(v, a.Type); err == nil && cv.Type().Equals(t) {
+					set(name, cv)
+				}
+			}
+			continue
+		}
+		if a.Default == cty.NilVal {
+			continue
+		}
+		set(name, a.Default)
 	}
 	if attrs == nil {
 		return stored

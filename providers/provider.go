@@ -204,6 +204,11 @@ type Attribute struct {
 	// read that differs from the store only in volatile attributes is not
 	// drift. The new value is simply what the object has now.
 	Volatile bool
+	// VolatileNested names attributes of the objects of a list-of-objects
+	// attribute that change by themselves (a network interface's leased
+	// addresses): like Volatile, a read that differs from the store only
+	// there is not drift, and the store takes the read's values.
+	VolatileNested []string
 	// LocalPath says a string attribute names a file where fiat runs: a
 	// relative path is resolved against the directory of the module that
 	// sets it (as path.module would), so the plan does not depend on the

@@ -46,8 +46,8 @@ var domainSchema = providers.ResourceSchema{
 			Description: "Start the domain when libvirtd starts."},
 		"disk": {Type: cty.List(diskType), Optional: true, RestartNeeded: true,
 			Description: "Disks in boot order, [{ volume_id = libvirt_volume.root.id }]: virtio vda, vdb, ..."},
-		"network_interface": {Type: cty.List(nicType), Optional: true, RestartNeeded: true,
-			Description: "Interfaces, [{ network_name = libvirt_network.lan.name, mac = \"52:54:00:..\" (optional: derived from the UUID; planned as libvirt writes it, lower case with colons), wait_for_lease = true (optional: create waits for a DHCP lease) }]."},
+		"network_interface": {Type: cty.List(nicType), Optional: true, RestartNeeded: true, VolatileNested: []string{"addresses"},
+			Description: "Interfaces, [{ network_name = libvirt_network.lan.name (or network_id = libvirt_network.lan.id, or bridge = \"br0\": a host bridge), mac = \"52:54:00:..\" (optional: derived from the UUID; planned as libvirt writes it, lower case with colons), wait_for_lease = true (optional: create waits for a DHCP lease), hostname (kept, not sent to the network yet) }]; each reads back addresses, the IPv4 addresses it leased."},
 		"cloudinit": {Type: cty.String, Optional: true, RestartNeeded: true,
 			Description: "Id of a libvirt_cloudinit_disk, attached as a CD-ROM."},
 		"firmware": {Type: cty.String, Optional: true, ForceNew: true, Default: cty.StringVal(firmwareBIOS),
@@ -56,6 +56,18 @@ var domainSchema = providers.ResourceSchema{
 			Description: "The domain's UUID."},
 		"addresses": {Type: cty.List(cty.String), Computed: true, Volatile: true,
 			Description: "The IPv4 address of each network_interface from its DHCP lease, \"\" while it has none."},
+		"description": {Type: cty.String, Optional: true,
+			Description: "Free text kept in the domain's <description>."},
+		"qemu_agent": {Type: cty.Bool, Optional: true, RestartNeeded: true,
+			Description: "Add the QEMU guest agent's virtio channel (org.qemu.guest_agent.0)."},
+		"cpu": {Type: cty.List(cpuType), Optional: true, RestartNeeded: true,
+			Description: "cpu { mode = \"host-passthrough\" } (or host-model, ...): the CPU model mode; libvirt's default when left out."},
+		"boot_device": {Type: cty.List(bootType), Optional: true, RestartNeeded: true,
+			Description: "boot_device { dev = [\"cdrom\", \"hd\", \"network\"] }: boot order; hd when left out."},
+		"graphics": {Type: cty.List(graphicsType), Optional: true, RestartNeeded: true,
+			Description: "graphics { type = \"spice\" | \"vnc\" (spice), listen_type = \"none\" | \"address\" | \"network\" | \"socket\" (none), autoport (true), listen_address }: none when left out."},
+		"console": {Type: cty.List(consoleType), Optional: true, RestartNeeded: true,
+			Description: "console { type = \"pty\" (or file, dev, pipe, unix with source_path), target_type = \"serial\" | \"virtio\", target_port = \"0\" }: replace the default console (one serial console on a pty)."},
 	},
 	Delete: providers.Lossy, // the undo boots it again: its running state is lost, not its disks
 	Update: providers.Reversible,
@@ -120,6 +132,14 @@ func domainState(l *golibvirt.Libvirt, d golibvirt.Domain, prior cty.Value) (cty
 				return vol.Key
 			}
 			return path
+		},
+		networkOf: func(id string) string {
+			if u, err := parseUUID(id); err == nil {
+				if n, err := l.NetworkLookupByUUID(u); err == nil {
+					return n.Name
+				}
+			}
+			return ""
 		}}
 	if running {
 		ifaces, err := l.DomainInterfaceAddresses(d, uint32(golibvirt.DomainInterfaceAddressesSrcLease), 0)
@@ -141,8 +161,13 @@ func domainState(l *golibvirt.Libvirt, d golibvirt.Domain, prior cty.Value) (cty
 	return domainStateFrom(doc, f, prior), nil
 }
 
-// resolveDomainDisks finds the files of a spec's disks and cloud-init disk.
+// resolveDomainDisks finds the files of a spec's disks and cloud-init disk,
+// and the names of the networks its interfaces give by network_id (set in
+// s.NICs, which the caller's spec shares).
 func resolveDomainDisks(l *golibvirt.Libvirt, s domainSpec) ([]resolvedDisk, *resolvedDisk, error) {
+	if err := resolveNetworkIDs(l, &s); err != nil {
+		return nil, nil, err
+	}
 	var disks []resolvedDisk
 	for _, id := range s.Disks {
 		d, err := resolveVolume(l, id, "disk volume")

@@ -17,7 +17,8 @@ var (
 	diskType = cty.Object(map[string]cty.Type{"volume_id": cty.String})
 	nicType  = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
 		"network_name": cty.String, "mac": cty.String, "wait_for_lease": cty.Bool,
-	}, []string{"mac", "wait_for_lease"})
+		"network_id": cty.String, "bridge": cty.String, "hostname": cty.String, "addresses": cty.List(cty.String),
+	}, []string{"network_name", "mac", "wait_for_lease", "network_id", "bridge", "hostname", "addresses"})
 )
 
 const (
@@ -28,6 +29,10 @@ const (
 type nicSpec struct {
 	Network, MAC string
 	WaitForLease bool
+	// NetworkID is network_id (a network's UUID; Network is filled in from
+	// it at create and update), Bridge a host bridge instead of a network.
+	NetworkID, Bridge, Hostname string
+	Addresses                   []string // set in config: refused (not yet)
 }
 
 // domainSpec is a libvirt_domain's config, checked.
@@ -39,6 +44,15 @@ type domainSpec struct {
 	NICs               []nicSpec
 	CloudInit          string // a libvirt_cloudinit_disk id, "" for none
 	Firmware           string
+
+	// The upstream provider's attributes (domain_upstream.go).
+	Description string
+	QemuAgent   bool
+	CPUMode     string
+	Boot        []string // nil: hd
+	Graphics    []graphicsSpec
+	Consoles    []consoleSpec
+	ConsolesSet bool // console given: it replaces the default serial console
 }
 
 func domainSpecFrom(v cty.Value) (domainSpec, error) {
@@ -73,7 +87,12 @@ func domainSpecFrom(v cty.Value) (domainSpec, error) {
 	}
 	for _, n := range nics {
 		wait, _, _ := boolAttr(n, "wait_for_lease", false)
-		s.NICs = append(s.NICs, nicSpec{Network: field(n, "network_name"), MAC: canonicalMAC(field(n, "mac")), WaitForLease: wait})
+		addrs, _, _ := stringList(n, "addresses")
+		s.NICs = append(s.NICs, nicSpec{Network: field(n, "network_name"), MAC: canonicalMAC(field(n, "mac")), WaitForLease: wait,
+			NetworkID: field(n, "network_id"), Bridge: field(n, "bridge"), Hostname: field(n, "hostname"), Addresses: addrs})
+	}
+	if err := s.readUpstream(v); err != nil {
+		return s, err
 	}
 	if problems := s.check(); len(problems) > 0 {
 		return s, errors.New(problems[0])
@@ -106,9 +125,10 @@ func (s domainSpec) check() []string {
 			add("disk %d: volume_id is empty", i)
 		}
 	}
+	s.checkUpstream(add)
 	for i, n := range s.NICs {
-		if n.Network == "" {
-			add("network_interface %d: network_name is empty", i)
+		if len(n.Addresses) > 0 {
+			add("network_interface %d: addresses set in config (a static DHCP reservation) is not supported yet; leave it out (it reads the leased addresses) and reserve the address with the network's hosts", i)
 		}
 		if n.MAC != "" {
 			if mac, err := net.ParseMAC(n.MAC); err != nil || len(mac) != 6 {
@@ -237,11 +257,15 @@ func setDomainSpec(doc *libvirtxml.Domain, s domainSpec, disks []resolvedDisk, c
 	}
 	dev.Disks = append(out, others...)
 
+	bridges := false // config has bridge interfaces: those on the domain are fiat's
+	for _, n := range s.NICs {
+		bridges = bridges || n.Bridge != ""
+	}
 	byMAC := map[string]libvirtxml.DomainInterface{}
 	var keep []libvirtxml.DomainInterface
 	var oldNets []libvirtxml.DomainInterface
 	for _, ifc := range dev.Interfaces {
-		if ifc.Source != nil && ifc.Source.Network != nil && ifc.MAC != nil {
+		if ifc.Source != nil && (ifc.Source.Network != nil || bridges && ifc.Source.Bridge != nil) && ifc.MAC != nil {
 			byMAC[strings.ToLower(ifc.MAC.Address)] = ifc
 			oldNets = append(oldNets, ifc)
 			continue
@@ -251,7 +275,7 @@ func setDomainSpec(doc *libvirtxml.Domain, s domainSpec, disks []resolvedDisk, c
 	var nics []libvirtxml.DomainInterface
 	for i, n := range s.NICs {
 		mac := n.MAC
-		if mac == "" && i < len(oldNets) && oldNets[i].Source.Network.Network == n.Network {
+		if mac == "" && i < len(oldNets) && sameSource(oldNets[i].Source, n) {
 			mac = oldNets[i].MAC.Address // config leaves the MAC to the provider: keep the one it has
 		}
 		if mac == "" {
@@ -264,10 +288,23 @@ func setDomainSpec(doc *libvirtxml.Domain, s domainSpec, disks []resolvedDisk, c
 				Model: &libvirtxml.DomainInterfaceModel{Type: "virtio"},
 			}
 		}
-		ifc.Source = &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: n.Network}}
+		if n.Bridge != "" {
+			ifc.Source = &libvirtxml.DomainInterfaceSource{Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: n.Bridge}}
+		} else {
+			ifc.Source = &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: n.Network}}
+		}
 		nics = append(nics, ifc)
 	}
 	dev.Interfaces = append(nics, keep...)
+	setUpstream(doc, s)
+}
+
+// sameSource says whether an interface's source is the network or bridge n names.
+func sameSource(src *libvirtxml.DomainInterfaceSource, n nicSpec) bool {
+	if n.Bridge != "" {
+		return src.Bridge != nil && src.Bridge.Bridge == n.Bridge
+	}
+	return src.Network != nil && src.Network.Network == n.Network
 }
 
 func diskFile(d libvirtxml.DomainDisk) string {
@@ -291,6 +328,7 @@ type domainFacts struct {
 	running, autostart bool
 	addresses          map[string]string // MAC (lower case) -> first IPv4 address
 	keyOf              func(path string) string
+	networkOf          func(uuid string) string // a network's name by UUID; nil: not checked
 }
 
 // domainStateFrom turns a domain's persistent XML into state. prior (config
@@ -334,27 +372,56 @@ func domainStateFrom(doc libvirtxml.Domain, f domainFacts, prior cty.Value) cty.
 				cloudinit = cty.StringVal(id)
 			}
 		}
+		bridges := false // prior has bridge interfaces: they are fiat's
+		for _, n := range priorNICs {
+			bridges = bridges || field(n, "bridge") != ""
+		}
 		for _, ifc := range doc.Devices.Interfaces {
-			if ifc.Source == nil || ifc.Source.Network == nil || ifc.MAC == nil {
+			if ifc.Source == nil || (ifc.Source.Network == nil && !(bridges && ifc.Source.Bridge != nil)) || ifc.MAC == nil {
 				continue
 			}
 			i := len(nics)
 			mac, wait := cty.StringVal(ifc.MAC.Address), cty.NullVal(cty.Bool)
+			netName, netID, bridge, hostname := cty.NullVal(cty.String), cty.NullVal(cty.String), cty.NullVal(cty.String), cty.NullVal(cty.String)
+			if ifc.Source.Network != nil {
+				netName = cty.StringVal(ifc.Source.Network.Network)
+			} else {
+				bridge = cty.StringVal(ifc.Source.Bridge.Bridge)
+			}
 			if i < len(priorNICs) {
-				if pm := attr(priorNICs[i], "mac"); pm.IsKnown() && pm.IsNull() {
+				pn := priorNICs[i]
+				if pm := attr(pn, "mac"); pm.IsKnown() && pm.IsNull() {
 					mac = cty.NullVal(cty.String) // config left it to the provider
 				}
-				if pw := attr(priorNICs[i], "wait_for_lease"); pw.IsKnown() && !pw.IsNull() {
+				if pw := attr(pn, "wait_for_lease"); pw.IsKnown() && !pw.IsNull() {
 					wait = pw
 				}
+				if id := field(pn, "network_id"); id != "" && !netName.IsNull() {
+					// network_id as written, while the network of that UUID is the one used
+					if f.networkOf == nil || f.networkOf(id) == netName.AsString() {
+						netID = cty.StringVal(id)
+						if isNullAttr(pn, "network_name") {
+							netName = cty.NullVal(cty.String)
+						}
+					}
+				}
+				if h := field(pn, "hostname"); h != "" {
+					hostname = cty.StringVal(h)
+				}
+			}
+			addr := f.addresses[strings.ToLower(ifc.MAC.Address)]
+			nicAddrs := cty.ListValEmpty(cty.String)
+			if addr != "" {
+				nicAddrs = cty.ListVal([]cty.Value{cty.StringVal(addr)})
 			}
 			nics = append(nics, cty.ObjectVal(map[string]cty.Value{
-				"network_name": cty.StringVal(ifc.Source.Network.Network), "mac": mac, "wait_for_lease": wait}))
-			addrs = append(addrs, cty.StringVal(f.addresses[strings.ToLower(ifc.MAC.Address)]))
+				"network_name": netName, "mac": mac, "wait_for_lease": wait,
+				"network_id": netID, "bridge": bridge, "hostname": hostname, "addresses": nicAddrs}))
+			addrs = append(addrs, cty.StringVal(addr))
 		}
 	}
 	nullIfUnset := func(name string) bool { return prior == cty.NilVal || isNullAttr(prior, name) }
-	return cty.ObjectVal(map[string]cty.Value{
+	out := map[string]cty.Value{
 		"name":              cty.StringVal(doc.Name),
 		"vcpu":              cty.NumberUIntVal(vcpu),
 		"memory":            cty.NumberUIntVal(memKiB / 1024),
@@ -366,7 +433,9 @@ func domainStateFrom(doc libvirtxml.Domain, f domainFacts, prior cty.Value) cty.
 		"firmware":          cty.StringVal(firmware),
 		"id":                cty.StringVal(f.uuid),
 		"addresses":         listOf(cty.String, addrs, false),
-	})
+	}
+	upstreamState(doc, prior, out)
+	return cty.ObjectVal(out)
 }
 
 // kibOf converts a libvirt memory size to KiB (libvirt writes KiB itself).

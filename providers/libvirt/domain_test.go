@@ -8,6 +8,7 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 
 	"fiat/providers"
 )
@@ -21,7 +22,7 @@ func domainConfig(name string, disks []string, nets []string, cloudinit string) 
 		ds = append(ds, cty.ObjectVal(map[string]cty.Value{"volume_id": cty.StringVal(d)}))
 	}
 	for _, n := range nets {
-		ns = append(ns, cty.ObjectVal(map[string]cty.Value{"network_name": cty.StringVal(n), "mac": cty.NullVal(cty.String), "wait_for_lease": cty.NullVal(cty.Bool)}))
+		ns = append(ns, nicObj(map[string]cty.Value{"network_name": cty.StringVal(n), "mac": cty.NullVal(cty.String), "wait_for_lease": cty.NullVal(cty.Bool)}))
 	}
 	ci := cty.NullVal(cty.String)
 	if cloudinit != "" {
@@ -39,7 +40,22 @@ func domainConfig(name string, disks []string, nets []string, cloudinit string) 
 		"firmware":          cty.NullVal(cty.String),
 		"id":                cty.NullVal(cty.String),
 		"addresses":         cty.NullVal(cty.List(cty.String)),
+		"description":       cty.NullVal(cty.String),
+		"qemu_agent":        cty.NullVal(cty.Bool),
+		"cpu":               cty.NullVal(cty.List(cpuType.WithoutOptionalAttributesDeep())),
+		"boot_device":       cty.NullVal(cty.List(bootType)),
+		"graphics":          cty.NullVal(cty.List(graphicsType.WithoutOptionalAttributesDeep())),
+		"console":           cty.NullVal(cty.List(consoleType.WithoutOptionalAttributesDeep())),
 	})
+}
+
+// nicObj is a network_interface object with the attributes m leaves out null.
+func nicObj(m map[string]cty.Value) cty.Value {
+	v, err := convert.Convert(cty.ObjectVal(m), nicType)
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // cleanupDomain removes, when the test ends, every domain whose name starts

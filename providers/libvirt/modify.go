@@ -13,6 +13,7 @@ var _ providers.PlanModifier = (*Provider)(nil)
 // compares them with the stored state as libvirt has them:
 //
 //	libvirt_domain  network_interface[*].mac  lower case, colons (libvirt lower-cases MACs)
+//	libvirt_domain  network_interface[*].addresses  the prior's (from the leases), else unknown
 //	libvirt_volume  size                      a qcow2 image's rounded up to whole KiB (qemu-img)
 //
 // Without it a MAC written in upper case, or a qcow2 size of 1536 bytes,
@@ -56,6 +57,12 @@ func plannedNICs(nics, prior cty.Value) cty.Value {
 	for i, nic := range elems {
 		if !nic.IsKnown() || nic.IsNull() || !nic.Type().IsObjectType() {
 			continue
+		}
+		if a := attr(nic, "addresses"); a.IsKnown() && a.IsNull() {
+			// Read back from the leases: what the same interface had, else
+			// known after apply.
+			nic = withAttr(nic, "addresses", plannedAddresses(prior, i, nic))
+			elems[i] = nic
 		}
 		mac := attr(nic, "mac")
 		if mac.IsKnown() && mac.IsNull() {
@@ -101,9 +108,38 @@ func priorMAC(prior cty.Value, i int, nic cty.Value) cty.Value {
 	if !was.IsKnown() || was.IsNull() || !was.Type().IsObjectType() {
 		return cty.NilVal
 	}
-	same := attr(was, "network_name").RawEquals(attr(nic, "network_name"))
+	same := sameNIC(was, nic)
 	if mac := attr(was, "mac"); same && mac.IsKnown() && !mac.IsNull() && mac.Type() == cty.String {
 		return mac
 	}
 	return cty.NilVal
+}
+
+// sameNIC says whether two network_interface objects use the same network
+// or bridge.
+func sameNIC(a, b cty.Value) bool {
+	for _, n := range []string{"network_name", "network_id", "bridge"} {
+		x, y := attr(a, n), attr(b, n)
+		if !x.IsKnown() || !y.IsKnown() || field(a, n) != field(b, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// plannedAddresses is a network_interface's addresses while config leaves
+// them to the leases: prior's for the same interface, else unknown.
+func plannedAddresses(prior cty.Value, i int, nic cty.Value) cty.Value {
+	unknown := cty.UnknownVal(cty.List(cty.String))
+	if prior == cty.NilVal || prior.IsNull() || !prior.IsKnown() || !prior.Type().IsListType() || prior.LengthInt() <= i {
+		return unknown
+	}
+	was := prior.AsValueSlice()[i]
+	if !was.IsKnown() || was.IsNull() || !was.Type().IsObjectType() || !sameNIC(was, nic) {
+		return unknown
+	}
+	if a := attr(was, "addresses"); a.IsKnown() && a.Type().Equals(cty.List(cty.String)) {
+		return a
+	}
+	return cty.NullVal(cty.List(cty.String)) // stored before addresses existed: the next read fills it
 }

@@ -15,7 +15,7 @@ func planned(typ string, prior, v cty.Value) cty.Value {
 func nicsOf(macs ...cty.Value) cty.Value {
 	var out []cty.Value
 	for _, m := range macs {
-		out = append(out, cty.ObjectVal(map[string]cty.Value{"network_name": cty.StringVal("lan"), "mac": m, "wait_for_lease": cty.NullVal(cty.Bool)}))
+		out = append(out, nicObj(map[string]cty.Value{"network_name": cty.StringVal("lan"), "mac": m, "wait_for_lease": cty.NullVal(cty.Bool)}))
 	}
 	return cty.ListVal(out)
 }
@@ -141,8 +141,8 @@ func TestDomainMACAsLibvirtWritesIt(t *testing.T) {
 	cleanupDomain(t, name)
 	cfg := with(domainConfig(name, nil, nil, ""), "running", cty.False)
 	cfg = with(cfg, "network_interface", cty.ListVal([]cty.Value{
-		cty.ObjectVal(map[string]cty.Value{"network_name": cty.StringVal(network), "mac": cty.StringVal("52:54:00:AB:CD:EF"), "wait_for_lease": cty.NullVal(cty.Bool)}),
-		cty.ObjectVal(map[string]cty.Value{"network_name": cty.StringVal(network), "mac": cty.StringVal("52-54-00-AB-CD-01"), "wait_for_lease": cty.NullVal(cty.Bool)}),
+		nicObj(map[string]cty.Value{"network_name": cty.StringVal(network), "mac": cty.StringVal("52:54:00:AB:CD:EF"), "wait_for_lease": cty.NullVal(cty.Bool)}),
+		nicObj(map[string]cty.Value{"network_name": cty.StringVal(network), "mac": cty.StringVal("52-54-00-AB-CD-01"), "wait_for_lease": cty.NullVal(cty.Bool)}),
 	}))
 	want := planned(TypeDomain, cty.NilVal, cfg).GetAttr("network_interface")
 	wantNoProblems(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_domain.vm", Type: TypeDomain, Action: providers.ActionCreate, Config: cfg}))
@@ -151,7 +151,7 @@ func TestDomainMACAsLibvirtWritesIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := created.State.GetAttr("network_interface"); !got.RawEquals(want) {
+	if got := created.State.GetAttr("network_interface"); !conforms(got, want) {
 		t.Errorf("interfaces\n\tgot  %#v\n\tplan %#v", got, want)
 	}
 	// An update with the MACs as written keeps the interfaces; settle
@@ -164,7 +164,7 @@ func TestDomainMACAsLibvirtWritesIt(t *testing.T) {
 	if err != nil || !s.TookEffect {
 		t.Fatalf("settle update: took effect = %v, %v", s.TookEffect, err)
 	}
-	if got := s.State.GetAttr("network_interface"); !got.RawEquals(want) {
+	if got := s.State.GetAttr("network_interface"); !conforms(got, want) {
 		t.Errorf("after the update\n\tgot  %#v\n\tplan %#v", got, want)
 	}
 }

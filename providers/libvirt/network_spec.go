@@ -25,10 +25,23 @@ var networkModes = []string{netNAT, netIsolated, netRoute, netOpen, netBridge}
 // Nested attribute types. Optional fields may be left out in config and are
 // null in state.
 var (
-	dhcpRangeType = cty.Object(map[string]cty.Type{"start": cty.String, "end": cty.String})
-	dhcpHostType  = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"mac": cty.String, "ip": cty.String, "name": cty.String}, []string{"name"})
-	dnsHostType   = cty.Object(map[string]cty.Type{"ip": cty.String, "hostnames": cty.List(cty.String)})
+	// dhcp: fiat's ranges { start, end }, or upstream's { enabled } (a
+	// range over each address, .2 to the last but one, when true).
+	dhcpRangeType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"start": cty.String, "end": cty.String, "enabled": cty.Bool},
+		[]string{"start", "end", "enabled"})
+	dhcpHostType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"mac": cty.String, "ip": cty.String, "name": cty.String}, []string{"name"})
+	// dns: fiat's host entries { ip, hostnames }, or upstream's block
+	// { enabled, local_only, forwarders { address, domain }, hosts { hostname, ip } }.
+	dnsForwarderType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"address": cty.String, "domain": cty.String}, []string{"address", "domain"})
+	dnsUpHostType    = cty.Object(map[string]cty.Type{"hostname": cty.String, "ip": cty.String})
+	dnsHostType      = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"ip": cty.String, "hostnames": cty.List(cty.String),
+		"enabled": cty.Bool, "local_only": cty.Bool, "forwarders": cty.List(dnsForwarderType), "hosts": cty.List(dnsUpHostType)},
+		[]string{"ip", "hostnames", "enabled", "local_only", "forwarders", "hosts"})
+	routeType = cty.Object(map[string]cty.Type{"cidr": cty.String, "gateway": cty.String})
 )
+
+type dnsForwarder struct{ Address, Domain string }
+type staticRoute struct{ CIDR, Gateway string }
 
 type dhcpRange struct{ Start, End string }
 type dhcpHost struct{ MAC, IP, Name string }
@@ -45,6 +58,15 @@ type networkSpec struct {
 	Hosts              []dhcpHost
 	DNS                []dnsHost
 	Autostart, Active  bool
+
+	// The upstream provider's (network_upstream.go).
+	Domain      string
+	MTU         uint64
+	Routes      []staticRoute
+	DHCPEnabled *bool // dhcp { enabled }: nil when not written
+	DNSEnabled  *bool // dns { enabled }
+	LocalOnly   bool
+	Forwarders  []dnsForwarder
 }
 
 // run is the network's run state.
@@ -71,6 +93,11 @@ func networkSpecFrom(v cty.Value) (networkSpec, error) {
 		return s, orUnknown(err, "dhcp")
 	}
 	for _, r := range ranges {
+		if e := attr(r, "enabled"); e.IsKnown() && !e.IsNull() && field(r, "start") == "" && field(r, "end") == "" {
+			b := e.True()
+			s.DHCPEnabled = &b
+			continue
+		}
 		s.DHCP = append(s.DHCP, dhcpRange{Start: field(r, "start"), End: field(r, "end")})
 	}
 	hosts, known, err := listAttr(v, "hosts")
@@ -85,8 +112,17 @@ func networkSpecFrom(v cty.Value) (networkSpec, error) {
 		return s, orUnknown(err, "dns")
 	}
 	for _, d := range dns {
+		if isUpstreamDNS(d) {
+			if err := s.readUpstreamDNS(d); err != nil {
+				return s, err
+			}
+			continue
+		}
 		names, _, _ := stringList(d, "hostnames")
 		s.DNS = append(s.DNS, dnsHost{IP: field(d, "ip"), Hostnames: names})
+	}
+	if err := s.readUpstream(v); err != nil {
+		return s, err
 	}
 	if problems := s.check(); len(problems) > 0 {
 		return s, errors.New(problems[0])
@@ -127,6 +163,7 @@ func (s networkSpec) check() []string {
 		}
 		return problems
 	}
+	s.checkUpstream(add)
 	if len(s.Bridge) > 15 {
 		add("bridge name %q is longer than 15 characters (Linux limit)", s.Bridge)
 	}
@@ -151,6 +188,10 @@ func (s networkSpec) check() []string {
 		return slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Contains(ip) })
 	}
 	for _, r := range s.DHCP {
+		if r.Start == "" && r.End == "" {
+			add("dhcp: set start and end (a range), or enabled (upstream's dhcp { enabled = true })")
+			continue
+		}
 		start, err1 := netip.ParseAddr(r.Start)
 		end, err2 := netip.ParseAddr(r.End)
 		switch {
@@ -253,6 +294,7 @@ func newNetworkDoc(s networkSpec, uuid string) libvirtxml.Network {
 		}
 		doc.IPs = append(doc.IPs, ip)
 	}
+	setUpstreamNetwork(&doc, s)
 	applyNetworkSpec(&doc, s)
 	return doc
 }
@@ -277,6 +319,10 @@ func applyNetworkSpec(doc *libvirtxml.Network, s networkSpec) {
 				d.Ranges = append(d.Ranges, libvirtxml.NetworkDHCPRange{Start: r.Start, End: r.End})
 			}
 		}
+		if s.DHCPEnabled != nil && *s.DHCPEnabled {
+			start, end := defaultDHCPRange(p)
+			d.Ranges = append(d.Ranges, libvirtxml.NetworkDHCPRange{Start: start.String(), End: end.String()})
+		}
 		for _, h := range s.Hosts {
 			if a, err := netip.ParseAddr(h.IP); err == nil && p.Contains(a) {
 				d.Hosts = append(d.Hosts, libvirtxml.NetworkDHCPHost{MAC: h.MAC, Name: h.Name, IP: h.IP})
@@ -287,7 +333,10 @@ func applyNetworkSpec(doc *libvirtxml.Network, s networkSpec) {
 			ip.DHCP = &d
 		}
 	}
-	if len(s.DNS) == 0 {
+	if doc.DNS != nil {
+		doc.DNS.Enable, doc.DNS.Forwarders = "", nil
+	}
+	if len(s.DNS) == 0 && s.DNSEnabled == nil && len(s.Forwarders) == 0 {
 		if doc.DNS != nil {
 			doc.DNS.Host = nil
 			if isEmptyDNS(doc.DNS) {
@@ -299,6 +348,7 @@ func applyNetworkSpec(doc *libvirtxml.Network, s networkSpec) {
 	if doc.DNS == nil {
 		doc.DNS = &libvirtxml.NetworkDNS{}
 	}
+	applyUpstreamDNS(doc.DNS, s)
 	doc.DNS.Host = nil
 	for _, h := range s.DNS {
 		dh := libvirtxml.NetworkDNSHost{IP: h.IP}
@@ -356,7 +406,7 @@ func networkStateFrom(doc libvirtxml.Network, uuid string, run runState, prior c
 			continue
 		}
 		for _, r := range ip.DHCP.Ranges {
-			ranges = append(ranges, cty.ObjectVal(map[string]cty.Value{"start": cty.StringVal(r.Start), "end": cty.StringVal(r.End)}))
+			ranges = append(ranges, cty.ObjectVal(map[string]cty.Value{"start": cty.StringVal(r.Start), "end": cty.StringVal(r.End), "enabled": cty.NullVal(cty.Bool)}))
 		}
 		for _, h := range ip.DHCP.Hosts {
 			hosts = append(hosts, cty.ObjectVal(map[string]cty.Value{
@@ -369,22 +419,24 @@ func networkStateFrom(doc libvirtxml.Network, uuid string, run runState, prior c
 			for _, n := range h.Hostnames {
 				names = append(names, cty.StringVal(n.Hostname))
 			}
-			dns = append(dns, cty.ObjectVal(map[string]cty.Value{"ip": cty.StringVal(h.IP), "hostnames": listOf(cty.String, names, false)}))
+			dns = append(dns, dnsEntry(h.IP, listOf(cty.String, names, false)))
 		}
 	}
 	nullIfUnset := func(name string) bool { return prior == cty.NilVal || isNullAttr(prior, name) }
-	return cty.ObjectVal(map[string]cty.Value{
+	out := map[string]cty.Value{
 		"name":      cty.StringVal(doc.Name),
 		"mode":      cty.StringVal(mode),
 		"addresses": listOf(cty.String, addrs, nullIfUnset("addresses")),
 		"bridge":    cty.StringVal(bridge),
-		"dhcp":      listOf(dhcpRangeType, ranges, nullIfUnset("dhcp")),
+		"dhcp":      listOf(dhcpRangeType.WithoutOptionalAttributesDeep(), ranges, nullIfUnset("dhcp")),
 		"hosts":     listOf(dhcpHostType.WithoutOptionalAttributesDeep(), hosts, nullIfUnset("hosts")),
-		"dns":       listOf(dnsHostType, dns, nullIfUnset("dns")),
+		"dns":       listOf(dnsHostType.WithoutOptionalAttributesDeep(), dns, nullIfUnset("dns")),
 		"autostart": cty.BoolVal(run.Autostart),
 		"active":    cty.BoolVal(run.Active),
 		"id":        cty.StringVal(uuid),
-	})
+	}
+	upstreamNetworkState(doc, prior, out)
+	return cty.ObjectVal(out)
 }
 
 // canonicalAddress writes an <ip> as an addresses entry: the network CIDR

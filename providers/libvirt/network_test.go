@@ -13,6 +13,7 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 
 	"fiat/providers"
 )
@@ -77,7 +78,7 @@ func hostIP(pf netip.Prefix, n int) string {
 }
 
 func networkConfig(name string, sub netip.Prefix) cty.Value {
-	return cty.ObjectVal(map[string]cty.Value{
+	return conformTo(networkSchema, cty.ObjectVal(map[string]cty.Value{
 		"name":      cty.StringVal(name),
 		"mode":      cty.NullVal(cty.String),
 		"addresses": cty.ListVal([]cty.Value{cty.StringVal(sub.String())}),
@@ -91,7 +92,25 @@ func networkConfig(name string, sub netip.Prefix) cty.Value {
 		"autostart": cty.NullVal(cty.Bool),
 		"active":    cty.NullVal(cty.Bool),
 		"id":        cty.NullVal(cty.String),
-	})
+	}))
+}
+
+// conformTo gives obj the schema's type: nested objects take the optional
+// attributes they leave out (null), attributes it lacks are null.
+func conformTo(rs providers.ResourceSchema, obj cty.Value) cty.Value {
+	attrs := map[string]cty.Value{}
+	for name, a := range rs.Attributes {
+		v := cty.NullVal(a.Type.WithoutOptionalAttributesDeep())
+		if obj.Type().HasAttribute(name) {
+			cv, err := convert.Convert(obj.GetAttr(name), a.Type)
+			if err != nil {
+				panic(err)
+			}
+			v = cv
+		}
+		attrs[name] = v
+	}
+	return cty.ObjectVal(attrs)
 }
 
 // cleanupNetwork removes the network named name when the test ends.
@@ -321,6 +340,7 @@ func TestNetworkDHCPRangeLive(t *testing.T) {
 		cty.ObjectVal(map[string]cty.Value{"start": cty.StringVal(hostIP(sub, 100)), "end": cty.StringVal(hostIP(sub, 150))}),
 		cty.ObjectVal(map[string]cty.Value{"start": cty.StringVal(hostIP(sub, 200)), "end": cty.StringVal(hostIP(sub, 220))}),
 	})
+	ranges, _ = convert.Convert(ranges, cty.List(dhcpRangeType))
 	upd, err := p.Update(testCtx(t), providers.UpdateRequest{Address: "libvirt_network.a", Type: TypeNetwork, ID: created.ID, Prior: created.State, Config: with(cfg, "dhcp", ranges)})
 	if err != nil {
 		t.Fatal(err)

@@ -150,6 +150,11 @@ func (pf *preflight) domainSettings(ctx context.Context, step providers.Prefligh
 	if spec.CloudInit != "" {
 		ci = &resolvedDisk{Path: "/preflight/cidata.iso", Format: formatRaw}
 	}
+	for i, n := range spec.NICs {
+		if n.Network == "" && n.Bridge == "" {
+			spec.NICs[i].Network = "preflight" // by network_id: domainRefs checked it
+		}
+	}
 	setDomainSpec(&doc, spec, disks, ci)
 	x, err := marshalDomain(doc)
 	if err == nil {
@@ -183,6 +188,8 @@ func partialDomainSpec(step providers.PreflightStep) domainSpec {
 			_, n := it.Element()
 			if nn := attr(n, "network_name"); nn.IsKnown() && !nn.IsNull() {
 				s.NICs = append(s.NICs, nicSpec{Network: nn.AsString()})
+			} else if id := attr(n, "network_id"); id.IsKnown() && !id.IsNull() {
+				s.NICs = append(s.NICs, nicSpec{NetworkID: id.AsString()})
 			}
 		}
 	}
@@ -220,6 +227,18 @@ func (pf *preflight) domainRefs(step providers.PreflightStep, s domainSpec) []st
 		return append(problems, err.Error())
 	}
 	for _, n := range s.NICs {
+		if n.Network == "" && n.NetworkID != "" {
+			found := false
+			for i := range nets {
+				if nets[i].doc.UUID == n.NetworkID {
+					found, n.Network = true, nets[i].doc.Name
+				}
+			}
+			if !found {
+				add("network_id %s: no network on the host has that UUID", n.NetworkID)
+				continue
+			}
+		}
 		if n.Network == "" {
 			continue
 		}

@@ -56,6 +56,19 @@ func (pf *preflight) volumeCreate(step providers.PreflightStep) []string {
 		add("%v", err)
 	}
 	base, baseKnown, _ := strAttr(step.Config, "base_volume")
+	baseID, baseIDKnown, _ := strAttr(step.Config, "base_volume_id")
+	baseName, baseNameKnown, _ := strAttr(step.Config, "base_volume_name")
+	basePool, basePoolKnown, _ := strAttr(step.Config, "base_volume_pool")
+	pool, poolKnown, _ := strAttr(step.Config, "pool")
+	baseAttr := "base_volume"
+	if baseKnown && baseIDKnown {
+		b, from, err := baseOf(base, baseID)
+		if err != nil {
+			add("%v", err)
+		}
+		base, baseAttr = b, from
+	}
+	baseKnown = baseKnown && baseIDKnown
 	source, sourceKnown, _ := strAttr(step.Config, "source")
 
 	if formatKnown {
@@ -66,6 +79,9 @@ func (pf *preflight) volumeCreate(step providers.PreflightStep) []string {
 	}
 	if sizeKnown && baseKnown && sourceKnown && formatKnown {
 		spec := volumeSpec{Name: "v", Pool: "p", Format: format, Size: size, SizeSet: sizeSet, Base: base, Source: source}
+		if baseNameKnown && basePoolKnown {
+			spec.BaseName, spec.BasePool = baseName, basePool
+		}
 		if p := spec.check(); p != "" {
 			add("%s", p)
 		}
@@ -83,19 +99,47 @@ func (pf *preflight) volumeCreate(step providers.PreflightStep) []string {
 	if baseKnown && base != "" {
 		if _, err := lookupVolumeRef(pf.l, base); err != nil {
 			if !notFound(err) {
-				add("check base_volume %s: %v", base, readErr("look up volume", err))
+				add("check %s %s: %v", baseAttr, base, readErr("look up volume", err))
 			} else {
-				add("base_volume %s does not exist on the host (no volume has that key or path)", base)
+				add("%s %s does not exist on the host (no volume has that key or path)", baseAttr, base)
 			}
 		} else if by := pf.volumeDeletedBy(base); by != "" {
-			add("base_volume %s is deleted by %s in this plan", base, by)
+			add("%s %s is deleted by %s in this plan", baseAttr, base, by)
 		}
+	}
+	if baseNameKnown && basePoolKnown && poolKnown && baseName != "" {
+		problems = append(problems, pf.baseByName(step, baseName, orDefault(basePool, orDefault(pool, defaultPool)))...)
 	}
 	problems = append(problems, pf.volumePlacement(step)...)
 	if sizeKnown && sizeSet {
 		problems = append(problems, pf.poolSpace(step, size)...)
 	}
 	return problems
+}
+
+// baseByName checks that base_volume_name names a volume of its pool, or
+// one the plan creates there.
+func (pf *preflight) baseByName(self providers.PreflightStep, name, pool string) []string {
+	created := pf.otherStep(self, TypeVolume, providers.ActionCreate, func(s providers.PreflightStep) bool {
+		n, ok := knownAttr(s, "name")
+		p, _, _ := strAttr(s.Config, "pool")
+		return ok && n == name && orDefault(p, defaultPool) == pool
+	})
+	if created != "" {
+		return nil
+	}
+	what := fmt.Sprintf("base_volume_name %s in pool %s", name, pool)
+	vol, err := lookupBase(pf.l, volumeSpec{BaseName: name, BasePool: pool})
+	switch {
+	case err != nil && notFound(err):
+		return []string{what + " does not exist on the host and no step of this plan creates it"}
+	case err != nil:
+		return []string{fmt.Sprintf("check %s: %v", what, readErr("look up volume", err))}
+	}
+	if by := pf.volumeDeletedBy(vol.Key); by != "" {
+		return []string{fmt.Sprintf("%s is deleted by %s in this plan", what, by)}
+	}
+	return nil
 }
 
 // volumePlacement checks a new volume's (or cloud-init disk's) name and
@@ -224,7 +268,7 @@ func (pf *preflight) poolStartedBy(self providers.PreflightStep, name string) st
 
 func (pf *preflight) volumeUpdate(step providers.PreflightStep) []string {
 	var problems []string
-	for _, a := range []string{"name", "pool", "format", "base_volume", "source"} {
+	for _, a := range []string{"name", "pool", "format", "base_volume", "base_volume_id", "base_volume_name", "base_volume_pool", "source"} {
 		prior, pk, _ := strAttr(step.Prior, a)
 		next, nk, _ := strAttr(step.Config, a)
 		if a == "format" {

@@ -151,14 +151,17 @@ func volumeConfig(name, pool string, size uint64, format string) cty.Value {
 		f = cty.StringVal(format)
 	}
 	return cty.ObjectVal(map[string]cty.Value{
-		"name":        cty.StringVal(name),
-		"pool":        cty.StringVal(pool),
-		"size":        cty.NumberUIntVal(size),
-		"format":      f,
-		"base_volume": cty.NullVal(cty.String),
-		"source":      cty.NullVal(cty.String),
-		"id":          cty.NullVal(cty.String),
-		"path":        cty.NullVal(cty.String),
+		"name":             cty.StringVal(name),
+		"pool":             cty.StringVal(pool),
+		"size":             cty.NumberUIntVal(size),
+		"format":           f,
+		"base_volume":      cty.NullVal(cty.String),
+		"base_volume_id":   cty.NullVal(cty.String),
+		"base_volume_name": cty.NullVal(cty.String),
+		"base_volume_pool": cty.NullVal(cty.String),
+		"source":           cty.NullVal(cty.String),
+		"id":               cty.NullVal(cty.String),
+		"path":             cty.NullVal(cty.String),
 	})
 }
 

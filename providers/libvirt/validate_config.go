@@ -89,11 +89,29 @@ func validateVolume(cfg cty.Value, known func(string) (string, bool), add func(a
 		add("size", fmt.Sprintf("qcow2 volume size %d is not a multiple of 512 bytes (make it %d)", size, (size/sectorSize+1)*sectorSize))
 	case sizeKnown && sizeSet:
 		add("size", checkSize(size))
-	case sizeKnown && !sizeSet && isNullAttr(cfg, "base_volume") && isNullAttr(cfg, "source"):
+	case sizeKnown && !sizeSet && isNullAttr(cfg, "base_volume") && isNullAttr(cfg, "base_volume_id") && isNullAttr(cfg, "base_volume_name") && isNullAttr(cfg, "source"):
 		add("size", "volume size is not set (it may only be left out with base_volume or source)")
 	}
 	base, baseSet := known("base_volume")
+	baseID, baseIDSet := known("base_volume_id")
+	baseName, baseNameSet := known("base_volume_name")
+	_, basePoolSet := known("base_volume_pool")
 	source, sourceSet := known("source")
+	if baseSet && baseIDSet && base != baseID {
+		add("base_volume_id", "base_volume and base_volume_id are two spellings of one argument; set one of them")
+	}
+	if baseIDSet {
+		base, baseSet = baseID, true
+	}
+	if baseNameSet && (baseSet || !isNullAttr(cfg, "base_volume") || !isNullAttr(cfg, "base_volume_id")) {
+		add("base_volume_name", "a volume's base is base_volume (or base_volume_id) or base_volume_name, not both")
+	}
+	if basePoolSet && isNullAttr(cfg, "base_volume_name") {
+		add("base_volume_pool", "base_volume_pool is the pool of base_volume_name; set base_volume_name too")
+	}
+	if baseNameSet {
+		base, baseSet = baseName, true
+	}
 	switch {
 	case baseSet && sourceSet:
 		add("source", "a volume takes its content from base_volume or from source, not both")

@@ -39,14 +39,20 @@ var volumeSchema = providers.ResourceSchema{
 	Attributes: map[string]providers.Attribute{
 		"name": {Type: cty.String, Required: true, ForceNew: true,
 			Description: "Name of the volume (the file name in a dir pool)."},
-		"pool": {Type: cty.String, Required: true, ForceNew: true,
-			Description: "Name of the storage pool that holds the volume."},
+		"pool": {Type: cty.String, Optional: true, ForceNew: true, Default: cty.StringVal(defaultPool),
+			Description: "Name of the storage pool that holds the volume (\"default\" when left out, as the upstream provider)."},
 		"size": {Type: cty.Number, Optional: true, Computed: true,
 			Description: "Capacity in bytes; required unless base_volume or source gives it. A qcow2 image's is rounded up to whole KiB, as libvirt creates it (the plan shows the rounded size). Growing resizes in place; shrinking is refused (replace the volume instead)."},
 		"format": {Type: cty.String, Optional: true, ForceNew: true, Default: cty.StringVal(formatQcow2),
 			Description: `"qcow2" or "raw"; with source, the format of that file.`},
 		"base_volume": {Type: cty.String, Optional: true, ForceNew: true,
 			Description: "Id (key) or path of a volume this one is a qcow2 overlay on: only the changes are stored here. size defaults to the base's."},
+		"base_volume_id": {Type: cty.String, Optional: true, ForceNew: true,
+			Description: "The upstream provider's spelling of base_volume (set one of them)."},
+		"base_volume_name": {Type: cty.String, Optional: true, ForceNew: true,
+			Description: "Name of the volume this one is a qcow2 overlay on, found in base_volume_pool (instead of base_volume)."},
+		"base_volume_pool": {Type: cty.String, Optional: true, ForceNew: true,
+			Description: "Pool of base_volume_name; the volume's own pool when left out."},
 		"source": {Type: cty.String, Optional: true, ForceNew: true, LocalPath: true,
 			Description: "Path of a local file (where fiat runs) uploaded into the volume, e.g. a cloud image; size is taken from it. A relative path is relative to the module's directory. A change of the file's content under the same path is not seen."},
 		"id": {Type: cty.String, Computed: true,
@@ -65,15 +71,63 @@ const (
 	kib         = 1024
 )
 
+const defaultPool = "default"
+
 type volumeSpec struct {
 	Name, Pool, Format string
 	Size               uint64
 	SizeSet            bool
 	Base, Source       string
+	// BaseName (and BasePool, the volume's own pool when empty) name the
+	// base volume by name instead of Base (base_volume_name/_pool).
+	BaseName, BasePool string
+	baseAttr           string // the attribute Base came from, for messages
+}
+
+// hasBase says whether the volume is an overlay on a base volume.
+func (s volumeSpec) hasBase() bool { return s.Base != "" || s.BaseName != "" }
+
+// basePool is the pool base_volume_name is looked up in.
+func (s volumeSpec) basePool() string { return orDefault(s.BasePool, s.Pool) }
+
+// baseDesc names the base volume as config does.
+func (s volumeSpec) baseDesc() string {
+	if s.BaseName != "" {
+		return fmt.Sprintf("base_volume_name %s in pool %s", s.BaseName, s.basePool())
+	}
+	return orDefault(s.baseAttr, "base_volume") + " " + s.Base
+}
+
+// lookupBase finds the base volume of a spec.
+func lookupBase(l *golibvirt.Libvirt, s volumeSpec) (golibvirt.StorageVol, error) {
+	if s.BaseName == "" {
+		return lookupVolumeRef(l, s.Base)
+	}
+	pool, err := l.StoragePoolLookupByName(s.basePool())
+	if err != nil {
+		return golibvirt.StorageVol{}, err
+	}
+	return l.StorageVolLookupByName(pool, s.BaseName)
+}
+
+// baseOf reads base_volume and base_volume_id (the same thing in two
+// spellings): one may be set, or both to the same value.
+func baseOf(b, id string) (base, from string, err error) {
+	switch {
+	case b != "" && id != "" && b != id:
+		return "", "", fmt.Errorf("base_volume and base_volume_id are two spellings of one argument; set one of them")
+	case id != "":
+		return id, "base_volume_id", nil
+	}
+	return b, "base_volume", nil
 }
 
 func volumeSpecFrom(v cty.Value) (volumeSpec, error) {
-	m, err := knownStrings(v, map[string]string{"format": formatQcow2}, "name", "pool", "format", "base_volume", "source")
+	m, err := knownStrings(v, map[string]string{"format": formatQcow2, "pool": defaultPool}, "name", "pool", "format", "base_volume", "base_volume_id", "base_volume_name", "base_volume_pool", "source")
+	if err != nil {
+		return volumeSpec{}, err
+	}
+	base, baseAttr, err := baseOf(m["base_volume"], m["base_volume_id"])
 	if err != nil {
 		return volumeSpec{}, err
 	}
@@ -85,7 +139,7 @@ func volumeSpecFrom(v cty.Value) (volumeSpec, error) {
 		return volumeSpec{}, fmt.Errorf(`attribute "size" is not known`)
 	}
 	s := volumeSpec{Name: m["name"], Pool: m["pool"], Format: m["format"], Size: size, SizeSet: set,
-		Base: m["base_volume"], Source: m["source"]}
+		Base: base, Source: m["source"], BaseName: m["base_volume_name"], BasePool: m["base_volume_pool"], baseAttr: baseAttr}
 	if p := s.check(); p != "" {
 		return s, errors.New(p)
 	}
@@ -100,13 +154,17 @@ func (s volumeSpec) check() string {
 		}
 	}
 	switch {
-	case s.Base != "" && s.Source != "":
+	case s.Base != "" && s.BaseName != "":
+		return "a volume's base is base_volume (or base_volume_id) or base_volume_name, not both"
+	case s.BasePool != "" && s.BaseName == "":
+		return "base_volume_pool is the pool of base_volume_name; set base_volume_name too"
+	case s.hasBase() && s.Source != "":
 		return "a volume takes its content from base_volume or from source, not both"
-	case s.Base != "" && s.Format != formatQcow2:
+	case s.hasBase() && s.Format != formatQcow2:
 		return fmt.Sprintf("a volume on a base_volume is a qcow2 overlay; its format must be %q, not %q", formatQcow2, s.Format)
 	case s.Source != "" && !filepath.IsAbs(s.Source):
 		return fmt.Sprintf("source %q is not an absolute path", s.Source)
-	case !s.SizeSet && s.Base == "" && s.Source == "":
+	case !s.SizeSet && !s.hasBase() && s.Source == "":
 		return "volume size is not set (it may only be left out with base_volume or source)"
 	case s.SizeSet:
 		return checkSize(s.Size)
@@ -209,11 +267,31 @@ func volumeState(l *golibvirt.Libvirt, vol golibvirt.StorageVol, prior cty.Value
 	if format == "iso" { // libvirt probes uploaded bytes; an ISO image is raw
 		format = formatRaw
 	}
-	base := cty.NullVal(cty.String)
+	base, baseID := cty.NullVal(cty.String), cty.NullVal(cty.String)
+	baseName, basePool := cty.NullVal(cty.String), cty.NullVal(cty.String)
 	if doc.BackingStore != nil && doc.BackingStore.Path != "" {
-		base = cty.StringVal(doc.BackingStore.Path)
-		if b, _, _ := strAttr(prior, "base_volume"); b != "" && sameVolume(l, b, doc.BackingStore.Path) {
+		path := doc.BackingStore.Path
+		b, _, _ := strAttr(prior, "base_volume")
+		id, _, _ := strAttr(prior, "base_volume_id")
+		bn, _, _ := strAttr(prior, "base_volume_name")
+		bp, _, _ := strAttr(prior, "base_volume_pool")
+		switch {
+		case b != "" && sameVolume(l, b, path):
 			base = cty.StringVal(b)
+			if id == b {
+				baseID = base
+			}
+		case id != "" && sameVolume(l, id, path):
+			baseID = cty.StringVal(id)
+		case bn != "" && sameVolumeNamed(l, orDefault(bp, vol.Pool), bn, path):
+			baseName = cty.StringVal(bn)
+			if bp != "" {
+				basePool = cty.StringVal(bp)
+			}
+		case id != "" && b == "":
+			baseID = cty.StringVal(path) // the base changed: drift on the attribute config uses
+		default:
+			base = cty.StringVal(path)
 		}
 	}
 	source := cty.NullVal(cty.String)
@@ -221,14 +299,17 @@ func volumeState(l *golibvirt.Libvirt, vol golibvirt.StorageVol, prior cty.Value
 		source = cty.StringVal(s)
 	}
 	return cty.ObjectVal(map[string]cty.Value{
-		"name":        cty.StringVal(vol.Name),
-		"pool":        cty.StringVal(vol.Pool),
-		"size":        cty.NumberUIntVal(capacity),
-		"format":      cty.StringVal(format),
-		"base_volume": base,
-		"source":      source,
-		"id":          cty.StringVal(vol.Key),
-		"path":        cty.StringVal(path),
+		"name":             cty.StringVal(vol.Name),
+		"pool":             cty.StringVal(vol.Pool),
+		"size":             cty.NumberUIntVal(capacity),
+		"format":           cty.StringVal(format),
+		"base_volume":      base,
+		"base_volume_id":   baseID,
+		"base_volume_name": baseName,
+		"base_volume_pool": basePool,
+		"source":           source,
+		"id":               cty.StringVal(vol.Key),
+		"path":             cty.StringVal(path),
 	}), nil
 }
 
@@ -239,6 +320,23 @@ func sameVolume(l *golibvirt.Libvirt, ref, path string) bool {
 	}
 	vol, err := lookupVolumeRef(l, ref)
 	return err == nil && (vol.Key == path || vol.Key == ref)
+}
+
+// sameVolumeNamed reports whether the volume name in pool is the one at path.
+func sameVolumeNamed(l *golibvirt.Libvirt, pool, name, path string) bool {
+	p, err := l.StoragePoolLookupByName(pool)
+	if err != nil {
+		return false
+	}
+	vol, err := l.StorageVolLookupByName(p, name)
+	if err != nil {
+		return false
+	}
+	if vol.Key == path {
+		return true
+	}
+	doc, err := volumeXMLDoc(l, vol, "read volume "+name)
+	return err == nil && doc.Target != nil && doc.Target.Path == path
 }
 
 // lookupVolumeRef finds a volume by its key, else by its path.
@@ -430,10 +528,10 @@ func newVolumeDoc(l *golibvirt.Libvirt, spec volumeSpec, content *volumeContent,
 	switch {
 	case content != nil:
 		return volumeDoc(spec.Name, formatRaw, content.size, nil), nil
-	case spec.Base != "":
-		base, err := lookupVolumeRef(l, spec.Base)
+	case spec.hasBase():
+		base, err := lookupBase(l, spec)
 		if err != nil {
-			return libvirtxml.StorageVolume{}, readErr(fmt.Sprintf("%s: look up base_volume %s", op, spec.Base), err)
+			return libvirtxml.StorageVolume{}, readErr(fmt.Sprintf("%s: look up %s", op, spec.baseDesc()), err)
 		}
 		bdoc, err := volumeXMLDoc(l, base, op)
 		if err != nil {
@@ -682,7 +780,7 @@ func (p *Provider) updateVolume(ctx context.Context, req providers.UpdateRequest
 func volumeChange(prior, next volumeSpec) string {
 	switch {
 	case prior.Name != next.Name || prior.Pool != next.Pool || prior.Format != next.Format ||
-		prior.Base != next.Base || prior.Source != next.Source:
+		prior.Base != next.Base || prior.Source != next.Source || prior.BaseName != next.BaseName || prior.basePool() != next.basePool():
 		return "a volume's name, pool, format, base_volume and source cannot change in place; it must be replaced"
 	case next.Size < prior.Size:
 		return shrinkProblem(prior.Name, prior.Size, next.Size)
