@@ -97,6 +97,18 @@ func poolExists(l *golibvirt.Libvirt, name string) bool {
 	return err == nil
 }
 
+// cleanupNamed removes the pool, domain and network named name when the
+// test ends, whatever the test left.
+func cleanupNamed(t *testing.T, l *golibvirt.Libvirt, name string) {
+	cleanupPool(t, l, name)
+	t.Cleanup(func() {
+		exec.Command("virsh", "-c", "qemu:///system", "destroy", name).Run()
+		exec.Command("virsh", "-c", "qemu:///system", "undefine", name, "--nvram").Run()
+		exec.Command("virsh", "-c", "qemu:///system", "net-destroy", name).Run()
+		exec.Command("virsh", "-c", "qemu:///system", "net-undefine", name).Run()
+	})
+}
+
 func cleanupPool(t *testing.T, l *golibvirt.Libvirt, name string) {
 	t.Cleanup(func() {
 		exec.Command("virsh", "-c", "qemu:///system", "pool-destroy", name).Run()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,13 +161,7 @@ output "name" {
 func TestImportTFState(t *testing.T) {
 	l := requireLibvirt(t)
 	name := uniq()
-	cleanupPool(t, l, name)
-	t.Cleanup(func() {
-		exec.Command("virsh", "-c", "qemu:///system", "destroy", name).Run()
-		exec.Command("virsh", "-c", "qemu:///system", "undefine", name, "--nvram").Run()
-		exec.Command("virsh", "-c", "qemu:///system", "net-destroy", name).Run()
-		exec.Command("virsh", "-c", "qemu:///system", "net-undefine", name).Run()
-	})
+	cleanupNamed(t, l, name)
 	subnet := fmt.Sprintf("10.%d.%d", 200+rand.IntN(50), rand.IntN(250))
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "main.tf"), fmt.Sprintf(`terraform {

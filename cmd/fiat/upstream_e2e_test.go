@@ -19,13 +19,7 @@ import (
 func TestUpstreamUbuntuExample(t *testing.T) {
 	l := requireLibvirt(t)
 	name := uniq()
-	cleanupPool(t, l, name)
-	t.Cleanup(func() {
-		exec.Command("virsh", "-c", "qemu:///system", "destroy", name).Run()
-		exec.Command("virsh", "-c", "qemu:///system", "undefine", name, "--nvram").Run()
-		exec.Command("virsh", "-c", "qemu:///system", "net-destroy", name).Run()
-		exec.Command("virsh", "-c", "qemu:///system", "net-undefine", name).Run()
-	})
+	cleanupNamed(t, l, name)
 	dir, err := filepath.Abs("testdata/upstream/ubuntu")
 	if err != nil {
 		t.Fatal(err)

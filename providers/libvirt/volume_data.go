@@ -75,6 +75,10 @@ func (p *Provider) download(ctx context.Context, l *golibvirt.Libvirt, vol golib
 	return err
 }
 
+// downloadStall is how long a download may deliver nothing before it is
+// given up and tried again.
+var downloadStall = 20 * time.Second
+
 // downloadOnce streams the bytes on a connection of its own and reports how
 // many reached w.
 func (p *Provider) downloadOnce(ctx context.Context, vol golibvirt.StorageVol, size uint64, w io.Writer, op string) (uint64, error) {
@@ -89,31 +93,45 @@ func (p *Provider) downloadOnce(ctx context.Context, vol golibvirt.StorageVol, s
 	errc := make(chan error, 1)
 	go func() { errc <- own.StorageVolDownload(vol, cw, 0, size, 0) }()
 	leave := func() { go func() { _ = own.Disconnect() }() }
-	select {
-	case err := <-errc:
-		leave()
-		n := cw.written()
-		if err != nil {
-			return n, readErr(op+": download", err)
-		}
-		if n < size {
-			return n, fmt.Errorf("%s: download ended after %d of %d bytes", op, n, size)
-		}
-		return n, nil
-	case <-cw.full:
+	// A stream that has delivered nothing for a while is one of
+	// go-libvirt's lost starts (a busy libvirtd makes them likelier):
+	// give it up, and download tries again on a new connection.
+	stalled := time.NewTimer(downloadStall)
+	defer stalled.Stop()
+	stallC := stalled.C
+	for {
 		select {
 		case err := <-errc:
 			leave()
+			n := cw.written()
 			if err != nil {
-				return size, readErr(op+": download", err)
+				return n, readErr(op+": download", err)
 			}
-		case <-time.After(2 * time.Second): // the deadlock above: the bytes are in
+			if n < size {
+				return n, fmt.Errorf("%s: download ended after %d of %d bytes", op, n, size)
+			}
+			return n, nil
+		case <-cw.full:
+			select {
+			case err := <-errc:
+				leave()
+				if err != nil {
+					return size, readErr(op+": download", err)
+				}
+			case <-time.After(2 * time.Second): // the deadlock above: the bytes are in
+				leave()
+			}
+			return size, nil
+		case <-stallC:
+			if cw.written() == 0 && size > 0 {
+				leave()
+				return 0, fmt.Errorf("%s: download: no data from libvirtd after %s", op, downloadStall)
+			}
+			stallC = nil // it is moving: let it finish
+		case <-ctx.Done():
 			leave()
+			return cw.written(), fmt.Errorf("%s: %w", op, ctx.Err())
 		}
-		return size, nil
-	case <-ctx.Done():
-		leave()
-		return cw.written(), fmt.Errorf("%s: %w", op, ctx.Err())
 	}
 }
 
