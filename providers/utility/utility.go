@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 
 	"fiat/providers"
 
@@ -229,13 +228,4 @@ func withComputed(config cty.Value, computed map[string]cty.Value) cty.Value {
 		attrs[k] = v
 	}
 	return cty.ObjectVal(attrs)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
