@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
+	"time"
 
 	"fiat/executor"
 	"fiat/hcl"
 	"fiat/planner"
 	"fiat/providers"
+	"fiat/providers/provision"
 	"fiat/state"
 
 	"github.com/zclconf/go-cty/cty"
@@ -90,11 +93,19 @@ func (e *Engine) Apply(ctx context.Context, store Store, opts ApplyOptions) (*Ap
 		return nil, err
 	}
 	defer closeAll(provs)
+	events := serialized(opts.Events)
+	if p, ok := provs[providers.ProvisionerAddress].(*provision.Provider); ok {
+		// What a provisioner prints is progress: it goes out with the
+		// executor's events, one line at a time.
+		p.Output = func(addr, line string) {
+			events(executor.Event{Time: time.Now().UTC(), Kind: executor.EventOutput, Address: addr, Err: line})
+		}
+	}
 	res, err := executor.Apply(ctx, plan, executor.Options{
 		Store: store, Providers: provs, Eval: executor.NewEvaluator(opts.Config, plan, e.providers.Schemas()),
 		EvalProvisioner: executor.NewProvisionerEvaluator(opts.Config, plan),
 		CheckSpace:      checkSpace,
-		Events:          opts.Events, Parallelism: opts.Parallelism, PlanID: opts.PlanID, Actor: opts.Actor, Command: opts.Command,
+		Events:          events, Parallelism: opts.Parallelism, PlanID: opts.PlanID, Actor: opts.Actor, Command: opts.Command,
 	})
 	if err != nil {
 		return nil, err
@@ -145,4 +156,18 @@ func outputs(cfg *hcl.Config, vals map[string]cty.Value) ([]Output, error) {
 		list = append(list, Output{Name: name, Value: outs[name], Sensitive: cfg.Outputs[name].Sensitive})
 	}
 	return list, nil
+}
+
+// serialized makes fn safe to call from several goroutines (the
+// executor's, a provisioner's output), one call at a time.
+func serialized(fn func(executor.Event)) func(executor.Event) {
+	if fn == nil {
+		return func(executor.Event) {}
+	}
+	var mu sync.Mutex
+	return func(ev executor.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		fn(ev)
+	}
 }

@@ -22,6 +22,7 @@ const (
 	EventPurgeFailed EventKind = "purge-failed" // ...or could not be
 	EventRecovering  EventKind = "recovering"   // a crashed run's transaction is being settled
 	EventWarning     EventKind = "warning"      // something the operator should know (in Err)
+	EventOutput      EventKind = "output"       // a line a provisioner printed (in Err)
 )
 
 // Event is one line of progress.

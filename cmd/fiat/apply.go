@@ -227,6 +227,8 @@ func (m *Main) printEvent(ev executor.Event) {
 		fmt.Fprintf(m.Stdout, "%s: Still %s... %.0fs elapsed\n", ev.Address, strings.ToLower(v[0]), el)
 	case executor.EventCommitted:
 		fmt.Fprintf(m.Stdout, "Committed store revision %d.\n", ev.Revision)
+	case executor.EventOutput:
+		fmt.Fprintf(m.Stdout, "%s (output): %s\n", ev.Address, ev.Err)
 	case executor.EventWarning:
 		fmt.Fprintf(m.Stdout, "Warning: %s\n", ev.Err)
 	case executor.EventRecovering:

@@ -116,7 +116,7 @@ resource "fiat_data" "host" {
 		t.Fatalf("plan: exit %d\n%s%s", code, stdout, errs)
 	}
 	code, stdout, errs = runRaw(t, "apply", "-auto-approve", dir)
-	if code != 0 || !strings.Contains(stdout, "fiat_data.host: Provisioned (remote-exec)") {
+	if code != 0 || !strings.Contains(stdout, "fiat_data.host: Provisioned (remote-exec)") || !strings.Contains(stdout, "fiat_data.host (output): remote done") {
 		t.Fatalf("apply: exit %d\n%s%s", code, stdout, errs)
 	}
 	if got := readFile(t, filepath.Join(out, "remote.txt")); got != "hello world" {

@@ -115,6 +115,9 @@ func (p *Provider) Create(ctx context.Context, req providers.CreateRequest) (pro
 			p.Output(req.Address, line)
 		}
 	}
+	if s.Type == "local-exec" && optBool(s.Config, "quiet") {
+		out = func(string) {} // quiet = true: the command's output is not shown
+	}
 	switch s.Type {
 	case "local-exec":
 		err = localExec(ctx, s.Config, out)
@@ -209,4 +212,11 @@ func optMap(v cty.Value, name string) map[string]string {
 		out[k] = e.AsString()
 	}
 	return out
+}
+
+func optBool(v cty.Value, name string) bool {
+	if v == cty.NilVal || v.IsNull() || !v.Type().HasAttribute(name) || v.GetAttr(name).IsNull() {
+		return false
+	}
+	return v.GetAttr(name).True()
 }
