@@ -180,7 +180,7 @@ func ConfigValueSensitive(ev *hcl.Evaluator, addr string, rs providers.ResourceS
 		if av.IsNull() && a.Default != cty.NilVal {
 			av = a.Default
 		}
-		if a.LocalPath && av.Type() == cty.String && av.IsKnown() && !av.IsNull() && !filepath.IsAbs(av.AsString()) && av.AsString() != "" {
+		if a.LocalPath && av.Type() == cty.String && av.IsKnown() && !av.IsNull() && !filepath.IsAbs(av.AsString()) && av.AsString() != "" && !isURL(av.AsString()) {
 			av = cty.StringVal(filepath.Join(ev.Config().ResourceDir(res), av.AsString()))
 		}
 		attrs[name] = av
@@ -410,4 +410,19 @@ func withNewDefaults(stored cty.Value, rs providers.ResourceSchema) cty.Value {
 		return stored
 	}
 	return cty.ObjectVal(attrs)
+}
+
+// isURL says a LocalPath attribute's value is a URL (scheme://...), which
+// the provider fetches itself: it is not a file relative to the module.
+func isURL(s string) bool {
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return false
+	}
+	for _, c := range s[:i] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

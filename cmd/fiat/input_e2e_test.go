@@ -51,7 +51,7 @@ func TestProviderRefusalsFailAtValidate(t *testing.T) {
 resource "libvirt_volume" "odd" {
   name = "odd.qcow2"
   pool = libvirt_pool.p.name
-  size = 1000
+  size = 0
 }
 resource "libvirt_volume" "nosize" {
   name = "nosize.qcow2"
@@ -65,7 +65,7 @@ resource "libvirt_network" "n" {
 `)
 	for _, cmd := range []string{"validate", "plan"} {
 		code, out, errs := runRaw(t, cmd, dir)
-		for _, want := range []string{"Invalid size of libvirt_volume", "main.hcl line 8", "not a multiple of 512",
+		for _, want := range []string{"Invalid size of libvirt_volume", "main.hcl line 8", "more than 0 bytes",
 			"size is not set", "main.hcl line 10", `contains "/"`, "main.hcl line 15"} {
 			if !strings.Contains(errs, want) {
 				t.Fatalf("%s: exit %d, want %q in:\n%s%s", cmd, code, want, out, errs)

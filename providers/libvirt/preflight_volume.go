@@ -14,7 +14,7 @@ import (
 func (pf *preflight) volume(ctx context.Context, step providers.PreflightStep) []string {
 	switch step.Action {
 	case providers.ActionCreate:
-		return pf.volumeCreate(step)
+		return pf.volumeCreate(ctx, step)
 	case providers.ActionUpdate:
 		return pf.volumeUpdate(step)
 	case providers.ActionDelete:
@@ -42,7 +42,7 @@ func (pf *preflight) cloudInit(ctx context.Context, step providers.PreflightStep
 	return []string{fmt.Sprintf("unsupported action %q", step.Action)}
 }
 
-func (pf *preflight) volumeCreate(step providers.PreflightStep) []string {
+func (pf *preflight) volumeCreate(ctx context.Context, step providers.PreflightStep) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
@@ -87,7 +87,7 @@ func (pf *preflight) volumeCreate(step providers.PreflightStep) []string {
 		}
 	}
 	if sourceKnown && source != "" {
-		if f, n, err := probeFile(source); err != nil {
+		if f, n, err := probeSource(ctx, source); err != nil {
 			add("%v", err)
 		} else {
 			if formatKnown && f != format {

@@ -1,7 +1,6 @@
 package libvirt
 
 import (
-	"fmt"
 	"strings"
 
 	"fiat/providers"
@@ -83,10 +82,6 @@ func validateVolume(cfg cty.Value, known func(string) (string, bool), add func(a
 	switch {
 	case err != nil:
 		add("size", err.Error())
-	case sizeKnown && sizeSet && format == formatQcow2 && size%sectorSize != 0:
-		// qemu-img refuses a qcow2 size that is not in whole sectors;
-		// one in sectors but not KiB is planned rounded (ModifyPlan).
-		add("size", fmt.Sprintf("qcow2 volume size %d is not a multiple of 512 bytes (make it %d)", size, (size/sectorSize+1)*sectorSize))
 	case sizeKnown && sizeSet:
 		add("size", checkSize(size))
 	case sizeKnown && !sizeSet && isNullAttr(cfg, "base_volume") && isNullAttr(cfg, "base_volume_id") && isNullAttr(cfg, "base_volume_name") && isNullAttr(cfg, "source"):
@@ -117,7 +112,7 @@ func validateVolume(cfg cty.Value, known func(string) (string, bool), add func(a
 		add("source", "a volume takes its content from base_volume or from source, not both")
 	case baseSet && base != "" && format != "" && format != formatQcow2:
 		add("format", "a volume on a base_volume is a qcow2 overlay; its format must be \"qcow2\"")
-	case sourceSet && source != "" && !strings.HasPrefix(source, "/"):
-		add("source", "source "+source+" is not an absolute path")
+	case sourceSet && checkSource(source) != "":
+		add("source", checkSource(source))
 	}
 }

@@ -54,7 +54,7 @@ var volumeSchema = providers.ResourceSchema{
 		"base_volume_pool": {Type: cty.String, Optional: true, ForceNew: true,
 			Description: "Pool of base_volume_name; the volume's own pool when left out."},
 		"source": {Type: cty.String, Optional: true, ForceNew: true, LocalPath: true,
-			Description: "Path of a local file (where fiat runs) uploaded into the volume, e.g. a cloud image; size is taken from it. A relative path is relative to the module's directory. A change of the file's content under the same path is not seen."},
+			Description: "Path of a local file (where fiat runs), or an http(s) URL downloaded (streamed) by fiat, uploaded into the volume, e.g. a cloud image; size is taken from it. A relative path is relative to the module's directory. A change of the URL or path replaces the volume; a change of the content under the same one is not seen."},
 		"id": {Type: cty.String, Computed: true,
 			Description: "The volume's key (its path, for dir pools)."},
 		"path": {Type: cty.String, Computed: true,
@@ -162,8 +162,8 @@ func (s volumeSpec) check() string {
 		return "a volume takes its content from base_volume or from source, not both"
 	case s.hasBase() && s.Format != formatQcow2:
 		return fmt.Sprintf("a volume on a base_volume is a qcow2 overlay; its format must be %q, not %q", formatQcow2, s.Format)
-	case s.Source != "" && !filepath.IsAbs(s.Source):
-		return fmt.Sprintf("source %q is not an absolute path", s.Source)
+	case checkSource(s.Source) != "":
+		return checkSource(s.Source)
 	case !s.SizeSet && !s.hasBase() && s.Source == "":
 		return "volume size is not set (it may only be left out with base_volume or source)"
 	case s.SizeSet:
@@ -435,14 +435,18 @@ func (p *Provider) createVolume(ctx context.Context, req providers.CreateRequest
 	spec = spec.normalized()
 	var content *volumeContent
 	if spec.Source != "" {
-		format, size, err := probeFile(spec.Source)
+		// A URL is requested before the volume is made: a server that
+		// refuses it leaves nothing to clean up. Its body streams into
+		// the volume at the upload.
+		format, size, r, err := openSource(ctx, spec.Source)
 		if err != nil {
 			return providers.CreateResponse{}, fmt.Errorf("create volume %s: %w", spec.Name, err)
 		}
+		defer r.Close()
 		if format != spec.Format {
 			return providers.CreateResponse{}, fmt.Errorf("create volume %s: source %s is a %s image; set format = %q", spec.Name, spec.Source, format, format)
 		}
-		content = &volumeContent{open: func() (io.ReadCloser, error) { return os.Open(spec.Source) }, size: size}
+		content = &volumeContent{open: func() (io.ReadCloser, error) { return io.NopCloser(r), nil }, size: size}
 	}
 	return p.createVolumeWith(ctx, req, spec, content)
 }

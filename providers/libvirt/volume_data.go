@@ -25,7 +25,12 @@ func upload(ctx context.Context, l *golibvirt.Libvirt, pool golibvirt.StoragePoo
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	defer r.Close()
-	if err := l.StorageVolUpload(vol, io.LimitReader(r, int64(c.size)), 0, c.size, 0); err != nil {
+	sr := &sourceErrReader{r: io.LimitReader(r, int64(c.size))}
+	if err := l.StorageVolUpload(vol, sr, 0, c.size, 0); err != nil {
+		if sr.err != nil {
+			// The source failed (a download cut short), not libvirt.
+			return fmt.Errorf("%s: %w", op, sr.err)
+		}
 		return mutErr(op+": upload", err)
 	}
 	// libvirt refreshes the pool by itself after an upload, in the
@@ -35,6 +40,21 @@ func upload(ctx context.Context, l *golibvirt.Libvirt, pool golibvirt.StoragePoo
 		return mutErr(op+": refresh pool", err)
 	}
 	return nil
+}
+
+// sourceErrReader remembers the error its reader gave, so a failed source
+// is told apart from a failed libvirt call.
+type sourceErrReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceErrReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 // download writes the first size bytes of vol to w. On a local host it

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// More of the upstream provider's examples/v0.13 (v0.8.3), each adapted
+// only in environment (see the comment atop each main.tf): validate, apply,
+// a re-plan with no changes (-detailed-exitcode 0), destroy.
+
+// upstreamExample runs the example in testdata/upstream/<example> through
+// validate, apply, a clean re-plan and destroy, with vars; check (if not
+// nil) looks at the applied objects before the re-plan.
+func upstreamExample(t *testing.T, example string, vars []string, check func()) {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("testdata/upstream", example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "state")
+	run := func(args ...string) (int, string, string) {
+		full := append(append([]string{args[0], "-data-dir", data}, vars...), args[1:]...)
+		return runRaw(t, append(full, dir)...)
+	}
+	if code, out, errs := runRaw(t, append(append([]string{"validate"}, vars...), dir)...); code != 0 {
+		t.Fatalf("validate: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := run("plan"); code != 0 {
+		t.Fatalf("plan: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := run("apply", "-auto-approve"); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errs)
+	}
+	if check != nil {
+		check()
+	}
+	if code, out, errs := run("plan", "-detailed-exitcode"); code != 0 {
+		t.Errorf("re-plan after apply: exit %d, want 0 (no changes)\n%s%s", code, out, errs)
+	}
+	if code, out, errs := run("destroy", "-auto-approve"); code != 0 {
+		t.Fatalf("destroy: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// cleanupPrefixed removes whatever domains, networks and pools whose names
+// start with prefix the test left.
+func cleanupPrefixed(t *testing.T, prefix string) {
+	t.Cleanup(func() {
+		virsh := func(args ...string) string {
+			out, _ := exec.Command("virsh", append([]string{"-c", "qemu:///system"}, args...)...).Output()
+			return string(out)
+		}
+		for _, d := range strings.Fields(virsh("list", "--all", "--name")) {
+			if strings.HasPrefix(d, prefix) {
+				virsh("destroy", d)
+				virsh("undefine", d, "--nvram")
+			}
+		}
+		for _, n := range strings.Fields(virsh("net-list", "--all", "--name")) {
+			if strings.HasPrefix(n, prefix) {
+				virsh("net-destroy", n)
+				virsh("net-undefine", n)
+			}
+		}
+		for _, p := range strings.Fields(virsh("pool-list", "--all", "--name")) {
+			if strings.HasPrefix(p, prefix) {
+				for _, v := range strings.Fields(virsh("vol-list", p, "--name")) {
+					virsh("vol-delete", v, "--pool", p)
+				}
+				virsh("pool-destroy", p)
+				virsh("pool-delete", p)
+				virsh("pool-undefine", p)
+			}
+		}
+	})
+}
+
+func randomSubnet() string {
+	return fmt.Sprintf("10.%d.%d", 200+rand.IntN(50), rand.IntN(250))
+}
+
+// imageServer serves files (name → content) on 127.0.0.1 and counts the
+// requests for each.
+func imageServer(t *testing.T, files map[string]string) (*httptest.Server, map[string]int) {
+	hits := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := files[strings.TrimPrefix(r.URL.Path, "/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		hits[r.URL.Path]++
+		http.ServeFile(w, r, p)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, hits
+}
+
+// qcow2Image makes a small qcow2 image (with qemu-img) in a temp dir.
+func qcow2Image(t *testing.T, size string) string {
+	p := filepath.Join(t.TempDir(), "image.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-f", "qcow2", p, size).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	return p
+}
+
+func virshOut(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("virsh", append([]string{"-c", "qemu:///system"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("virsh %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// The count example: a volume downloaded from an http URL, four overlays
+// on it (count, base_volume_id), four domains picking theirs with
+// element(...), and an output of every domain's
+// network_interface.0.addresses.
+func TestUpstreamCountExample(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	srv, hits := imageServer(t, map[string]string{"leap.qcow2": qcow2Image(t, "16M")})
+	upstreamExample(t, "count", []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet(),
+		"-var", "image_url=" + srv.URL + "/leap.qcow2"}, func() {
+		info, err := exec.Command("qemu-img", "info", "-U", "/var/lib/libvirt/images/"+name+"/os_image").CombinedOutput()
+		if err != nil || !strings.Contains(string(info), "file format: qcow2") || !strings.Contains(string(info), "virtual size: 16 MiB") {
+			t.Errorf("os_image is not the served qcow2: %v\n%s", err, info)
+		}
+		for i := 0; i < 4; i++ {
+			x := virshOut(t, "dumpxml", "--inactive", fmt.Sprintf("%s-domain-%d", name, i))
+			if want := fmt.Sprintf("/var/lib/libvirt/images/%s/volume-%d", name, i); !strings.Contains(x, want) {
+				t.Errorf("domain %d does not use %s:\n%s", i, want, x)
+			}
+		}
+		if hits["/leap.qcow2"] == 0 {
+			t.Errorf("the image was never downloaded")
+		}
+	})
+}
+
+// The format example: a raw and a qcow2 image downloaded, an overlay on
+// each, a domain on each overlay.
+func TestUpstreamFormatExample(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	raw := filepath.Join(t.TempDir(), "debian8.img")
+	if err := os.WriteFile(raw, make([]byte, 4<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := imageServer(t, map[string]string{"debian8.img": raw, "debian8.qcow2": qcow2Image(t, "8M")})
+	upstreamExample(t, "format", []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet(),
+		"-var", "image_base_url=" + srv.URL}, func() {
+		dir := "/var/lib/libvirt/images/" + name + "/"
+		for vol, want := range map[string]string{"debian8-raw": "file format: raw", "debian8-qcow2": "file format: qcow2",
+			"vol-debian8-raw": "backing file format: raw", "vol-debian8-qcow2": "backing file format: qcow2"} {
+			info, err := exec.Command("qemu-img", "info", "-U", dir+vol).CombinedOutput()
+			if err != nil || !strings.Contains(string(info), want) {
+				t.Errorf("%s: want %q: %v\n%s", vol, want, err, info)
+			}
+		}
+	})
+}
+
+// The multiple example: a second provider alias, "remotehost", here this
+// same host over qemu+tcp.
+func TestUpstreamMultipleExample(t *testing.T) {
+	requireLibvirt(t)
+	if out, err := exec.Command("virsh", "-c", "qemu+tcp://127.0.0.1/system", "uri").CombinedOutput(); err != nil {
+		t.Fatalf("libvirtd does not listen on TCP (scripts/libvirtd.sh makes it): %v: %s", err, out)
+	}
+	name := uniq()
+	cleanupPrefixed(t, name)
+	upstreamExample(t, "multiple", []string{"-var", "prefix=" + name}, func() {
+		for _, d := range []string{name + "-local", name + "-remotehost"} {
+			x := virshOut(t, "dumpxml", "--inactive", d)
+			if !strings.Contains(x, "<memory unit='KiB'>2097152</memory>") || !strings.Contains(x, ">2</vcpu>") ||
+				!strings.Contains(x, "/var/lib/libvirt/images/"+d+"/") {
+				t.Errorf("domain %s:\n%s", d, x)
+			}
+		}
+	})
+}
+
+// The boot example: boot order hd, network; a VNC display; an interface on
+// a host bridge (made by the test) with a fixed MAC.
+func TestUpstreamBootExample(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	bridge := "fb" + strings.TrimPrefix(name, "fiate2e-")
+	if out, err := exec.Command("ip", "link", "add", "name", bridge, "type", "bridge").CombinedOutput(); err != nil {
+		t.Fatalf("make bridge: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	if out, err := exec.Command("ip", "link", "set", bridge, "up").CombinedOutput(); err != nil {
+		t.Fatalf("bridge up: %v: %s", err, out)
+	}
+	upstreamExample(t, "boot", []string{"-var", "prefix=" + name, "-var", "bridge=" + bridge}, func() {
+		x := virshOut(t, "dumpxml", "--inactive", name)
+		for _, want := range []string{"<boot dev='hd'/>", "<boot dev='network'/>", "<graphics type='vnc'", "<source bridge='" + bridge + "'/>",
+			"<mac address='52:54:00:b2:2f:86'/>", "<memory unit='KiB'>1048576</memory>"} {
+			if !strings.Contains(x, want) {
+				t.Errorf("domain XML lacks %s:\n%s", want, x)
+			}
+		}
+		if strings.Index(x, "<boot dev='hd'/>") > strings.Index(x, "<boot dev='network'/>") {
+			t.Errorf("boot order is not hd, network:\n%s", x)
+		}
+	})
+}
+
+// A source URL the server refuses fails the apply (preflight), naming the
+// URL and the server's status; a relative path is still the module's file.
+func TestVolumeSourceURLRefused(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	srv, _ := imageServer(t, map[string]string{})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "main.tf"), fmt.Sprintf(`resource "libvirt_pool" "p" {
+  name = %[1]q
+  path = "/var/lib/libvirt/images/%[1]s"
+}
+resource "libvirt_volume" "img" {
+  name   = "img"
+  pool   = libvirt_pool.p.name
+  source = "%[2]s/missing.qcow2"
+}
+`, name, srv.URL))
+	code, out, errs := runRaw(t, "apply", "-auto-approve", "-data-dir", filepath.Join(dir, "state"), dir)
+	if code == 0 || !strings.Contains(errs, srv.URL+"/missing.qcow2") || !strings.Contains(errs, "404 Not Found") {
+		t.Fatalf("apply: exit %d, want an error naming the URL and 404:\n%s%s", code, out, errs)
+	}
+	writeFile(t, filepath.Join(dir, "main.tf"), `resource "libvirt_volume" "img" {
+  name   = "img"
+  source = "ftp://example.com/x.qcow2"
+}
+`)
+	if code, out, errs := runRaw(t, "validate", dir); code == 0 || !strings.Contains(errs, "only http and https URLs") {
+		t.Fatalf("validate: exit %d, want the scheme refused:\n%s%s", code, out, errs)
+	}
+}
