@@ -252,3 +252,24 @@ resource "libvirt_volume" "img" {
 		t.Fatalf("validate: exit %d, want the scheme refused:\n%s%s", code, out, errs)
 	}
 }
+
+// The tumbleweed example: an image downloaded, cloud-init from two
+// template files, two consoles and spice graphics.
+func TestUpstreamTumbleweedExample(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	srv, hits := imageServer(t, map[string]string{"tumbleweed.qcow2": qcow2Image(t, "16M")})
+	upstreamExample(t, "tumbleweed", []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet(),
+		"-var", "image_url=" + srv.URL + "/tumbleweed.qcow2"}, func() {
+		x := virshOut(t, "dumpxml", "--inactive", name+"-tumbleweed-terraform")
+		for _, want := range []string{"commoninit.iso", "target type='virtio'", "type='spice'", "/var/lib/libvirt/images/" + name + "/tumbleweed"} {
+			if !strings.Contains(x, want) {
+				t.Errorf("the domain XML lacks %q:\n%s", want, x)
+			}
+		}
+		if hits["/tumbleweed.qcow2"] == 0 {
+			t.Errorf("the image was never downloaded")
+		}
+	})
+}
