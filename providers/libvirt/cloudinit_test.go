@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -120,5 +121,31 @@ func TestCloudInitConcurrentReads(t *testing.T) {
 				wg.Wait()
 			}
 		})
+	}
+}
+
+// A download stream that never starts (go-libvirt can lose its start) is
+// given up after downloadStall and tried again on a new connection: the
+// read succeeds instead of hanging.
+func TestStalledDownloadIsRetried(t *testing.T) {
+	proxy := newDropProxy(t, procStorageVolDownload)
+	p := newTestProvider(t, proxy.URI())
+	p.remoteFiles = true
+	pool, _ := newTestPool(t, p)
+	c, err := p.Create(testCtx(t), providers.CreateRequest{Type: TypeCloudInit,
+		Config: cloudInitConfig(testName("stall")+".iso", pool, "#cloud-config\nhostname: stalled\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { downloadStall = d }(downloadStall)
+	downloadStall = time.Second
+	proxy.stall.Store(true)
+	proxy.armed.Store(true)
+	got, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeCloudInit, ID: c.ID, State: c.State})
+	if err != nil || !got.Exists || !got.State.Equals(c.State).True() {
+		t.Fatalf("read after a stalled download: %#v, %v", got.State, err)
+	}
+	if proxy.cuts.Load() != 1 {
+		t.Fatalf("the proxy stalled %d downloads, want 1 (the test did not exercise the stall)", proxy.cuts.Load())
 	}
 }

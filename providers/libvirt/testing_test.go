@@ -259,9 +259,12 @@ type dropProxy struct {
 	ln     net.Listener
 	proc   uint32
 	armed  atomic.Bool
-	skip   atomic.Int32
-	cuts   atomic.Int32
-	wg     sync.WaitGroup
+	// stall, when set, keeps the cut connection open and silent instead
+	// of closing it: the client waits for a reply that never comes.
+	stall atomic.Bool
+	skip  atomic.Int32
+	cuts  atomic.Int32
+	wg    sync.WaitGroup
 }
 
 const (
@@ -273,6 +276,7 @@ const (
 	procStorageVolCreateXML  = 93
 	procDomainCreate         = 9
 	procNetworkCreate        = 39
+	procStorageVolDownload   = 209
 )
 
 func newDropProxy(t *testing.T, proc uint32) *dropProxy {
@@ -341,6 +345,9 @@ func (d *dropProxy) serve() {
 				}
 				if cut.Load() {
 					d.cuts.Add(1)
+					if d.stall.Load() {
+						io.Copy(io.Discard, s) // silent until the client gives up
+					}
 					return // drop the reply and the connection
 				}
 				if _, err := c.Write(pkt); err != nil {
