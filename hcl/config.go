@@ -44,6 +44,7 @@ type Config struct {
 	sources   map[string]string    // where each root variable's value came from
 	graph     *refGraph
 	funcs     map[string]function.Function // file functions read relative to Dir
+	root      string                       // Dir, absolute
 }
 
 // Module is one module of the configuration.
@@ -317,7 +318,8 @@ func loadAll(dir string, files map[string][]byte, read func(rel string) (map[str
 		Resources: map[string]*Resource{},
 		Modules:   map[string]*Module{},
 	}
-	cfg.funcs = functionsFor(cfg.absDir())
+	cfg.root = cfg.absDir()
+	cfg.funcs = functionsFor(cfg.root)
 	l := &loader{cfg: cfg, dir: dir, read: read}
 	root, diags := l.loadModule("", ".", nil, nil)
 	if root == nil {

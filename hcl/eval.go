@@ -526,8 +526,12 @@ func (c *Config) pathObject(m *Module) cty.Value {
 	})
 }
 
-// absDir is the root module's directory, absolute.
+// absDir is the root module's directory, absolute (resolved once, at
+// load: the working directory it is relative to does not change).
 func (c *Config) absDir() string {
+	if c.root != "" {
+		return c.root
+	}
 	if abs, err := filepath.Abs(c.Dir); err == nil {
 		return abs
 	}

@@ -498,16 +498,7 @@ func TestPoolRetireSettleRestoresWhatWas(t *testing.T) {
 	p := newTestProvider(t)
 	l := hostClient(t, p)
 	name, _ := newTestPool(t, p)
-	pool, err := l.StoragePoolLookupByName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.StoragePoolSetAutostart(pool, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.StoragePoolDestroy(pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := stopPoolOutside(t, l, name)
 	id := formatUUID(pool.UUID)
 	read, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypePool, ID: id})
 	if err != nil || !read.Exists {

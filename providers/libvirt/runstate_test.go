@@ -34,16 +34,7 @@ func TestPoolStoppedOutsideFiat(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRun(t, "created", pstate, true, true)
-	pool, err := l.StoragePoolLookupByName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.StoragePoolSetAutostart(pool, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.StoragePoolDestroy(pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := stopPoolOutside(t, l, name)
 
 	read, err := p.Read(testCtx(t), providers.ReadRequest{Address: "libvirt_pool.p", Type: TypePool, ID: pid, State: pstate})
 	if err != nil || !read.Exists {

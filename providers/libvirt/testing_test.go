@@ -408,3 +408,20 @@ func volumeNamesIn(t *testing.T, p *Provider, pool string) []string {
 	}
 	return names
 }
+
+// stopPoolOutside stops a pool and turns its autostart off behind fiat's
+// back, as an operator with virsh would.
+func stopPoolOutside(t *testing.T, l *golibvirt.Libvirt, name string) golibvirt.StoragePool {
+	t.Helper()
+	pool, err := l.StoragePoolLookupByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StoragePoolSetAutostart(pool, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StoragePoolDestroy(pool); err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
