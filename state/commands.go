@@ -25,6 +25,8 @@ const (
 	cmdAppend
 	cmdEndTx
 	cmdInit
+	cmdMember
+	cmdDoc
 )
 
 func (k cmdKind) String() string {
@@ -49,6 +51,10 @@ func (k cmdKind) String() string {
 		return "end-tx"
 	case cmdInit:
 		return "init"
+	case cmdMember:
+		return "member"
+	case cmdDoc:
+		return "doc"
 	}
 	return fmt.Sprintf("command(%d)", byte(k))
 }

@@ -167,6 +167,10 @@ func (f *fsm) apply(index uint64, data []byte) (*result, error) {
 		return decodeApply(body, index, f.applyEndTx)
 	case cmdInit:
 		return decodeApply(body, index, f.applyInit)
+	case cmdMember:
+		return decodeApply(body, index, f.applyMember)
+	case cmdDoc:
+		return decodeApply(body, index, f.applyDoc)
 	}
 	// An unknown command means a newer fiat wrote the log; applying the rest
 	// would diverge from it.

@@ -17,6 +17,8 @@ const (
 	prefixJournal = "j/"  // j/<txid>/<seq> -> opaque JSON record
 	prefixLock    = "l/"  // l/<stack> -> lockRecord JSON
 	prefixStage   = "s/"  // s/<lockid>/<commitid>/<seq> -> staged chunk JSON
+	prefixMember  = "n/"  // n/<node id> -> Member JSON
+	prefixDoc     = "d/"  // d/<collection>/<id> -> an opaque document (docs.go)
 
 	keyRevision = "m/revision" // uint64: the store revision
 	keyApplied  = "m/applied"  // uint64: last raft index whose effect is written

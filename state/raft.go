@@ -34,7 +34,7 @@ const (
 // node is the raft half of a Store.
 type node struct {
 	raft  *raft.Raft
-	trans *raft.InmemTransport
+	trans raft.Transport
 	logs  *raftboltdb.BoltStore
 	snaps *raft.FileSnapshotStore
 }
@@ -58,16 +58,33 @@ func raftConfig(logger hclog.Logger) *raft.Config {
 	return conf
 }
 
-func openNode(ctx context.Context, dir string, f *fsm, logger hclog.Logger) (*node, error) {
+// clusterConfig tunes raft for a cluster on a LAN: a leader that stops
+// hearing from a quorum steps down within LeaderLeaseTimeout, and a
+// follower that stops hearing from the leader calls an election within
+// one to two HeartbeatTimeouts, so failover takes about a second.
+func clusterConfig(conf *raft.Config, c *Cluster) {
+	conf.LocalID = raft.ServerID(c.ID)
+	conf.HeartbeatTimeout = 400 * time.Millisecond
+	conf.ElectionTimeout = 400 * time.Millisecond
+	conf.LeaderLeaseTimeout = 300 * time.Millisecond
+	conf.CommitTimeout = 5 * time.Millisecond
+}
+
+func openNode(ctx context.Context, dir string, f *fsm, logger hclog.Logger, c *Cluster, notify chan bool) (*node, error) {
 	n := &node{}
-	if err := n.open(ctx, dir, f, logger); err != nil {
+	if c != nil {
+		if err := checkName("node id", c.ID); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.open(ctx, dir, f, logger, c, notify); err != nil {
 		n.close(false)
 		return nil, err
 	}
 	return n, nil
 }
 
-func (n *node) open(ctx context.Context, dir string, f *fsm, logger hclog.Logger) (err error) {
+func (n *node) open(ctx context.Context, dir string, f *fsm, logger hclog.Logger, c *Cluster, notify chan bool) (err error) {
 	n.logs, err = raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(dir, "raft.db"),
 		BoltOptions: &bbolt.Options{Timeout: time.Second},
@@ -79,8 +96,6 @@ func (n *node) open(ctx context.Context, dir string, f *fsm, logger hclog.Logger
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	_, n.trans = raft.NewInmemTransport(embeddedAddr)
-
 	if err := checkLogCoversFSM(f, n.logs, n.snaps); err != nil {
 		return err
 	}
@@ -89,6 +104,21 @@ func (n *node) open(ctx context.Context, dir string, f *fsm, logger hclog.Logger
 	if err != nil {
 		return err
 	}
+	if c != nil {
+		stream, err := newStreamLayer(c.RaftAddr, c.TLS)
+		if err != nil {
+			return err
+		}
+		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger})
+		clusterConfig(conf, c)
+		conf.NotifyCh = notify
+		if n.raft, err = raft.NewRaft(conf, f, n.logs, n.logs, n.snaps, n.trans); err != nil {
+			return fmt.Errorf("start raft: %w", err)
+		}
+		return nil // bootstrap and joining are the server's
+	}
+	_, n.trans = raft.NewInmemTransport(embeddedAddr)
 	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
@@ -201,8 +231,8 @@ func (n *node) close(compact bool) error {
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}
-	if n.trans != nil {
-		errs = append(errs, n.trans.Close())
+	if c, ok := n.trans.(interface{ Close() error }); ok {
+		errs = append(errs, c.Close())
 	}
 	if n.logs != nil {
 		errs = append(errs, n.logs.Close())

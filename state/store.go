@@ -30,6 +30,10 @@ type Options struct {
 	// Dir holds none (read-only commands, and apply of a saved plan, must
 	// not leave a new store behind on a mistyped path).
 	MustExist bool
+	// Cluster, if set, starts a node of a multi-node cluster (cluster.go)
+	// instead of the embedded single voter. Open then returns at once,
+	// before the node has joined or found a leader.
+	Cluster *Cluster
 }
 
 // ErrNoStore is returned by Open with MustExist when the directory holds no
@@ -50,6 +54,12 @@ type Store struct {
 	dirLock *os.File
 
 	now func() time.Time // the clock put into commands; tests replace it
+
+	cluster   *Cluster
+	logger    hclog.Logger
+	ready     atomic.Bool   // leader, with every earlier entry applied
+	notify    chan bool     // raft's leadership notifications (cluster)
+	watchDone chan struct{} // closed when watchLeadership returns
 
 	mu     sync.RWMutex // held for reading by every call, for writing by Close
 	closed bool
@@ -76,10 +86,16 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open state in %s: %w", dir, ErrNoStore)
 		}
 	}
-	s := &Store{dir: dir, now: time.Now}
-	if err := s.open(ctx, opts.Logger); err != nil {
+	s := &Store{dir: dir, now: time.Now, cluster: opts.Cluster, logger: opts.Logger}
+	if s.logger == nil {
+		s.logger = hclog.NewNullLogger()
+	}
+	if err := s.open(ctx, s.logger); err != nil {
 		s.closeParts(false)
 		return nil, fmt.Errorf("open state: %w", err)
+	}
+	if s.cluster != nil {
+		return s, nil // the leader makes the identity, once there is one
 	}
 	if err := s.ensureIdentity(ctx); err != nil {
 		s.closeParts(false)
@@ -108,11 +124,15 @@ func (s *Store) open(ctx context.Context, logger hclog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
 	return guard(s.dir, filepath.Join(s.dir, "raft.db"), func() (err error) {
-		s.node, err = openNode(ctx, s.dir, s.fsm, logger)
+		if s.cluster != nil {
+			s.notify = make(chan bool, 8)
+		}
+		s.node, err = openNode(ctx, s.dir, s.fsm, logger, s.cluster, s.notify)
+		if err == nil && s.notify != nil {
+			s.watchDone = make(chan struct{})
+			go s.watchLeadership(s.notify)
+		}
 		return err
 	})
 }
@@ -137,6 +157,10 @@ func (s *Store) closeParts(compact bool) error {
 	if s.node != nil {
 		errs = append(errs, s.node.close(compact))
 	}
+	if s.watchDone != nil {
+		close(s.notify) // raft has shut down: it sends no more
+		<-s.watchDone
+	}
 	if s.fsm != nil {
 		errs = append(errs, s.fsm.close())
 	}
@@ -149,10 +173,11 @@ func (s *Store) closeParts(compact bool) error {
 // Dir is the absolute data directory.
 func (s *Store) Dir() string { return s.dir }
 
-// read runs fn against the current state. The embedded node is the only
-// writer and every write waits for its FSM apply, so the local FSM is
-// linearizable once leadership is confirmed. (A cluster follower must
-// forward reads or wait for the leader's commit index: see DESIGN.md.)
+// read runs fn against the current state. A read is linearizable: the
+// node confirms with a quorum that it is still the leader, and a new leader
+// serves none until it has applied every entry committed before its term
+// (watchLeadership); writes return only once applied on the leader. A
+// follower refuses with ErrNotLeader, unless ctx is marked WithStale.
 func (s *Store) read(ctx context.Context, fn func(txn *badger.Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -162,8 +187,13 @@ func (s *Store) read(ctx context.Context, fn func(txn *badger.Txn) error) error 
 	if s.closed {
 		return ErrClosed
 	}
-	if err := s.node.raft.VerifyLeader().Error(); err != nil {
-		return fmt.Errorf("verify leadership: %w", err)
+	if !isStale(ctx) {
+		if s.cluster != nil && !s.ready.Load() {
+			return s.notLeader(raft.ErrNotLeader)
+		}
+		if err := s.node.raft.VerifyLeader().Error(); err != nil {
+			return fmt.Errorf("verify leadership: %w", s.notLeader(err))
+		}
 	}
 	return s.fsm.view(fn)
 }
@@ -231,7 +261,7 @@ func (s *Store) runOps(ctx context.Context, ops []op) ([]*result, error) {
 		results[i] = res
 	}
 	if first != nil {
-		return nil, first
+		return nil, s.notLeader(first)
 	}
 	return results, nil
 }
