@@ -31,7 +31,8 @@ type ApplyOptions struct {
 	PlanID string
 	// Command is recorded in history: "apply", "destroy".
 	Command     string
-	Actor       string // recorded in history; default executor.Holder()
+	Actor       string // recorded in history; default the holder
+	Holder      string // names the stack lock's holder; default executor.Holder()
 	Events      func(executor.Event)
 	Parallelism int // default 10
 }
@@ -105,7 +106,7 @@ func (e *Engine) Apply(ctx context.Context, store Store, opts ApplyOptions) (*Ap
 		Store: store, Providers: provs, Eval: executor.NewEvaluator(opts.Config, plan, e.providers.Schemas()),
 		EvalProvisioner: executor.NewProvisionerEvaluator(opts.Config, plan),
 		CheckSpace:      checkSpace,
-		Events:          events, Parallelism: opts.Parallelism, PlanID: opts.PlanID, Actor: opts.Actor, Command: opts.Command,
+		Events:          events, Parallelism: opts.Parallelism, PlanID: opts.PlanID, Actor: opts.Actor, Holder: opts.Holder, Command: opts.Command,
 	})
 	if err != nil {
 		return nil, err
@@ -130,6 +131,7 @@ type DestroyOptions struct {
 	Events      func(executor.Event)
 	Parallelism int
 	Actor       string
+	Holder      string
 }
 
 // Destroy plans the deletion of everything the stack manages and applies
@@ -140,7 +142,7 @@ func (e *Engine) Destroy(ctx context.Context, store Store, opts DestroyOptions) 
 		return nil, nil, err
 	}
 	res, err := e.Apply(ctx, store, ApplyOptions{Stack: opts.Stack, Config: opts.Config, Plan: plan, Command: "destroy",
-		Events: opts.Events, Parallelism: opts.Parallelism, Actor: opts.Actor})
+		Events: opts.Events, Parallelism: opts.Parallelism, Actor: opts.Actor, Holder: opts.Holder})
 	return plan, res, err
 }
 

@@ -18,6 +18,7 @@ type RecoverOptions struct {
 	// transactions first.
 	RetryAttention bool
 	Events         func(executor.Event)
+	Holder         string // names the stack lock's holder; default executor.Holder()
 	// Starting, if set, is called once before anything is settled, with
 	// the number of open transactions found.
 	Starting func(openTxs int)
@@ -67,7 +68,7 @@ func (e *Engine) Recover(ctx context.Context, store Store, opts RecoverOptions) 
 		opts.Starting(len(txs))
 	}
 	recs, att, err := executor.Recover(ctx, opts.Stack, executor.RecoverOptions{
-		Store: store, Providers: provs, Events: opts.Events, RetryAttention: opts.RetryAttention,
+		Store: store, Providers: provs, Events: opts.Events, RetryAttention: opts.RetryAttention, Holder: opts.Holder,
 	})
 	res := &RecoverResult{Recovered: recs, Attention: att, Clean: err == nil}
 	for _, r := range recs {

@@ -40,7 +40,18 @@ func (x *txn) rollback(ctx context.Context, done []*op, failed *Error) *Error {
 	// Undo must run even when the apply was cancelled (Ctrl-C).
 	ctx = context.WithoutCancel(ctx)
 	if x.lease != nil && len(done) > 0 {
-		if err := x.lease.check(ctx); errors.Is(err, state.ErrFenced) {
+		err := x.lease.check(ctx)
+		if errors.Is(err, state.ErrNotLeader) {
+			// This node lost raft leadership: it cannot journal an undo,
+			// and the new leader rolls the open transaction back from the
+			// replicated journal. Undoing here too could race it.
+			for _, o := range done {
+				failed.Left = append(failed.Left, Undone{Address: o.step.Address, Operation: o.name()})
+			}
+			failed.Notes = append(failed.Notes, fmt.Sprintf("this server lost raft leadership (%v); the new leader rolls transaction %s back", err, x.txID))
+			return failed
+		}
+		if errors.Is(err, state.ErrFenced) {
 			// The lease lapsed (this run stalled past it). If nobody took
 			// the stack meanwhile, take it again and roll back as usual.
 			if rerr := x.lease.reacquire(ctx); rerr != nil {

@@ -64,6 +64,9 @@ type Options struct {
 	Actor           string // recorded in history; default Holder()
 	Command         string // "apply", "destroy"
 	LockTTL         time.Duration
+	// Holder names who holds the stack lock; default Holder(). A server
+	// names its node, so a new leader knows the lock's run died with it.
+	Holder string
 	// Progress is how often a slow operation reports "still running"
 	// (default 10s).
 	Progress time.Duration
@@ -108,8 +111,11 @@ func (o *Options) defaults() {
 	if o.Events == nil {
 		o.Events = func(Event) {}
 	}
+	if o.Holder == "" {
+		o.Holder = Holder()
+	}
 	if o.Actor == "" {
-		o.Actor = Holder()
+		o.Actor = o.Holder
 	}
 	if o.Progress <= 0 {
 		o.Progress = 10 * time.Second
@@ -133,7 +139,7 @@ type txn struct {
 func (x *txn) lock() state.Lock { return x.lease.current() }
 
 func (x *txn) run(parent context.Context) (*Result, error) {
-	ls, err := acquire(parent, x.opts.Store, x.plan.Stack, Holder(), x.opts.LockTTL)
+	ls, err := acquire(parent, x.opts.Store, x.plan.Stack, x.opts.Holder, x.opts.LockTTL)
 	if err != nil {
 		return nil, &Error{Phase: "lock", Cause: fmt.Errorf("lock stack %s: %w", x.plan.Stack, err)}
 	}

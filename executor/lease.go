@@ -115,11 +115,15 @@ func (l *lease) renew() {
 			l.lock = lock
 		}
 		fn := l.lostFn
-		if errors.Is(err, state.ErrFenced) {
+		// Fenced: another run took the stack. Not the leader: this node
+		// can no longer prove its lease, and a new leader settles the
+		// transaction. Either way no further provider call may be made.
+		lost := errors.Is(err, state.ErrFenced) || errors.Is(err, state.ErrNotLeader)
+		if lost {
 			l.lostFn = nil // report once; keep renewing whatever lock reacquire sets
 		}
 		l.mu.Unlock()
-		if errors.Is(err, state.ErrFenced) && fn != nil {
+		if lost && fn != nil {
 			fn(fmt.Errorf("lost the stack lock: %w", err))
 		}
 	}

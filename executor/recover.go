@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -57,6 +58,7 @@ type RecoverOptions struct {
 	Providers map[string]providers.Provider
 	Events    func(Event)
 	LockTTL   time.Duration
+	Holder    string // names the lock holder; default Holder()
 	// RetryAttention also retries the failed undos of needs-attention
 	// entities (fiat recover); plan and apply only settle crashed runs.
 	RetryAttention bool
@@ -71,7 +73,7 @@ func Recover(ctx context.Context, stack string, opts RecoverOptions) ([]*Recover
 		opts.Events = func(Event) {}
 	}
 	ev := newEmitter(opts.Events)
-	ls, err := acquire(ctx, opts.Store, stack, Holder(), opts.LockTTL)
+	ls, err := acquire(ctx, opts.Store, stack, cmp.Or(opts.Holder, Holder()), opts.LockTTL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lock stack %s: %w", stack, err)
 	}

@@ -282,3 +282,6 @@ func (l *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 	}
 	return (&tls.Dialer{NetDialer: d, Config: l.tls}).Dial("tcp", string(addr))
 }
+
+// ValidStackName refuses a stack name that would break the key layout.
+func ValidStackName(name string) error { return checkName("stack name", name) }
