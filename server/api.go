@@ -374,4 +374,3 @@ func (s *Server) logRequests(h http.Handler) http.Handler {
 		}
 	})
 }
-

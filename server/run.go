@@ -152,8 +152,11 @@ type Upload struct {
 	Args    []string          `json:"args"`
 	Stack   string            `json:"stack"`
 	Files   map[string][]byte `json:"files"` // slash paths relative to the run's directory
-	NoWait  bool              `json:"no_wait,omitempty"`
-	Stale   bool              `json:"stale,omitempty"`
+	// Paths maps references ("config/web", "vars/0-prod.tfvars") to the
+	// paths the user gave, so output names the user's files.
+	Paths  map[string]string `json:"paths,omitempty"`
+	NoWait bool              `json:"no_wait,omitempty"`
+	Stale  bool              `json:"stale,omitempty"`
 }
 
 // maxUpload bounds one upload (the config directory and its files).
@@ -284,19 +287,40 @@ func (l *runLog) text() string {
 	return s
 }
 
-// stream is an io.Writer that appends to the log as out or err frames.
+// stream is an io.Writer that appends to the log as out or err frames,
+// with the run directory's paths put back as the user gave them.
 type stream struct {
-	log *runLog
-	err bool
+	log   *runLog
+	err   bool
+	paths *strings.Replacer
 }
 
 func (s stream) Write(p []byte) (int, error) {
+	text := string(p)
+	if s.paths != nil {
+		text = s.paths.Replace(text)
+	}
 	if s.err {
-		s.log.add(Frame{Err: string(p)})
+		s.log.add(Frame{Err: text})
 	} else {
-		s.log.add(Frame{Out: string(p)})
+		s.log.add(Frame{Out: text})
 	}
 	return len(p), nil
+}
+
+// pathReplacer maps paths inside dir back to the user's.
+func pathReplacer(dir string, paths map[string]string) *strings.Replacer {
+	var pairs []string
+	refs := make([]string, 0, len(paths))
+	for ref := range paths {
+		refs = append(refs, ref)
+	}
+	// Longest first, so "config/a/b" wins over "config/a".
+	sort.Slice(refs, func(i, j int) bool { return len(refs[i]) > len(refs[j]) })
+	for _, ref := range refs {
+		pairs = append(pairs, filepath.Join(dir, filepath.FromSlash(ref)), paths[ref])
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 var _ io.Writer = stream{}
@@ -335,4 +359,53 @@ func (o *Outcome) status(command string) string {
 		return StatusApplied
 	}
 	return StatusSucceeded
+}
+
+// valueFlags are the CLI flags that take a value (the others are bools).
+var valueFlags = map[string]bool{"var": true, "var-file": true, "out": true, "stack": true, "target": true,
+	"exclude": true, "parallelism": true, "data-dir": true}
+
+// CheckArgs refuses a command line that would reach outside the run's
+// directory: a client names files only through its upload. Values of
+// -var-file and -out, and the last argument (the config directory or plan
+// file), must be inside dir; other arguments (addresses, lock ids) must
+// not be paths; -data-dir is refused.
+func CheckArgs(dir string, args []string) error {
+	inside := func(p string) bool {
+		c := filepath.Clean(p)
+		return strings.HasPrefix(c, filepath.Clean(dir)+string(filepath.Separator))
+	}
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		t := args[i]
+		if !strings.HasPrefix(t, "-") {
+			pos = append(pos, t)
+			continue
+		}
+		name, val, inline := strings.Cut(strings.TrimLeft(t, "-"), "=")
+		if !valueFlags[name] {
+			continue
+		}
+		if !inline && i+1 < len(args) {
+			i++
+			val = args[i]
+		}
+		switch name {
+		case "data-dir":
+			return errors.New("-data-dir is not allowed in a run: the server's store holds every stack")
+		case "var-file", "out":
+			if !inside(val) {
+				return fmt.Errorf("-%s %q is outside the run's upload", name, val)
+			}
+		}
+	}
+	if len(pos) == 0 || !inside(pos[len(pos)-1]) {
+		return errors.New("a run names its config directory or plan file through its upload")
+	}
+	for _, p := range pos[:len(pos)-1] {
+		if strings.ContainsRune(p, '/') || p == "." || p == ".." {
+			return fmt.Errorf("argument %q is a path outside the run's upload", p)
+		}
+	}
+	return nil
 }

@@ -154,17 +154,21 @@ func (s *Server) invoke(ctx context.Context, lr *liveRun, dir string) Outcome {
 	if err := unpack(dir, lr.up.Files); err != nil {
 		return Outcome{ExitCode: 1, Err: err}
 	}
+	if err := os.MkdirAll(filepath.Join(dir, "out"), 0o700); err != nil {
+		return Outcome{ExitCode: 1, Err: err}
+	}
 	args := make([]string, len(lr.up.Args))
 	for i, a := range lr.up.Args {
 		args[i] = resolveArg(dir, a)
 	}
+	paths := pathReplacer(dir, lr.up.Paths)
 	applying := false
 	actor := lr.rec.Actor
 	if lr.rec.ID != "" {
 		actor = fmt.Sprintf("%s (run %s)", actor, lr.rec.ID)
 	}
 	inv := Invocation{Command: lr.up.Command, Args: args, Dir: dir, Store: s.store,
-		Stdout: stream{log: lr.log}, Stderr: stream{log: lr.log, err: true},
+		Stdout: stream{log: lr.log, paths: paths}, Stderr: stream{log: lr.log, err: true, paths: paths},
 		Actor: actor, Holder: s.holder, Stale: lr.up.Stale,
 		Events: func(ev executor.Event) {
 			if applying || lr.rec.ID == "" || lr.rec.Status != StatusPlanning {
@@ -337,7 +341,7 @@ func (s *Server) settle(ctx context.Context, r *Run) {
 		log.Warn("release the lost leader's lock", "error", err)
 	}
 	// Recover with the run's own configuration: its provider blocks.
-	rec := &liveRun{up: &Upload{Command: "recover", Stack: r.Stack, Files: up.Files,
+	rec := &liveRun{up: &Upload{Command: "recover", Stack: r.Stack, Files: up.Files, Paths: up.Paths,
 		Args: recoverArgs(up)}, log: newRunLog(), rec: Run{Actor: "fiat server " + s.cfg.Name}}
 	dir := filepath.Join(s.cfg.DataDir, "runs", r.ID+"-settle")
 	defer os.RemoveAll(dir)

@@ -170,7 +170,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.ln = ln
 	st, err := state.Open(ctx, state.Options{Dir: filepath.Join(s.cfg.DataDir, "store"),
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{s.log}}),
+		Logger:  hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{s.log}}),
 		Cluster: &state.Cluster{ID: s.cfg.Name, RaftAddr: s.cfg.RaftAddr, TLS: s.tls, OnLeadership: s.onLeadership}})
 	if err != nil {
 		ln.Close()

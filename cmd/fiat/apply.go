@@ -30,13 +30,16 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	var c common
-	c.register(fs)
+	c.register(fs, m)
 	c.registerPlan(fs)
 	auto := fs.Bool("auto-approve", false, "apply without asking for approval")
 	par := fs.Int("parallelism", 10, "run at most N operations at once")
 	jsonOut := fs.Bool("json", false, "print progress and the outcome as JSON lines (one object per line) instead of text")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.server != "" {
+		return m.remote(ctx, name, fs, args, &c)
 	}
 	if *par < 1 || *par > maxParallelism {
 		return fmt.Errorf("-parallelism %d: give a number of operations from 1 to %d", *par, maxParallelism)
@@ -65,7 +68,7 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 			return err
 		}
 		store, saved = st, true
-		defer store.Close()
+		defer c.release(store)
 		cfg, plan, dir, stack, digest = sv.Config, sv.File.Plan, sv.File.ConfigDir, sv.File.Plan.Stack, sv.Digest
 		fmt.Fprintf(m.Stdout, "Applying saved plan %s (sha256:%s) to stack %q, made at store revision %d.\n", arg, digest, stack, plan.BaseRevision)
 	} else {
@@ -76,10 +79,10 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 		if stack, err = c.stackFor(dir); err != nil {
 			return err
 		}
-		if store, err = openStore(ctx, c.dataDirFor(dir)); err != nil {
+		if store, err = c.openStore(ctx, c.dataDirFor(dir)); err != nil {
 			return err
 		}
-		defer store.Close()
+		defer c.release(store)
 	}
 	if _, err := m.recoverFirst(ctx, store, stack, cfg, false); err != nil {
 		return err
@@ -115,8 +118,12 @@ func (m *Main) apply(ctx context.Context, args []string, destroy bool) error {
 	}
 	res, err := eng.Apply(ctx, store, engine.ApplyOptions{
 		Stack: stack, Config: cfg, Plan: plan, Saved: saved, PlanID: digest[:16], Command: name,
-		Events: m.printEvent, Parallelism: *par,
+		Events: m.printEvent, Parallelism: *par, Actor: m.actor(), Holder: m.holder(),
 	})
+	m.outcome.PlanDigest = digest
+	if res != nil {
+		m.outcome.Revision = res.Revision
+	}
 	if res == nil {
 		return err
 	}
@@ -162,13 +169,13 @@ func (m *Main) openSaved(ctx context.Context, path string, c *common) (*engine.S
 	if c.dataDir != "" {
 		dataDir = c.dataDir
 	}
-	st, err := openExistingStore(ctx, dataDir)
+	st, err := c.openExistingStore(ctx, dataDir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("apply %s: %w", path, err)
 	}
 	sv, err := engine.LoadSaved(ctx, st, sealed, os.Environ())
 	if err != nil {
-		st.Close()
+		c.release(st)
 		return nil, nil, fmt.Errorf("apply %s: %w", path, err)
 	}
 	return sv, st, nil
@@ -194,6 +201,9 @@ var verbs = map[string][2]string{
 }
 
 func (m *Main) printEvent(ev executor.Event) {
+	if m.inv != nil && m.inv.Events != nil {
+		m.inv.Events(ev)
+	}
 	if m.jsonOut != nil {
 		m.jsonOut.Encode(struct {
 			Type string `json:"type"`

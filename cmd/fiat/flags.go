@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -16,7 +17,11 @@ import (
 
 // common flags of commands that read a config directory.
 type common struct {
+	m       *Main
 	dataDir string
+	server  string // -server: run the command on a fiat server
+	stale   bool   // -stale: a read may be served by any node, possibly behind
+	noWait  bool   // -no-wait: refuse at once if the stack is busy
 	stack   string
 	vars    varFlags     // -var values by name
 	args    []hcl.VarArg // -var and -var-file in command-line order
@@ -32,10 +37,16 @@ type planFlags struct {
 	noColor    bool
 }
 
-func (c *common) register(fs *flag.FlagSet) {
+func (c *common) register(fs *flag.FlagSet, m *Main) {
+	c.m = m
 	c.vars = varFlags{}
 	c.plan.refresh = true
 	fs.StringVar(&c.dataDir, "data-dir", "", "state directory (default DIR/.fiat)")
+	if m.inv == nil {
+		fs.StringVar(&c.server, "server", os.Getenv("FIAT_ADDR"), "run on a fiat server: URL[,URL...] of its nodes (default $FIAT_ADDR; token in $FIAT_TOKEN)")
+		fs.BoolVar(&c.stale, "stale", false, "with -server: let any node answer a read from its own copy, possibly behind the leader")
+		fs.BoolVar(&c.noWait, "no-wait", false, "with -server: refuse at once, naming the running run, if another run holds the stack")
+	}
 	fs.StringVar(&c.stack, "stack", "", "stack name (default: the config directory's name)")
 	fs.Var(orderedVar{c}, "var", "set a variable: -var name=value (repeatable; a later -var or -var-file wins)")
 	fs.Var(varFile{c}, "var-file", "set variables from an HCL file of name = value lines (repeatable)")
@@ -118,7 +129,7 @@ func (c *common) openStack(ctx context.Context, dir string) (string, *state.Stor
 	if err != nil {
 		return "", nil, err
 	}
-	st, err := openStore(ctx, c.dataDirFor(dir))
+	st, err := c.openStore(ctx, c.dataDirFor(dir))
 	if err != nil {
 		return "", nil, err
 	}
@@ -133,7 +144,7 @@ func (c *common) openExistingStack(ctx context.Context, dir string) (string, *st
 	if err != nil {
 		return "", nil, err
 	}
-	st, err := openExistingStore(ctx, c.dataDirFor(dir))
+	st, err := c.openExistingStore(ctx, c.dataDirFor(dir))
 	if err != nil {
 		return "", nil, err
 	}
@@ -142,13 +153,18 @@ func (c *common) openExistingStack(ctx context.Context, dir string) (string, *st
 		err = fmt.Errorf("stack %q does not exist in the store in %s: nothing was ever applied to it (check the directory, or -stack)", stack, st.Dir())
 	}
 	if err != nil {
-		st.Close()
+		c.release(st)
 		return "", nil, err
 	}
 	return stack, st, nil
 }
 
-func openStore(ctx context.Context, dataDir string) (*state.Store, error) {
+// openStore opens the store in dataDir, or, when a server runs the
+// command, returns the server's store.
+func (c *common) openStore(ctx context.Context, dataDir string) (*state.Store, error) {
+	if st, err := c.serverStore(); st != nil || err != nil {
+		return st, err
+	}
 	st, err := state.Open(ctx, state.Options{Dir: dataDir})
 	if err != nil {
 		return nil, fmt.Errorf("open state in %s: %w", dataDir, err)
@@ -157,7 +173,10 @@ func openStore(ctx context.Context, dataDir string) (*state.Store, error) {
 }
 
 // openExistingStore opens a store that must already exist.
-func openExistingStore(ctx context.Context, dataDir string) (*state.Store, error) {
+func (c *common) openExistingStore(ctx context.Context, dataDir string) (*state.Store, error) {
+	if st, err := c.serverStore(); st != nil || err != nil {
+		return st, err
+	}
 	st, err := state.Open(ctx, state.Options{Dir: dataDir, MustExist: true})
 	if errors.Is(err, state.ErrNoStore) {
 		return nil, fmt.Errorf("%s holds no fiat store: nothing was ever planned or applied there (check the directory, or -data-dir)", dataDir)
@@ -172,4 +191,24 @@ func openExistingStore(ctx context.Context, dataDir string) (*state.Store, error
 func (c *common) planOptions(stack string, cfg *hcl.Config) engine.PlanOptions {
 	return engine.PlanOptions{Stack: stack, Config: cfg, NoRefresh: !c.plan.refresh, AdoptDrift: c.plan.adoptDrift,
 		Targets: c.plan.targets, Excludes: c.plan.excludes}
+}
+
+// serverStore is the server's store when a server runs the command; a
+// -data-dir makes no sense there and is refused.
+func (c *common) serverStore() (*state.Store, error) {
+	if c.m == nil || c.m.inv == nil {
+		return nil, nil
+	}
+	if c.dataDir != "" {
+		return nil, errors.New("-data-dir does not apply to a command run on a fiat server: the server's store is the stack's")
+	}
+	return c.m.inv.Store, nil
+}
+
+// release closes a store the command opened (never the server's).
+func (c *common) release(st *state.Store) {
+	if c.m != nil && c.m.inv != nil && st == c.m.inv.Store {
+		return
+	}
+	st.Close()
 }

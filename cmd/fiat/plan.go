@@ -16,14 +16,18 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	var c common
-	c.register(fs)
+	c.register(fs, m)
 	c.registerPlan(fs)
 	out := fs.String("out", "", "save the plan to FILE for a later `fiat apply FILE`")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 2 for changes, 1 for errors")
 	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/plan-json.md)")
 	asMD := fs.Bool("markdown", false, "print the plan as Markdown, for a pull-request comment")
+	destroy := fs.Bool("destroy", false, "plan to delete everything the stack manages")
 	if err := fs.Parse(args); err != nil {
 		return exitError, err
+	}
+	if c.server != "" {
+		return exitError, m.remote(ctx, "plan", fs, args, &c)
 	}
 	if *asJSON && *asMD {
 		return exitError, errors.New("plan: -json and -markdown are alternatives; pick one")
@@ -37,11 +41,13 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitError, err
 	}
-	defer st.Close()
+	defer c.release(st)
 	if _, err := m.recoverFirst(ctx, st, stack, cfg, false); err != nil {
 		return exitError, err
 	}
-	plan, err := m.engine().Plan(ctx, st, c.planOptions(stack, cfg))
+	po := c.planOptions(stack, cfg)
+	po.Destroy = *destroy
+	plan, err := m.engine().Plan(ctx, st, po)
 	if err != nil {
 		return exitError, err
 	}

@@ -16,7 +16,7 @@ import (
 // before anything plans against it, and reports what it did.
 func (m *Main) recoverFirst(ctx context.Context, st *state.Store, stack string, cfg *hcl.Config, retryAttention bool) (clean bool, err error) {
 	res, err := m.engine().Recover(ctx, st, engine.RecoverOptions{
-		Stack: stack, Config: cfg, RetryAttention: retryAttention, Events: m.printEvent,
+		Stack: stack, Config: cfg, RetryAttention: retryAttention, Events: m.printEvent, Holder: m.holder(),
 		Starting: func(n int) {
 			if n > 0 {
 				fmt.Fprintf(m.Stdout, "Stack %q has %d transaction(s) left by an interrupted run; settling them first.\n", stack, n)
@@ -26,6 +26,8 @@ func (m *Main) recoverFirst(ctx context.Context, st *state.Store, stack string, 
 	if res == nil {
 		return false, err
 	}
+	m.outcome.Recovered = append(m.outcome.Recovered, res.Recovered...)
+	m.outcome.Clean = res.Clean
 	for _, r := range res.Recovered {
 		fmt.Fprintln(m.Stdout, r.String())
 	}
@@ -39,16 +41,19 @@ func (m *Main) recover(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("recover", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	var c common
-	c.register(fs)
+	c.register(fs, m)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.server != "" {
+		return m.remote(ctx, "recover", fs, args, &c)
 	}
 	dir := dirArg(fs)
 	stack, st, err := c.openExistingStack(ctx, dir)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer c.release(st)
 	cfg, err := c.load(dir, m.Stderr) // its provider blocks say how to reach the objects
 	if err != nil {
 		return err
@@ -68,9 +73,12 @@ func (m *Main) unlock(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("unlock", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	var c common
-	c.register(fs)
+	c.register(fs, m)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.server != "" {
+		return m.remote(ctx, "unlock", fs, args, &c)
 	}
 	if fs.NArg() == 0 {
 		return errors.New("unlock needs the exact LOCK_ID (shown in the error of the run that found the stack locked)")
@@ -80,11 +88,11 @@ func (m *Main) unlock(ctx context.Context, args []string) error {
 	if fs.NArg() > 1 {
 		dir = fs.Arg(1)
 	}
-	st, err := openExistingStore(ctx, c.dataDirFor(dir))
+	st, err := c.openExistingStore(ctx, c.dataDirFor(dir))
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer c.release(st)
 	l, err := st.ForceUnlock(ctx, id)
 	if err != nil {
 		return err
@@ -96,7 +104,7 @@ func (m *Main) unlock(ctx context.Context, args []string) error {
 
 // forget removes an entity from the store without touching the object.
 func (m *Main) forget(ctx context.Context, st *state.Store, stack, addr string) error {
-	e, rev, err := m.engine().Forget(ctx, st, engine.ForgetOptions{Stack: stack, Address: addr})
+	e, rev, err := m.engine().Forget(ctx, st, engine.ForgetOptions{Stack: stack, Address: addr, Actor: m.actor()})
 	if err != nil {
 		return err
 	}

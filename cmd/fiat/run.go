@@ -15,6 +15,7 @@ import (
 	"fiat/executor"
 	"fiat/hcl"
 	"fiat/internal/panics"
+	"fiat/server"
 )
 
 // Exit codes. With -detailed-exitcode, plan exits 2 when there are changes.
@@ -36,6 +37,11 @@ type Main struct {
 	Engine *engine.Engine
 
 	jsonOut *json.Encoder // set by commands run with -json
+
+	// inv is set when a fiat server runs the command for a client: the
+	// store is the server's, and outcome records how the command ended.
+	inv     *server.Invocation
+	outcome server.Outcome
 }
 
 func (m *Main) engine() *engine.Engine {
@@ -60,6 +66,14 @@ Commands:
   unlock LOCK_ID      release a stack lock held by a run that is gone
   state forget ADDR   stop managing an object (the object is not touched)
   import-tfstate FILE adopt the objects a Terraform/OpenTofu state manages (nothing is changed)
+
+Cluster (see README "A fiat cluster"):
+  server              run one node of a fiat cluster
+  operator members    list the cluster's nodes (also: remove NAME, snapshot save|restore FILE)
+  runs [STACK]        list the runs of a cluster
+  run show ID         show one run: status, output, error
+
+Every command above takes -server URL[,URL...] (or FIAT_ADDR) to run on a cluster.
 
 Run "fiat <command> -h" for a command's flags.
 `
@@ -109,12 +123,29 @@ func (m *Main) run(ctx context.Context, args []string) int {
 		err = m.unlock(ctx, args[1:])
 	case "import-tfstate":
 		err = m.importTFState(ctx, args[1:])
+	case "server":
+		err = m.serve(ctx, args[1:])
+	case "operator":
+		err = m.operator(ctx, args[1:])
+	case "runs":
+		err = m.runs(ctx, args[1:], false)
+	case "run":
+		if len(args) < 2 || args[1] != "show" {
+			err = errors.New("run needs a subcommand: show ID")
+			break
+		}
+		err = m.runs(ctx, args[2:], true)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(m.Stdout, usage)
 		return exitOK
 	default:
 		fmt.Fprintf(m.Stderr, "fiat: unknown command %q\n\n%s", args[0], usage)
 		return exitError
+	}
+	m.outcome.Err = err
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return int(ec) // the server printed everything
 	}
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -124,6 +155,28 @@ func (m *Main) run(ctx context.Context, args []string) int {
 		return exitError
 	}
 	return code
+}
+
+// exitCode ends a command with a code and nothing more to print: a run on
+// a server printed its own output and error.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// actor and holder name who runs a command on a server (embedded: the
+// defaults, this process).
+func (m *Main) actor() string {
+	if m.inv != nil {
+		return m.inv.Actor
+	}
+	return ""
+}
+
+func (m *Main) holder() string {
+	if m.inv != nil {
+		return m.inv.Holder
+	}
+	return ""
 }
 
 func (m *Main) printError(err error) {

@@ -23,9 +23,12 @@ func (m *Main) state(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("state "+sub, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	var c common
-	c.register(fs)
+	c.register(fs, m)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if c.server != "" {
+		return m.remote(ctx, "state "+sub, fs, args[1:], &c)
 	}
 	var addr string
 	rest := fs.Args()
@@ -47,7 +50,7 @@ func (m *Main) state(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer c.release(st)
 	if sub == "list" {
 		ents, err := st.List(ctx, stack)
 		if err != nil {
@@ -111,16 +114,19 @@ func (m *Main) history(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("history", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	var c common
-	c.register(fs)
+	c.register(fs, m)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.server != "" {
+		return m.remote(ctx, "history", fs, args, &c)
 	}
 	dir := dirArg(fs)
 	stack, st, err := c.openExistingStack(ctx, dir)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer c.release(st)
 	revs, err := st.History(ctx, stack)
 	if err != nil {
 		return fmt.Errorf("read history of %s: %w", stack, err)

@@ -16,9 +16,12 @@ func (m *Main) importTFState(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("import-tfstate", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	var c common
-	c.register(fs)
+	c.register(fs, m)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.server != "" {
+		return m.remote(ctx, "import-tfstate", fs, args, &c)
 	}
 	if fs.NArg() < 1 {
 		return errors.New("import-tfstate needs the state FILE (terraform.tfstate) and the configuration directory that manages its objects")
@@ -39,7 +42,7 @@ func (m *Main) importTFState(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer c.release(st)
 	if _, err := m.recoverFirst(ctx, st, stack, cfg, false); err != nil {
 		return err
 	}

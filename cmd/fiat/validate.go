@@ -20,7 +20,7 @@ func (m *Main) validate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	var c common
-	c.register(fs)
+	c.register(fs, m)
 	asJSON := fs.Bool("json", false, "print the result and every diagnostic as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
