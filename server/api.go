@@ -33,6 +33,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/runs", s.auth(ScopeRead, s.readable(s.handleRuns)))
 	mux.HandleFunc("GET /v1/runs/{id}", s.auth(ScopeRead, s.readable(s.handleRun)))
 	mux.HandleFunc("GET /v1/runs/{id}/stream", s.auth(ScopeRead, s.leaderOnly(s.handleStream)))
+	mux.HandleFunc("GET /v1/debug/fsm", s.auth(ScopeAdmin, s.handleDigest))
 	return s.logRequests(mux)
 }
 
@@ -122,7 +123,10 @@ func (s *Server) nodeStatus() Status {
 	fmt.Sscan(stats["commit_index"], &commit)
 	// Ready: a leader exists, and this node has applied what it knows is
 	// committed (the leader itself: applied everything before its term).
-	st.Ready = st.Leader != "" && st.Applied >= commit && (st.State != "Leader" || s.store.IsLeader())
+	s.mu.Lock()
+	joined := s.joined
+	s.mu.Unlock()
+	st.Ready = joined && st.Leader != "" && st.Applied >= commit && (st.State != "Leader" || s.store.IsLeader())
 	return st
 }
 
@@ -139,6 +143,17 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// handleDigest reports this node's own FSM digest (no forwarding): nodes
+// that applied the same log report the same.
+func (s *Server) handleDigest(w http.ResponseWriter, r *http.Request) {
+	applied, digest, err := s.store.Digest(r.Context())
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": s.cfg.Name, "applied_index": applied, "digest": digest})
 }
 
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {

@@ -95,6 +95,7 @@ type Server struct {
 	live   map[string]*liveRun // runs executing or queued on this node
 	turns  map[string]chan struct{}
 	leader bool
+	joined bool // this node is a voter with its API address recorded
 }
 
 // New checks cfg; Run starts the node.
@@ -239,8 +240,11 @@ func (s *Server) joinLoop() {
 		}
 	}
 	// Join (or re-record our API address with) the leader until it took.
-	for delay := 100 * time.Millisecond; ; delay = min(delay*2, 2*time.Second) {
+	for delay := 50 * time.Millisecond; ; delay = min(delay*2, time.Second) {
 		if err := s.join(); err == nil {
+			s.mu.Lock()
+			s.joined = true
+			s.mu.Unlock()
 			s.log.Info("member of the cluster", "leader", s.leaderID())
 			return
 		} else if len(s.cfg.Join) > 0 || has {

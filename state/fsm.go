@@ -59,7 +59,7 @@ func badgerOptions(dir string) badger.Options {
 		WithBaseLevelSize(8 << 20).
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(2 << 20).
-		WithValueLogFileSize(16 << 20).
+		WithValueLogFileSize(1 << 20).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
 		WithCompression(options.Snappy).

@@ -45,9 +45,9 @@ func raftConfig(logger hclog.Logger) *raft.Config {
 	conf.Logger = logger
 	// One voter elects itself as soon as its heartbeat timeout fires; short
 	// timeouts make Open fast. Lease checks against a quorum of one never fail.
-	conf.HeartbeatTimeout = 50 * time.Millisecond
-	conf.ElectionTimeout = 50 * time.Millisecond
-	conf.LeaderLeaseTimeout = 50 * time.Millisecond
+	conf.HeartbeatTimeout = 5 * time.Millisecond
+	conf.ElectionTimeout = 5 * time.Millisecond
+	conf.LeaderLeaseTimeout = 5 * time.Millisecond
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.SnapshotThreshold = snapshotThreshold
 	conf.SnapshotInterval = 30 * time.Second

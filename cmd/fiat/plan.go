@@ -42,8 +42,14 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 		return exitError, err
 	}
 	defer c.release(st)
-	if _, err := m.recoverFirst(ctx, st, stack, cfg, false); err != nil {
-		return exitError, err
+	// Embedded, a transaction left open is a crashed run's: settle it
+	// first. On a server an open transaction is a running apply's (the
+	// leader settles a lost one itself): a plan reads the committed
+	// revision beside it and never waits.
+	if m.inv == nil {
+		if _, err := m.recoverFirst(ctx, st, stack, cfg, false); err != nil {
+			return exitError, err
+		}
 	}
 	po := c.planOptions(stack, cfg)
 	po.Destroy = *destroy

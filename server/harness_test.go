@@ -1,0 +1,325 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The cluster tests run the built fiat binary: every node is its own
+// process on its own loopback address (127.0.0.1 to 127.0.0.5), and the
+// CLI is the binary too, as an operator would run them.
+
+var fiatBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fiat-server-test-")
+	if err != nil {
+		panic(err)
+	}
+	fiatBin = filepath.Join(dir, "fiat")
+	if out, err := exec.Command("go", "build", "-o", fiatBin, "../cmd/fiat").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build fiat: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type node struct {
+	t          *testing.T
+	name       string
+	api, raft  string
+	dir        string
+	args, env  []string
+	cmd        *exec.Cmd
+	log        *syncBuffer
+	exited     chan struct{}
+	scheme     string
+	tokenAdmin string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freePort finds a port free on every loopback address the nodes use.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ok := true
+		for i := 2; i <= 5 && ok; i++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%d", i, port))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return port
+		}
+	}
+	t.Fatal("no port free on 127.0.0.1-5")
+	return 0
+}
+
+type cluster struct {
+	t     *testing.T
+	nodes []*node
+	env   []string // for the CLI
+}
+
+// startCluster starts n nodes that bootstrap together; env goes to every
+// node (e.g. FIAT_FAILPOINT), extra to every node's command line.
+func startCluster(t *testing.T, n int, env []string, extra ...string) *cluster {
+	t.Helper()
+	apiPort, raftPort := freePort(t), freePort(t)
+	c := &cluster{t: t}
+	var joins []string
+	for i := 1; i <= n; i++ {
+		joins = append(joins, fmt.Sprintf("127.0.0.%d:%d", i, apiPort))
+	}
+	for i := 1; i <= n; i++ {
+		nd := &node{t: t, name: fmt.Sprintf("n%d", i), api: fmt.Sprintf("127.0.0.%d:%d", i, apiPort),
+			raft: fmt.Sprintf("127.0.0.%d:%d", i, raftPort), dir: t.TempDir(), env: env, scheme: "http"}
+		nd.args = append([]string{"server", "-name", nd.name, "-data-dir", nd.dir, "-api", nd.api, "-raft", nd.raft,
+			"-bootstrap-expect", fmt.Sprint(n), "-join", strings.Join(joins, ",")}, extra...)
+		c.nodes = append(c.nodes, nd)
+	}
+	for _, nd := range c.nodes {
+		nd.start()
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			nd.kill()
+		}
+		if t.Failed() {
+			for _, nd := range c.nodes {
+				t.Logf("--- log of %s:\n%s", nd.name, nd.log.String())
+			}
+		}
+	})
+	c.waitReady(c.nodes...)
+	return c
+}
+
+func (nd *node) start() {
+	nd.t.Helper()
+	nd.log = &syncBuffer{}
+	nd.cmd = exec.Command(fiatBin, nd.args...)
+	nd.cmd.Env = append(os.Environ(), nd.env...)
+	nd.cmd.Stdout, nd.cmd.Stderr = nd.log, nd.log
+	if err := nd.cmd.Start(); err != nil {
+		nd.t.Fatal(err)
+	}
+	nd.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, ch chan struct{}) { cmd.Wait(); close(ch) }(nd.cmd, nd.exited)
+}
+
+// kill sends SIGKILL (no chance to clean up) and waits for the exit.
+func (nd *node) kill() {
+	if nd.cmd == nil {
+		return
+	}
+	nd.cmd.Process.Signal(syscall.SIGKILL)
+	<-nd.exited
+	nd.cmd = nil
+}
+
+func (nd *node) alive() bool {
+	if nd.cmd == nil {
+		return false
+	}
+	select {
+	case <-nd.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (nd *node) url() string { return nd.scheme + "://" + nd.api }
+
+// status asks a node about itself.
+func (nd *node) status() (map[string]any, int) {
+	resp, err := httpClient.Get(nd.url() + "/health")
+	if err != nil {
+		return nil, 0
+	}
+	defer resp.Body.Close()
+	var st map[string]any
+	json.NewDecoder(resp.Body).Decode(&st)
+	return st, resp.StatusCode
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
+
+// waitReady waits until every given node reports /health ready.
+func (c *cluster) waitReady(nodes ...*node) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, nd := range nodes {
+		for {
+			if _, code := nd.status(); code == http.StatusOK {
+				break
+			}
+			if !nd.alive() {
+				c.t.Fatalf("%s exited:\n%s", nd.name, nd.log.String())
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("%s not ready after 30s:\n%s", nd.name, nd.log.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// leader returns the node every live node agrees leads.
+func (c *cluster) leader() *node {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, nd := range c.nodes {
+			if !nd.alive() {
+				continue
+			}
+			if st, code := nd.status(); code == http.StatusOK && st["state"] == "Leader" {
+				return nd
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatal("no leader after 20s")
+	return nil
+}
+
+// addrs lists the live nodes' URLs with followers first, so a command
+// exercises forwarding to the leader.
+func (c *cluster) addrs() string {
+	lead := c.leader()
+	var out []string
+	for _, nd := range c.nodes {
+		if nd != lead {
+			out = append(out, nd.url())
+		}
+	}
+	return strings.Join(append(out, lead.url()), ",")
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// fiat runs the CLI against the cluster (FIAT_ADDR = every node).
+func (c *cluster) fiat(dir string, args ...string) result {
+	c.t.Helper()
+	return c.fiatEnv(dir, nil, args...)
+}
+
+func (c *cluster) fiatEnv(dir string, env []string, args ...string) result {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, fiatBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "FIAT_ADDR="+c.addrs()), c.env...)
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// digests returns each live node's FSM digest once all agree, failing the
+// test if they do not converge.
+func (c *cluster) converged() string {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last map[string]string
+	for time.Now().Before(deadline) {
+		last = map[string]string{}
+		seen := map[string]bool{}
+		for _, nd := range c.nodes {
+			if !nd.alive() {
+				continue
+			}
+			req, _ := http.NewRequest(http.MethodGet, nd.url()+"/v1/debug/fsm", nil)
+			if nd.tokenAdmin != "" {
+				req.Header.Set("Authorization", "Bearer "+nd.tokenAdmin)
+			}
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				continue
+			}
+			var d struct {
+				Applied uint64 `json:"applied_index"`
+				Digest  string `json:"digest"`
+			}
+			json.NewDecoder(resp.Body).Decode(&d)
+			resp.Body.Close()
+			key := fmt.Sprintf("%d/%s", d.Applied, d.Digest)
+			last[nd.name] = key
+			seen[key] = true
+		}
+		if len(seen) == 1 {
+			for k := range seen {
+				return k
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("the nodes' state machines did not converge: %v", last)
+	return ""
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
