@@ -143,6 +143,10 @@ func (c *Client) send(ctx context.Context, method, u string, body []byte) (*http
 			req.Header.Set("Content-Type", "application/json")
 		}
 		resp, err := c.HTTP.Do(req)
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			return nil, fmt.Errorf("%s: the server's certificate is not trusted (set FIAT_CACERT to the CA that signed it): %w", u, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errUnavailable, err)
 		}

@@ -40,7 +40,7 @@ func (s *Server) startRun(ctx context.Context, up *Upload, actor string) (*liveR
 	}
 	now := time.Now().UTC()
 	lr := &liveRun{up: up, log: newRunLog(), done: make(chan struct{}),
-		rec: Run{ID: newRunID(now), Stack: up.Stack, Command: up.Command, Args: up.Args, Actor: actor, Source: "cli",
+		rec: Run{ID: newRunID(now), Stack: up.Stack, Command: up.Command, Args: redactVars(up.Args), Actor: actor, Source: "cli",
 			Node: s.cfg.Name, ConfigDigest: digestFiles(up.Files), Status: StatusQueued, Created: now}}
 	if !recorded(up.Command) {
 		lr.rec.ID = ""
@@ -68,6 +68,25 @@ func (s *Server) startRun(ctx context.Context, up *Upload, actor string) (*liveR
 	s.m.runs.WithLabelValues(StatusQueued).Inc()
 	go s.execute(lr)
 	return lr, nil
+}
+
+// redactVars hides -var values in what a run record shows: a variable
+// given on the command line may be a secret.
+func redactVars(args []string) []string {
+	out := slices.Clone(args)
+	for i := 0; i < len(out); i++ {
+		switch {
+		case (out[i] == "-var" || out[i] == "--var") && i+1 < len(out):
+			name, _, _ := strings.Cut(out[i+1], "=")
+			out[i+1] = name + "=(hidden)"
+			i++
+		case strings.HasPrefix(out[i], "-var=") || strings.HasPrefix(out[i], "--var="):
+			flag, v, _ := strings.Cut(out[i], "=")
+			name, _, _ := strings.Cut(v, "=")
+			out[i] = flag + "=" + name + "=(hidden)"
+		}
+	}
+	return out
 }
 
 // recorded says whether a command is a run with a record.

@@ -170,9 +170,16 @@ func (s *Server) Run(ctx context.Context) error {
 		ln = tls.NewListener(ln, s.tls)
 	}
 	s.ln = ln
+	// Raft takes no connection without a certificate the CA signed: the
+	// API may also take tokens, raft may not.
+	var raftTLS *tls.Config
+	if s.tls != nil {
+		raftTLS = s.tls.Clone()
+		raftTLS.ClientAuth = tls.RequireAndVerifyClientCert
+	}
 	st, err := state.Open(ctx, state.Options{Dir: filepath.Join(s.cfg.DataDir, "store"),
 		Logger:  hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{s.log}}),
-		Cluster: &state.Cluster{ID: s.cfg.Name, RaftAddr: s.cfg.RaftAddr, TLS: s.tls, OnLeadership: s.onLeadership}})
+		Cluster: &state.Cluster{ID: s.cfg.Name, RaftAddr: s.cfg.RaftAddr, TLS: raftTLS, OnLeadership: s.onLeadership}})
 	if err != nil {
 		ln.Close()
 		return err
