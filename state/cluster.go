@@ -63,9 +63,9 @@ func (s *Store) notLeader(err error) error {
 		return err
 	}
 	if _, id := s.node.raft.LeaderWithID(); id != "" {
-		return fmt.Errorf("%w (the leader is %s): %v", ErrNotLeader, id, err)
+		return fmt.Errorf("%w (the leader is %s): %w", ErrNotLeader, id, err)
 	}
-	return fmt.Errorf("%w (no leader is elected yet): %v", ErrNotLeader, err)
+	return fmt.Errorf("%w (no leader is elected yet): %w", ErrNotLeader, err)
 }
 
 // IsCluster reports whether the store is a node of a multi-node cluster.
