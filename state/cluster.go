@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -253,6 +254,60 @@ type streamLayer struct {
 	net.Listener
 	advertise net.Addr
 	tls       *tls.Config
+
+	// Partitions, for tests: raft addresses this node may not reach, and
+	// the connections to cut when a partition starts.
+	mu      sync.Mutex
+	blocked map[string]bool
+	conns   map[*trackedConn]bool
+}
+
+// trackedConn forgets itself when closed, so the set stays small.
+type trackedConn struct {
+	net.Conn
+	l *streamLayer
+}
+
+func (c *trackedConn) Close() error {
+	c.l.mu.Lock()
+	delete(c.l.conns, c)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// partition cuts this node off from the given raft addresses (nil heals):
+// dials to them fail, and every open connection is closed (the peers that
+// may still talk reconnect).
+func (l *streamLayer) partition(addrs []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.blocked = map[string]bool{}
+	for _, a := range addrs {
+		l.blocked[a] = true
+	}
+	for c := range l.conns {
+		c.Conn.Close()
+	}
+	l.conns = nil
+}
+
+func (l *streamLayer) track(c net.Conn) net.Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conns == nil {
+		l.conns = map[*trackedConn]bool{}
+	}
+	t := &trackedConn{Conn: c, l: l}
+	l.conns[t] = true
+	return t
+}
+
+func (l *streamLayer) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.track(c), nil
 }
 
 func newStreamLayer(addr string, conf *tls.Config) (*streamLayer, error) {
@@ -276,11 +331,24 @@ func newStreamLayer(addr string, conf *tls.Config) (*streamLayer, error) {
 func (l *streamLayer) Addr() net.Addr { return l.advertise }
 
 func (l *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	d := &net.Dialer{Timeout: timeout}
-	if l.tls == nil {
-		return d.Dial("tcp", string(addr))
+	l.mu.Lock()
+	blocked := l.blocked[string(addr)]
+	l.mu.Unlock()
+	if blocked {
+		return nil, fmt.Errorf("dial %s: partitioned (test)", addr)
 	}
-	return (&tls.Dialer{NetDialer: d, Config: l.tls}).Dial("tcp", string(addr))
+	d := &net.Dialer{Timeout: timeout}
+	var c net.Conn
+	var err error
+	if l.tls == nil {
+		c, err = d.Dial("tcp", string(addr))
+	} else {
+		c, err = (&tls.Dialer{NetDialer: d, Config: l.tls}).Dial("tcp", string(addr))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l.track(c), nil
 }
 
 // ValidStackName refuses a stack name that would break the key layout.

@@ -152,3 +152,77 @@ func TestBackupRoundTrip(t *testing.T) {
 		t.Fatalf("commit after restore: rev %d, %v", rev, err)
 	}
 }
+
+// A leader cut off from the others steps down and refuses writes with
+// ErrNotLeader; the majority elects a leader and takes writes; no write
+// the old leader accepted while cut off survives; once healed, every node
+// holds the same state.
+func TestPartitionedLeaderStepsDownAndHealingConverges(t *testing.T) {
+	ctx := context.Background()
+	stores := startCluster(t, 3)
+	old := waitLeader(t, stores)
+	var rest []*Store
+	var restAddrs []string
+	for _, s := range stores {
+		if s != old {
+			rest = append(rest, s)
+			restAddrs = append(restAddrs, s.cluster.RaftAddr)
+		}
+	}
+	old.node.stream.partition(restAddrs)
+	for _, s := range rest {
+		s.node.stream.partition([]string{old.cluster.RaftAddr})
+	}
+	// The old leader accepts no write: at first it may still believe it
+	// leads, but nothing commits without a majority.
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	err := old.PutDoc(wctx, "t", "minority", []byte("x"))
+	cancel()
+	if err == nil {
+		t.Fatal("a write on the partitioned leader succeeded")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for old.RaftState() == "Leader" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := old.PutDoc(ctx, "t", "minority2", []byte("x")); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("write on the cut-off node: %v, want ErrNotLeader", err)
+	}
+	if _, err := old.Revision(ctx); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("linearizable read on the cut-off node: %v, want ErrNotLeader", err)
+	}
+	lead := waitLeader(t, rest)
+	if err := lead.PutDoc(ctx, "t", "majority", []byte("y")); err != nil {
+		t.Fatalf("write on the majority's leader: %v", err)
+	}
+	// Heal: the old leader rejoins as a follower and converges.
+	for _, s := range stores {
+		s.node.stream.partition(nil)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var digests []string
+		for _, s := range stores {
+			_, d, err := s.Digest(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			digests = append(digests, d)
+		}
+		if digests[0] == digests[1] && digests[1] == digests[2] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes did not converge after healing: %v", digests)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, key := range []string{"minority", "minority2"} {
+		if _, err := old.GetDoc(WithStale(ctx), "t", key); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the minority's write %q survived: %v", key, err)
+		}
+	}
+	if b, err := old.GetDoc(WithStale(ctx), "t", "majority"); err != nil || string(b) != "y" {
+		t.Errorf("the healed node lacks the majority's write: %q, %v", b, err)
+	}
+}

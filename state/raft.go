@@ -37,6 +37,8 @@ type node struct {
 	trans raft.Transport
 	logs  *raftboltdb.BoltStore
 	snaps *raft.FileSnapshotStore
+	// stream is the cluster's network (nil embedded); tests partition it.
+	stream *streamLayer
 }
 
 func raftConfig(logger hclog.Logger) *raft.Config {
@@ -109,6 +111,7 @@ func (n *node) open(ctx context.Context, dir string, f *fsm, logger hclog.Logger
 		if err != nil {
 			return err
 		}
+		n.stream = stream
 		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger})
 		clusterConfig(conf, c)
