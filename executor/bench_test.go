@@ -3,9 +3,11 @@ package executor_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"fiat/engine"
 	"fiat/executor"
@@ -47,11 +49,65 @@ func BenchmarkApply(b *testing.B) {
 			b.Run(fmt.Sprintf("%s-%d-durable", shape, n), func(b *testing.B) {
 				benchApply(b, n, shape == "chain", true)
 			})
+			if n == 1000 {
+				// On the leader of a 3-node cluster on loopback TCP (the
+				// journal replicated), against the embedded store above.
+				b.Run(fmt.Sprintf("%s-%d-durable-cluster3", shape, n), func(b *testing.B) {
+					benchApplyOn(b, n, shape == "chain", true, 3)
+				})
+			}
 		}
 	}
 }
 
-func benchApply(b *testing.B, n int, chain, durable bool) {
+func benchApply(b *testing.B, n int, chain, durable bool) { benchApplyOn(b, n, chain, durable, 0) }
+
+// openBenchStore opens the embedded store (nodes 0) or a cluster of nodes
+// on loopback and returns its leader.
+func openBenchStore(b *testing.B, nodes int) (*state.Store, func()) {
+	ctx := context.Background()
+	if nodes == 0 {
+		st, err := state.Open(ctx, state.Options{Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st, func() { st.Close() }
+	}
+	var peers []state.Peer
+	for i := range nodes {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		peers = append(peers, state.Peer{ID: fmt.Sprintf("n%d", i), RaftAddr: ln.Addr().String()})
+		ln.Close()
+	}
+	var all []*state.Store
+	for _, p := range peers {
+		st, err := state.Open(ctx, state.Options{Dir: b.TempDir(), Cluster: &state.Cluster{ID: p.ID, RaftAddr: p.RaftAddr}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Bootstrap(peers)
+		all = append(all, st)
+	}
+	closeAll := func() {
+		for _, st := range all {
+			st.Close()
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, st := range all {
+			if _, err := st.Identity(ctx); err == nil && st.IsLeader() {
+				return st, closeAll
+			}
+		}
+	}
+	b.Fatal("no leader")
+	return nil, nil
+}
+
+func benchApplyOn(b *testing.B, n int, chain, durable bool, nodes int) {
 	ctx := context.Background()
 	prov := builtin.New()
 	eng := engine.Default()
@@ -62,10 +118,7 @@ func benchApply(b *testing.B, n int, chain, durable bool) {
 	var writes, records int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		st, err := state.Open(ctx, state.Options{Dir: b.TempDir()})
-		if err != nil {
-			b.Fatal(err)
-		}
+		st, closeStore := openBenchStore(b, nodes)
 		plan, err := eng.Plan(ctx, st, engine.PlanOptions{Stack: "bench", Config: cfg})
 		if err != nil {
 			b.Fatal(err)
@@ -80,7 +133,7 @@ func benchApply(b *testing.B, n int, chain, durable bool) {
 			b.Fatal(err)
 		}
 		writes, records = res.JournalWrites, res.JournalRecords
-		st.Close()
+		closeStore()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(writes)/float64(n), "journal-writes/step")

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 type node struct {
-	t          *testing.T
+	t          testing.TB
 	name       string
 	api, raft  string
 	dir        string
@@ -70,7 +70,7 @@ func (s *syncBuffer) String() string {
 }
 
 // freePort finds a port free on every loopback address the nodes use.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for range 50 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -97,14 +97,14 @@ func freePort(t *testing.T) int {
 }
 
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	nodes []*node
 	env   []string // for the CLI
 }
 
 // startCluster starts n nodes that bootstrap together; env goes to every
 // node (e.g. FIAT_FAILPOINT), extra to every node's command line.
-func startCluster(t *testing.T, n int, env []string, extra ...string) *cluster {
+func startCluster(t testing.TB, n int, env []string, extra ...string) *cluster {
 	t.Helper()
 	apiPort, raftPort := freePort(t), freePort(t)
 	c := &cluster{t: t}
@@ -319,7 +319,7 @@ func (c *cluster) converged() string {
 	return ""
 }
 
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, src := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {

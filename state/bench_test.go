@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"sort"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 func benchmarkCommit(b *testing.B, n int) {
@@ -113,4 +116,107 @@ func BenchmarkOpen(b *testing.B) {
 			b.ReportMetric(kb/1024, "empty-open-peak-RSS-MB")
 		}
 	}
+}
+
+// BenchmarkClusterCommit measures one commit (one entity, one raft entry)
+// on the leader of a cluster on loopback TCP: p50 and p99 per node count.
+func BenchmarkClusterCommit(b *testing.B) {
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("nodes-%d", n), func(b *testing.B) {
+			stores := startClusterB(b, n)
+			lead := waitLeaderB(b, stores)
+			ctx := context.Background()
+			lock, err := lead.Lock(ctx, "bench", "bench", time.Hour)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if _, err := lead.Commit(ctx, lock, Commit{Stack: "bench", Put: []Entity{{Address: "bench/x.a", Provider: "p", ID: fmt.Sprint(i)}}}); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
+
+// BenchmarkFailover measures the time from stopping the leader of a
+// 3-node cluster to the first write the new leader serves.
+func BenchmarkFailover(b *testing.B) {
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		stores := startClusterB(b, 3)
+		lead := waitLeaderB(b, stores)
+		b.StartTimer()
+		t0 := time.Now()
+		lead.Close()
+		var rest []*Store
+		for _, s := range stores {
+			if s != lead {
+				rest = append(rest, s)
+			}
+		}
+		for done := false; !done; {
+			for _, s := range rest {
+				if s.IsLeader() && s.PutDoc(context.Background(), "b", "k", []byte("v")) == nil {
+					done = true
+					break
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		total += time.Since(t0)
+		b.StopTimer()
+		for _, s := range rest {
+			s.Close()
+		}
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-to-writes")
+}
+
+func startClusterB(b *testing.B, n int) []*Store {
+	var peers []Peer
+	for i := range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i+1), RaftAddr: ln.Addr().String()})
+		ln.Close()
+	}
+	var stores []*Store
+	for _, p := range peers {
+		s, err := Open(context.Background(), Options{Dir: b.TempDir(), Cluster: &Cluster{ID: p.ID, RaftAddr: p.RaftAddr}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	for _, s := range stores {
+		if err := s.Bootstrap(peers); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return stores
+}
+
+func waitLeaderB(b *testing.B, stores []*Store) *Store {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, s := range stores {
+			if _, err := s.Identity(context.Background()); err == nil && s.IsLeader() {
+				return s
+			}
+		}
+	}
+	b.Fatal("no leader")
+	return nil
 }
