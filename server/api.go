@@ -34,6 +34,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/runs/{id}", s.auth(ScopeRead, s.readable(s.handleRun)))
 	mux.HandleFunc("GET /v1/runs/{id}/stream", s.auth(ScopeRead, s.leaderOnly(s.handleStream)))
 	mux.HandleFunc("GET /v1/debug/fsm", s.auth(ScopeAdmin, s.handleDigest))
+	mux.HandleFunc("POST /v1/runs/{id}/retry", s.handleRetry)
+	mux.Handle("/git/", s.gitHandler(s.git.Handler()))
+	mux.HandleFunc("POST /hooks/{kind}", s.hook)
 	return s.logRequests(mux)
 }
 
@@ -309,6 +312,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("read run request: %w", err))
 		return
 	}
+	up.Git = nil // only the server's own git runs name a commit
 	scope := ScopeRead
 	switch {
 	case mutating(up.Command):

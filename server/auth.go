@@ -99,6 +99,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string)
 		return "anonymous", true
 	}
 	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if _, pw, basic := r.BasicAuth(); basic {
+		secret, ok = pw, true // git sends the token as a password
+	}
 	if !ok || secret == "" {
 		writeErr(w, http.StatusUnauthorized, errors.New("this server needs a token (FIAT_TOKEN) or a client certificate"))
 		return "", false

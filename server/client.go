@@ -227,7 +227,13 @@ func (c *Client) Submit(ctx context.Context, up *Upload, fn func(Frame)) (*Run, 
 	if err != nil {
 		return nil, "", err
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/runs", body)
+	return c.Stream(ctx, http.MethodPost, "/v1/runs", body, fn)
+}
+
+// Stream sends a request whose answer is a run's frames (a submitted run,
+// a retry), calling fn with each, as Submit does.
+func (c *Client) Stream(ctx context.Context, method, path string, body []byte, fn func(Frame)) (*Run, string, error) {
+	resp, err := c.do(ctx, method, path, body)
 	if err != nil {
 		return nil, "", err
 	}

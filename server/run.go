@@ -53,8 +53,13 @@ type Run struct {
 	Command string   `json:"command"` // plan, apply, destroy, recover, ...
 	Args    []string `json:"args"`
 	Actor   string   `json:"actor"`
-	// Source is where the run came from: "cli", or "git <commit>".
+	// Source is where the run came from: "cli", or "git" (a push to a
+	// hosted repository or a watched branch: Repo, Commit, Author, Message).
 	Source       string `json:"source"`
+	Repo         string `json:"repo,omitempty"`
+	Commit       string `json:"commit,omitempty"`
+	Author       string `json:"author,omitempty"`
+	Message      string `json:"message,omitempty"`
 	Node         string `json:"node"` // the leader that executed it
 	ConfigDigest string `json:"config_digest,omitempty"`
 	PlanDigest   string `json:"plan_digest,omitempty"`
@@ -156,7 +161,15 @@ type Upload struct {
 	// paths the user gave, so output names the user's files.
 	Paths  map[string]string `json:"paths,omitempty"`
 	NoWait bool              `json:"no_wait,omitempty"`
+	// Git says where a git-triggered run's configuration came from; the
+	// server sets it (a client's is ignored).
+	Git *GitOrigin `json:"git,omitempty"`
 	Stale  bool              `json:"stale,omitempty"`
+}
+
+// GitOrigin is the commit a run's configuration came from.
+type GitOrigin struct {
+	Repo, Commit, Author, Message string
 }
 
 // maxUpload bounds one upload (the config directory and its files).

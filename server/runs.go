@@ -19,10 +19,11 @@ import (
 
 // liveRun is a run executing (or queued) on this node.
 type liveRun struct {
-	rec  Run
-	up   *Upload
-	log  *runLog
-	done chan struct{}
+	rec   Run
+	up    *Upload
+	log   *runLog
+	done  chan struct{}
+	paths *strings.Replacer // the run directory's paths → the user's
 }
 
 // BusyError refuses a -no-wait run while another run holds the stack.
@@ -42,6 +43,10 @@ func (s *Server) startRun(ctx context.Context, up *Upload, actor string) (*liveR
 	lr := &liveRun{up: up, log: newRunLog(), done: make(chan struct{}),
 		rec: Run{ID: newRunID(now), Stack: up.Stack, Command: up.Command, Args: redactVars(up.Args), Actor: actor, Source: "cli",
 			Node: s.cfg.Name, ConfigDigest: digestFiles(up.Files), Status: StatusQueued, Created: now}}
+	if up.Git != nil {
+		lr.rec.Source, lr.rec.Repo, lr.rec.Commit = "git", up.Git.Repo, up.Git.Commit
+		lr.rec.Author, lr.rec.Message = up.Git.Author, strings.TrimSpace(up.Git.Message)
+	}
 	if !recorded(up.Command) {
 		lr.rec.ID = ""
 		go s.execute(lr)
@@ -181,6 +186,7 @@ func (s *Server) invoke(ctx context.Context, lr *liveRun, dir string) Outcome {
 		args[i] = resolveArg(dir, a)
 	}
 	paths := pathReplacer(dir, lr.up.Paths)
+	lr.paths = paths
 	applying := false
 	actor := lr.rec.Actor
 	if lr.rec.ID != "" {
@@ -234,6 +240,10 @@ func (s *Server) endRun(lr *liveRun, out Outcome) {
 	if out.Err != nil {
 		lr.rec.Error = errorText(out.Err)
 		lr.rec.ErrorJSON = errorJSON(out.Err)
+		if lr.paths != nil {
+			lr.rec.Error = lr.paths.Replace(lr.rec.Error)
+			lr.rec.ErrorJSON = []byte(lr.paths.Replace(string(lr.rec.ErrorJSON)))
+		}
 	}
 	if lr.rec.ID == "" {
 		lr.log.add(Frame{Run: runCopy(&lr.rec), End: true})

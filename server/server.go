@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"fiat/executor"
+	"fiat/gitops"
 	"fiat/state"
 
 	"github.com/hashicorp/go-hclog"
@@ -52,6 +53,10 @@ type Config struct {
 	Logger      *slog.Logger
 	// Exec runs one CLI command for a run (cmd/fiat provides it).
 	Exec ExecFunc
+	// Repos are hosted git repositories (push-to-apply); Sources are
+	// watched branches of other repositories.
+	Repos   []gitops.RepoConfig
+	Sources []gitops.SourceConfig
 }
 
 // Invocation is one command the leader runs for a client, with the same
@@ -86,6 +91,7 @@ type Server struct {
 	holder string
 	tokens map[string]Token // by secret
 	m      *metrics
+	git    *gitops.Gitops
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -135,6 +141,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.client = peerClient(conf)
 	s.m = newMetrics(s)
+	g, err := gitops.New(gitops.Config{Dir: filepath.Join(cfg.DataDir, "git"), Repos: cfg.Repos, Sources: cfg.Sources, Logger: cfg.Logger}, s)
+	if err != nil {
+		return nil, err
+	}
+	s.git = g
 	return s, nil
 }
 
@@ -186,6 +197,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.store = st
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.git.Start(s.ctx, &s.wg)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()

@@ -70,7 +70,7 @@ Commands:
 Cluster (see README "A fiat cluster"):
   server              run one node of a fiat cluster
   operator members    list the cluster's nodes (also: remove NAME, snapshot save|restore FILE)
-  runs [STACK]        list the runs of a cluster
+  runs [STACK]        list the runs of a cluster (runs retry ID: run a failed git commit again)
   run show ID         show one run: status, output, error
 
 Every command above takes -server URL[,URL...] (or FIAT_ADDR) to run on a cluster.

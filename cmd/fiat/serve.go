@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"fiat/gitops"
 	"fiat/server"
 	"fiat/state"
 
@@ -23,16 +25,18 @@ import (
 
 // serverFile is server.hcl: the same settings as the flags.
 type serverFile struct {
-	Name            string           `hcl:"name,optional"`
-	DataDir         string           `hcl:"data_dir,optional"`
-	API             string           `hcl:"api,optional"`
-	Raft            string           `hcl:"raft,optional"`
-	BootstrapExpect int              `hcl:"bootstrap_expect,optional"`
-	Join            []string         `hcl:"join,optional"`
-	Insecure        bool             `hcl:"insecure,optional"`
-	LogJSON         bool             `hcl:"log_json,optional"`
-	TLS             *server.TLSFiles `hcl:"tls,block"`
-	Tokens          []server.Token   `hcl:"token,block"`
+	Name            string                `hcl:"name,optional"`
+	DataDir         string                `hcl:"data_dir,optional"`
+	API             string                `hcl:"api,optional"`
+	Raft            string                `hcl:"raft,optional"`
+	BootstrapExpect int                   `hcl:"bootstrap_expect,optional"`
+	Join            []string              `hcl:"join,optional"`
+	Insecure        bool                  `hcl:"insecure,optional"`
+	LogJSON         bool                  `hcl:"log_json,optional"`
+	TLS             *server.TLSFiles      `hcl:"tls,block"`
+	Tokens          []server.Token        `hcl:"token,block"`
+	Repos           []gitops.RepoConfig   `hcl:"repo,block"`
+	Sources         []gitops.SourceConfig `hcl:"source,block"`
 }
 
 // serve is `fiat server`: one node of the cluster, until SIGINT/SIGTERM.
@@ -77,7 +81,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	srv, err := server.New(server.Config{Name: f.Name, DataDir: f.DataDir, APIAddr: f.API, RaftAddr: f.Raft,
 		BootstrapExpect: f.BootstrapExpect, Join: f.Join, TLS: tf, Insecure: f.Insecure, Tokens: f.Tokens,
-		ClientToken: os.Getenv("FIAT_TOKEN"), Logger: slog.New(h), Exec: m.execInvocation})
+		ClientToken: os.Getenv("FIAT_TOKEN"), Logger: slog.New(h), Exec: m.execInvocation,
+		Repos: f.Repos, Sources: f.Sources})
 	if err != nil {
 		return err
 	}
@@ -105,6 +110,7 @@ func mergeServerFile(f, file *serverFile, set map[string]bool) {
 	f.Insecure = f.Insecure || file.Insecure
 	f.LogJSON = f.LogJSON || file.LogJSON
 	f.Tokens = file.Tokens
+	f.Repos, f.Sources = file.Repos, file.Sources
 }
 
 // execInvocation runs one command for a server run, with the CLI's own
@@ -278,8 +284,19 @@ func (m *Main) runs(ctx context.Context, args []string, show bool) error {
 		}
 		return nil
 	}
+	if fs.NArg() == 2 && fs.Arg(0) == "retry" {
+		run, _, err := c.Stream(ctx, http.MethodPost, "/v1/runs/"+fs.Arg(1)+"/retry", nil, func(f server.Frame) {
+			m.Stdout.Write([]byte(f.Out))
+			m.Stderr.Write([]byte(f.Err))
+		})
+		if err != nil {
+			return fmt.Errorf("retry run %s: %w", fs.Arg(1), err)
+		}
+		fmt.Fprintf(m.Stdout, "Run %s: %s\n", run.ID, run.Status)
+		return exitCode(run.ExitCode)
+	}
 	if fs.NArg() > 0 {
-		q += "&stack=" + fs.Arg(0)
+		q += "&stack=" + url.QueryEscape(fs.Arg(0))
 	}
 	var list []*server.Run
 	if err := c.Call(ctx, http.MethodGet, "/v1/runs?"+q, nil, &list); err != nil {
