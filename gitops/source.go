@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"fiat/state"
@@ -32,8 +33,9 @@ type source struct {
 	dir   string
 	path  string
 	stack string
-	poll  time.Duration
-	wake  chan struct{}
+	poll   time.Duration
+	wake   chan struct{}
+	checks atomic.Int64 // fetches made (a metric, and tests wait on it)
 }
 
 func newSource(base string, sc SourceConfig) (*source, error) {
@@ -85,7 +87,9 @@ func (g *Gitops) follow(ctx context.Context, s *source) {
 		if !g.run.IsLeader() {
 			continue
 		}
-		if err := g.check(ctx, s); err != nil && ctx.Err() == nil {
+		err := g.check(ctx, s)
+		s.checks.Add(1)
+		if err != nil && ctx.Err() == nil {
 			g.log.Warn("watched branch", "source", s.cfg.Name, "error", err)
 		}
 	}
@@ -189,6 +193,15 @@ func (g *Gitops) runCommit(ctx context.Context, s *source, commit *object.Commit
 	}
 	return g.run.Execute(ctx, RunRequest{Command: cmd, Stack: s.stack, Files: files, Actor: actor, Repo: s.cfg.Name,
 		Commit: commit.Hash.String(), Author: commit.Author.String(), Message: commit.Message, Dir: s.path}, out)
+}
+
+// Checks returns, per watched branch, how many times it was fetched.
+func (g *Gitops) Checks() map[string]int64 {
+	out := map[string]int64{}
+	for name, s := range g.srcs {
+		out[name] = s.checks.Load()
+	}
+	return out
 }
 
 // Retry runs a commit of a watched branch again, as a person asked

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fiat/gitops"
+
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +13,15 @@ type metrics struct {
 	reg         *prometheus.Registry
 	runs        *prometheus.CounterVec
 	runDuration *prometheus.HistogramVec
+}
+
+// gitSources exports how often each watched branch was fetched.
+func (m *metrics) gitSources(g *gitops.Gitops) {
+	for name := range g.Checks() {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fiat_git_source_checks_total",
+			Help: "Fetches of a watched branch by this node (as leader).", ConstLabels: prometheus.Labels{"source": name}},
+			func() float64 { return float64(g.Checks()[name]) }))
+	}
 }
 
 func newMetrics(s *Server) *metrics {

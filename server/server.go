@@ -146,6 +146,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.git = g
+	s.m.gitSources(g)
 	return s, nil
 }
 
@@ -244,10 +245,16 @@ func (s *Server) joinLoop() {
 		return
 	}
 	self := state.Peer{ID: s.cfg.Name, RaftAddr: s.cfg.RaftAddr}
+	var others []string
+	for _, a := range s.cfg.Join {
+		if a != s.cfg.APIAddr {
+			others = append(others, a)
+		}
+	}
 	switch {
 	case has:
 		// A restarted node: raft knows its peers.
-	case len(s.cfg.Join) == 0 && s.cfg.BootstrapExpect <= 1:
+	case len(others) == 0 && s.cfg.BootstrapExpect <= 1:
 		if err := s.store.Bootstrap([]state.Peer{self}); err != nil {
 			s.log.Error("bootstrap", "error", err)
 			return
