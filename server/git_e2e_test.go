@@ -356,3 +356,64 @@ func waitChecks(t *testing.T, nd *node, n int) {
 	start := read()
 	waitFor(t, 30*time.Second, func() bool { return start >= 0 && read() >= start+n })
 }
+
+// The pre-merge preview as the CI examples run it (the plan command of
+// examples/ci/*.yml, run by bash): Markdown on stdout, exit 2 for changes,
+// nothing applied; a warning when the branch is not based on the commit
+// the stack was last applied from.
+func TestCIPreview(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts server processes")
+	}
+	c := startCluster(t, 1, nil, "-config", gitConfig(t, ""))
+	work := t.TempDir()
+	mustGit(t, work, "init", "-q", "-b", "main")
+	mustGit(t, work, "remote", "add", "origin", c.nodes[0].url()+"/git/infra.git")
+	commitFiles(t, work, "base", map[string]string{"stacks/db/main.tf": randomConfig})
+	mustGit(t, work, "push", "-q", "origin", "main")
+	base := strings.TrimSpace(mustGit(t, work, "rev-parse", "HEAD"))
+	mustGit(t, work, "checkout", "-q", "-b", "feature")
+	commitFiles(t, work, "feature", map[string]string{"stacks/db/b.tf": `resource "random_id" "b" { byte_length = 2 }`})
+
+	for _, file := range []string{"github-actions.yml", "gitlab-ci.yml"} {
+		src, err := os.ReadFile(filepath.Join("..", "examples", "ci", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var line string
+		for _, l := range strings.Split(string(src), "\n") {
+			if strings.Contains(l, "fiat plan -markdown") {
+				line = strings.TrimPrefix(strings.TrimSpace(l), "- ")
+			}
+		}
+		if line == "" {
+			t.Fatalf("%s has no fiat plan line", file)
+		}
+		preview := func(baseCommit string) (string, int) {
+			os.Remove(filepath.Join(work, "plan.md"))
+			cmd := exec.Command("bash", "-c", line+"\necho \"exit=${code:-$?}\"")
+			cmd.Dir = work
+			cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(fiatBin)+":"+os.Getenv("PATH"), "FIAT_ADDR="+c.nodes[0].url(),
+				"STACK=db", "DIR=stacks/db", "FIAT_BASE_COMMIT="+baseCommit)
+			out, err := cmd.CombinedOutput()
+			if err != nil && !strings.Contains(string(out), "exit=") {
+				t.Fatalf("%s: %v\n%s", line, err, out)
+			}
+			md, _ := os.ReadFile(filepath.Join(work, "plan.md"))
+			code := -1
+			fmt.Sscanf(string(out)[strings.LastIndex(string(out), "exit="):], "exit=%d", &code)
+			return string(md), code
+		}
+		md, code := preview(base)
+		if code != 2 || !strings.Contains(md, "random_id.b") || strings.Contains(md, "WARNING") {
+			t.Errorf("%s preview based on the applied commit: exit %d\n%s", file, code, md)
+		}
+		if strings.Contains(c.fiat(work, "state", "list", "-stack", "db", filepath.Join(work, "stacks/db")).stdout, "random_id.b") {
+			t.Fatalf("a preview applied something")
+		}
+		md, _ = preview("0123456789abcdef0123456789abcdef01234567")
+		if !strings.Contains(md, "[!WARNING]") || !strings.Contains(md, "last applied from commit "+base[:12]) {
+			t.Errorf("%s preview based on another commit has no warning:\n%s", file, md)
+		}
+	}
+}

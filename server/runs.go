@@ -194,7 +194,7 @@ func (s *Server) invoke(ctx context.Context, lr *liveRun, dir string) Outcome {
 	}
 	inv := Invocation{Command: lr.up.Command, Args: args, Dir: dir, Store: s.store,
 		Stdout: stream{log: lr.log, paths: paths}, Stderr: stream{log: lr.log, err: true, paths: paths},
-		Actor: actor, Holder: s.holder, Stale: lr.up.Stale,
+		Actor: actor, Holder: s.holder, Stale: lr.up.Stale, LastApplied: func(stack string) string { return s.lastApplied(ctx, stack) },
 		Events: func(ev executor.Event) {
 			if applying || lr.rec.ID == "" || lr.rec.Status != StatusPlanning {
 				return
@@ -218,6 +218,20 @@ func (s *Server) invoke(ctx context.Context, lr *liveRun, dir string) Outcome {
 		}
 	}
 	return out
+}
+
+// lastApplied is the commit of the stack's latest applied git run.
+func (s *Server) lastApplied(ctx context.Context, stack string) string {
+	runs, err := listRuns(ctx, s.store, stack)
+	if err != nil {
+		return ""
+	}
+	for _, r := range runs { // newest first
+		if r.Command == "apply" && r.Status == StatusApplied && r.Commit != "" {
+			return r.Commit
+		}
+	}
+	return ""
 }
 
 // resolveArg turns "@/path" (a path inside the upload) into a path in dir.

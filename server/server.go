@@ -74,6 +74,9 @@ type Invocation struct {
 	Stale  bool   // reads may be served from this node as it is
 	// Events receives every executor event as it happens.
 	Events func(executor.Event)
+	// LastApplied returns the commit a stack was last applied from by a
+	// git run, or "" (for previews' base-commit warning).
+	LastApplied func(stack string) string
 }
 
 // ExecFunc runs an invocation to its end and says how it ended.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"fiat/engine"
 	"fiat/planner"
@@ -23,6 +24,7 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/plan-json.md)")
 	asMD := fs.Bool("markdown", false, "print the plan as Markdown, for a pull-request comment")
 	destroy := fs.Bool("destroy", false, "plan to delete everything the stack manages")
+	base := fs.String("base-commit", os.Getenv("FIAT_BASE_COMMIT"), "with -server: the commit this branch is based on; the plan warns if the stack was last applied from another (default $FIAT_BASE_COMMIT)")
 	if err := fs.Parse(args); err != nil {
 		return exitError, err
 	}
@@ -70,6 +72,16 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 	case *asMD:
 		format = "markdown"
 	}
+	if w := m.baseWarning(stack, *base); w != "" {
+		switch format {
+		case "markdown":
+			fmt.Fprintf(m.Stdout, "> [!WARNING]\n> %s\n\n", w)
+		case "text":
+			fmt.Fprintf(m.Stdout, "Warning: %s\n\n", w)
+		default:
+			fmt.Fprintf(m.Stderr, "Warning: %s\n", w)
+		}
+	}
 	if err := m.renderPlan(plan, format, digest, c.plan.noColor); err != nil {
 		return exitError, err
 	}
@@ -86,6 +98,22 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 	}
 	return exitOK, nil
 }
+
+// baseWarning says when a preview's branch is not based on the commit the
+// stack was last applied from: the diff a reviewer sees is then not what
+// merging will apply.
+func (m *Main) baseWarning(stack, base string) string {
+	if base == "" || m.inv == nil || m.inv.LastApplied == nil {
+		return ""
+	}
+	last := m.inv.LastApplied(stack)
+	if last == "" || strings.HasPrefix(last, base) || strings.HasPrefix(base, last) {
+		return ""
+	}
+	return fmt.Sprintf("this branch is based on commit %s, but stack %q was last applied from commit %s: rebase on it, or the merge may apply more than this plan shows.", short(base), stack, short(last))
+}
+
+func short(commit string) string { return commit[:min(len(commit), 12)] }
 
 // renderPlan prints a plan as text, JSON or Markdown.
 func (m *Main) renderPlan(plan *planner.Plan, format, digest string, noColor bool) error {

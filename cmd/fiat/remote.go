@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -164,6 +165,11 @@ func buildUpload(command string, fset *flag.FlagSet, raw []string, c *common) (*
 		default:
 			up.Args = append(up.Args, "-"+name, val)
 		}
+	}
+	// A flag whose value came from the environment (FIAT_BASE_COMMIT) is
+	// passed on: the server's environment is not the client's.
+	if f := fset.Lookup("base-commit"); f != nil && f.Value.String() != "" && !slices.Contains(up.Args, "-base-commit") {
+		up.Args = append(up.Args, "-base-commit", f.Value.String())
 	}
 	dir := "."
 	sawDir := false
