@@ -37,6 +37,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/runs/{id}/retry", s.handleRetry)
 	mux.Handle("/git/", s.gitHandler(s.git.Handler()))
 	mux.HandleFunc("POST /hooks/{kind}", s.hook)
+	s.uiRoutes(mux)
 	return s.logRequests(mux)
 }
 

@@ -103,6 +103,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string)
 		secret, ok = pw, true // git sends the token as a password
 	}
 	if !ok || secret == "" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="fiat" charset="UTF-8"`) // a browser asks; the token is the password
 		writeErr(w, http.StatusUnauthorized, errors.New("this server needs a token (FIAT_TOKEN) or a client certificate"))
 		return "", false
 	}
