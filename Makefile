@@ -19,6 +19,7 @@ demo: libvirtd build
 	bash scripts/demo.sh $(BIN) $(EXAMPLE)
 	bash scripts/demo-tier.sh $(BIN) examples/tier
 	bash scripts/demo-terraform.sh $(BIN) examples/terraform
+	bash scripts/demo-cluster.sh $(BIN)
 
 # Ten VMs with overlay disks and a network in one apply, then destroy: fiat's
 # provider calls in parallel vs raw go-libvirt in parallel and serially.
