@@ -361,28 +361,15 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, l *runLog, fr
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	fl, _ := w.(http.Flusher)
-	for i := from; ; {
-		frames, done, changed := l.from(i)
-		for _, f := range frames {
-			if err := enc.Encode(f); err != nil {
-				return
-			}
-		}
-		i += len(frames)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	l.follow(ctx, from, func(f Frame) error { return enc.Encode(f) }, func() {
 		if fl != nil {
 			fl.Flush()
 		}
-		if done && len(frames) == 0 {
-			return
-		}
-		select {
-		case <-changed:
-		case <-r.Context().Done():
-			return
-		case <-s.ctx.Done():
-			return
-		}
-	}
+	})
 }
 
 func (s *Server) logRequests(h http.Handler) http.Handler {

@@ -164,31 +164,11 @@ token "ci" {
 
 func startTLSCluster(t *testing.T, conf string) *cluster {
 	t.Helper()
-	apiPort, raftPort := freePort(t), freePort(t)
-	c := &cluster{t: t}
-	var joins []string
-	for i := 1; i <= 3; i++ {
-		joins = append(joins, fmt.Sprintf("127.0.0.%d:%d", i, apiPort))
-	}
-	for i := 1; i <= 3; i++ {
-		nd := &node{t: t, name: fmt.Sprintf("n%d", i), api: fmt.Sprintf("127.0.0.%d:%d", i, apiPort),
-			raft: fmt.Sprintf("127.0.0.%d:%d", i, raftPort), dir: t.TempDir(), scheme: "https", tokenAdmin: adminToken,
-			env: []string{"FIAT_TOKEN=" + adminToken}}
-		nd.args = []string{"server", "-config", conf, "-name", nd.name, "-data-dir", nd.dir, "-api", nd.api, "-raft", nd.raft,
-			"-bootstrap-expect", "3", "-join", strings.Join(joins, ",")}
-		c.nodes = append(c.nodes, nd)
-		nd.start()
-	}
-	t.Cleanup(func() {
-		for _, nd := range c.nodes {
-			nd.kill()
-		}
-		if t.Failed() {
-			for _, nd := range c.nodes {
-				t.Logf("--- log of %s:\n%s", nd.name, nd.log.String())
-			}
-		}
+	c := newCluster(t, 3, func(nd *node) {
+		nd.scheme, nd.tokenAdmin = "https", adminToken
+		nd.env = []string{"FIAT_TOKEN=" + adminToken}
+		nd.args = append(nd.args, "-config", conf)
 	})
-	c.waitReady(c.nodes...)
+	c.launch()
 	return c
 }

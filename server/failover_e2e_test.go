@@ -4,31 +4,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"fiat/internal/testenv"
+
 	golibvirt "github.com/digitalocean/go-libvirt"
 )
 
-func requireLibvirt(t *testing.T) *golibvirt.Libvirt {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: needs libvirtd")
-	}
-	u, _ := url.Parse("qemu:///system")
-	l, err := golibvirt.ConnectToURI(u)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("libvirtd is not reachable (CI=true, so this fails): %v", err)
-		}
-		t.Skipf("libvirtd is not reachable (%v); run: bash scripts/libvirtd.sh", err)
-	}
-	t.Cleanup(func() { l.Disconnect() })
-	return l
-}
+func requireLibvirt(t *testing.T) *golibvirt.Libvirt { return testenv.RequireLibvirt(t) }
 
 func poolConfig(name string) string {
 	return fmt.Sprintf(`

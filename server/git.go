@@ -46,21 +46,13 @@ func (s *Server) Execute(ctx context.Context, req gitops.RunRequest, out io.Writ
 	if err != nil {
 		return gitops.RunResult{}, err
 	}
-	for i := 0; ; {
-		frames, done, changed := lr.log.from(i)
-		for _, f := range frames {
-			io.WriteString(out, f.Out)
-			io.WriteString(out, f.Err)
-		}
-		i += len(frames)
-		if done && len(frames) == 0 {
-			break
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return gitops.RunResult{ID: lr.rec.ID}, ctx.Err()
-		}
+	err = lr.log.follow(ctx, 0, func(f Frame) error {
+		io.WriteString(out, f.Out)
+		io.WriteString(out, f.Err)
+		return nil
+	}, nil)
+	if err != nil {
+		return gitops.RunResult{ID: lr.rec.ID}, err
 	}
 	<-lr.done
 	return gitops.RunResult{ID: lr.rec.ID, Status: lr.rec.Status, Error: lr.rec.Error, ExitCode: lr.rec.ExitCode}, nil
@@ -150,4 +142,3 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 	f.fl.Flush()
 	return len(p), nil
 }
-

@@ -122,7 +122,10 @@ func TestPushToApply(t *testing.T) {
 	// A failing push: a network, then a pool libvirt cannot create; the
 	// network is rolled back, the push rejected, the branch unmoved.
 	netName := uniqName("fiatgn-")
-	t.Cleanup(func() { exec.Command("virsh", "net-destroy", netName).Run(); exec.Command("virsh", "net-undefine", netName).Run() })
+	t.Cleanup(func() {
+		exec.Command("virsh", "net-destroy", netName).Run()
+		exec.Command("virsh", "net-undefine", netName).Run()
+	})
 	commitFiles(t, work, "web: a network and a broken pool", map[string]string{
 		"stacks/web/bad.tf": fmt.Sprintf(`resource "libvirt_network" "n" {
   name = %q

@@ -12,10 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"fiat/internal/testenv"
 )
 
 // The cluster tests run the built fiat binary: every node is its own
@@ -46,27 +47,10 @@ type node struct {
 	dir        string
 	args, env  []string
 	cmd        *exec.Cmd
-	log        *syncBuffer
+	log        *testenv.SyncBuffer
 	exited     chan struct{}
 	scheme     string
 	tokenAdmin string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // freePort finds a port free on every loopback address the nodes use.
@@ -106,6 +90,17 @@ type cluster struct {
 // node (e.g. FIAT_FAILPOINT), extra to every node's command line.
 func startCluster(t testing.TB, n int, env []string, extra ...string) *cluster {
 	t.Helper()
+	c := newCluster(t, n, func(nd *node) {
+		nd.env = env
+		nd.args = append(nd.args, extra...)
+	})
+	c.launch()
+	return c
+}
+
+// newCluster lays out n nodes on 127.0.0.1-n (not started); tweak
+// adjusts each.
+func newCluster(t testing.TB, n int, tweak func(*node)) *cluster {
 	apiPort, raftPort := freePort(t), freePort(t)
 	c := &cluster{t: t}
 	var joins []string
@@ -114,31 +109,38 @@ func startCluster(t testing.TB, n int, env []string, extra ...string) *cluster {
 	}
 	for i := 1; i <= n; i++ {
 		nd := &node{t: t, name: fmt.Sprintf("n%d", i), api: fmt.Sprintf("127.0.0.%d:%d", i, apiPort),
-			raft: fmt.Sprintf("127.0.0.%d:%d", i, raftPort), dir: t.TempDir(), env: env, scheme: "http"}
-		nd.args = append([]string{"server", "-name", nd.name, "-data-dir", nd.dir, "-api", nd.api, "-raft", nd.raft,
-			"-bootstrap-expect", fmt.Sprint(n), "-join", strings.Join(joins, ",")}, extra...)
+			raft: fmt.Sprintf("127.0.0.%d:%d", i, raftPort), dir: t.TempDir(), scheme: "http"}
+		nd.args = []string{"server", "-name", nd.name, "-data-dir", nd.dir, "-api", nd.api, "-raft", nd.raft,
+			"-bootstrap-expect", fmt.Sprint(n), "-join", strings.Join(joins, ",")}
+		tweak(nd)
 		c.nodes = append(c.nodes, nd)
 	}
+	return c
+}
+
+// launch starts every node, stops them when the test ends (printing their
+// logs if it failed), and waits until all are ready.
+func (c *cluster) launch() {
+	c.t.Helper()
 	for _, nd := range c.nodes {
 		nd.start()
 	}
-	t.Cleanup(func() {
+	c.t.Cleanup(func() {
 		for _, nd := range c.nodes {
 			nd.kill()
 		}
-		if t.Failed() {
+		if c.t.Failed() {
 			for _, nd := range c.nodes {
-				t.Logf("--- log of %s:\n%s", nd.name, nd.log.String())
+				c.t.Logf("--- log of %s:\n%s", nd.name, nd.log.String())
 			}
 		}
 	})
 	c.waitReady(c.nodes...)
-	return c
 }
 
 func (nd *node) start() {
 	nd.t.Helper()
-	nd.log = &syncBuffer{}
+	nd.log = &testenv.SyncBuffer{}
 	nd.cmd = exec.Command(fiatBin, nd.args...)
 	nd.cmd.Env = append(os.Environ(), nd.env...)
 	nd.cmd.Stdout, nd.cmd.Stderr = nd.log, nd.log

@@ -163,8 +163,8 @@ type Upload struct {
 	NoWait bool              `json:"no_wait,omitempty"`
 	// Git says where a git-triggered run's configuration came from; the
 	// server sets it (a client's is ignored).
-	Git *GitOrigin `json:"git,omitempty"`
-	Stale  bool              `json:"stale,omitempty"`
+	Git   *GitOrigin `json:"git,omitempty"`
+	Stale bool       `json:"stale,omitempty"`
 }
 
 // GitOrigin is the commit a run's configuration came from.
@@ -281,6 +281,32 @@ func (l *runLog) from(i int) ([]Frame, bool, <-chan struct{}) {
 		i = len(l.frames)
 	}
 	return l.frames[i:], l.done, l.changed
+}
+
+// follow calls fn with every frame from index from on, as they come,
+// until the log is finished (nil), ctx ends, or fn fails (its error);
+// flush, if set, runs whenever fn has caught up.
+func (l *runLog) follow(ctx context.Context, from int, fn func(Frame) error, flush func()) error {
+	for i := from; ; {
+		frames, done, changed := l.from(i)
+		for _, f := range frames {
+			if err := fn(f); err != nil {
+				return err
+			}
+		}
+		i += len(frames)
+		if flush != nil {
+			flush()
+		}
+		if done && len(frames) == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // text is the run's output as one text (stdout and stderr interleaved as

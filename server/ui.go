@@ -24,7 +24,7 @@ var uiTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 	"statusClass": func(s string) string { return strings.ReplaceAll(s, " ", "-") },
 	"short":       func(s string) string { return s[:min(len(s), 12)] },
 	"firstLine":   func(s string) string { l, _, _ := strings.Cut(strings.TrimSpace(s), "\n"); return l },
-	"duration":    duration,
+	"duration":    Duration,
 }).ParseFS(uiFiles, "ui/page.html"))
 
 func (s *Server) uiRoutes(mux *http.ServeMux) {
@@ -152,37 +152,27 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	from := 0
 	fmt.Sscan(r.URL.Query().Get("from"), &from)
-	for i := from; ; {
-		frames, done, changed := lr.log.from(i)
-		for _, f := range frames {
-			if text := f.Out + f.Err; text != "" {
-				b, _ := json.Marshal(text)
-				fmt.Fprintf(w, "data: %s\n\n", b)
-			}
-		}
-		i += len(frames)
-		if done && len(frames) == 0 {
-			fmt.Fprint(w, "event: end\ndata: {}\n\n")
-			if fl != nil {
-				fl.Flush()
-			}
-			return
-		}
+	flush := func() {
 		if fl != nil {
 			fl.Flush()
 		}
-		select {
-		case <-changed:
-		case <-r.Context().Done():
-			return
-		case <-s.ctx.Done():
-			return
+	}
+	err := lr.log.follow(r.Context(), from, func(f Frame) error {
+		if text := f.Out + f.Err; text != "" {
+			b, _ := json.Marshal(text)
+			_, err := fmt.Fprintf(w, "data: %s\n\n", b)
+			return err
 		}
+		return nil
+	}, flush)
+	if err == nil {
+		fmt.Fprint(w, "event: end\ndata: {}\n\n")
+		flush()
 	}
 }
 
-// duration is how long a run took (so far, while it runs).
-func duration(r *Run) string {
+// Duration is how long a run took (so far, while it runs).
+func Duration(r *Run) string {
 	if r.Started == nil {
 		return "-"
 	}

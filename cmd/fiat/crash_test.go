@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"fiat/executor"
+	"fiat/internal/testenv"
 	"fiat/planner"
 	"fiat/state"
 	"fiat/value"
@@ -242,7 +242,7 @@ func TestInterruptRollsBack(t *testing.T) {
 	cmd := exec.Command(bin, "apply", "-auto-approve", dir)
 	// The third intent (volume b, after pool p and volume a) pauses 3 s.
 	cmd.Env = append(os.Environ(), "FIAT_FAILPOINT=after-intent:3:pause")
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -280,24 +280,6 @@ func TestInterruptRollsBack(t *testing.T) {
 	if txs, _ := st.OpenTxs(context.Background(), ""); len(txs) != 0 {
 		t.Errorf("open transactions left: %v", txs)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestCrashDuringRecovery kills `fiat recover` itself mid-rollback and

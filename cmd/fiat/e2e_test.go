@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"fiat/internal/testenv"
 	"fiat/state"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -23,22 +23,7 @@ import (
 // scripts/libvirtd.sh, with a real on-disk store. Without libvirtd they skip,
 // or fail when CI=true.
 
-func requireLibvirt(t *testing.T) *golibvirt.Libvirt {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: needs libvirtd")
-	}
-	u, _ := url.Parse("qemu:///system")
-	l, err := golibvirt.ConnectToURI(u)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("libvirtd is not reachable (CI=true, so this fails): %v", err)
-		}
-		t.Skipf("libvirtd is not reachable (%v); run: bash scripts/libvirtd.sh", err)
-	}
-	t.Cleanup(func() { l.Disconnect() })
-	return l
-}
+func requireLibvirt(t *testing.T) *golibvirt.Libvirt { return testenv.RequireLibvirt(t) }
 
 func uniq() string {
 	b := make([]byte, 3)

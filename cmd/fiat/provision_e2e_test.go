@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"fiat/internal/testenv"
 	"fmt"
 	"net"
 	"os"
@@ -64,7 +65,7 @@ func startSSHD(t *testing.T) (port int, keyFile string) {
 	}
 	os.MkdirAll("/run/sshd", 0o755) // sshd's privilege separation directory
 	cmd := exec.Command(bin, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -272,7 +272,7 @@ func (m *Main) runs(ctx context.Context, args []string, show bool) error {
 		if d.Revision > 0 {
 			fmt.Fprintf(m.Stdout, " (store revision %d)", d.Revision)
 		}
-		fmt.Fprintf(m.Stdout, "\nCreated: %s  Duration: %s\nConfig: sha256:%s\n", d.Created.Format(time.RFC3339), duration(&d.Run), d.ConfigDigest)
+		fmt.Fprintf(m.Stdout, "\nCreated: %s  Duration: %s\nConfig: sha256:%s\n", d.Created.Format(time.RFC3339), server.Duration(&d.Run), d.ConfigDigest)
 		if d.PlanDigest != "" {
 			fmt.Fprintf(m.Stdout, "Plan: sha256:%s\n", d.PlanDigest)
 		}
@@ -308,18 +308,7 @@ func (m *Main) runs(ctx context.Context, args []string, show bool) error {
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTACK\tCOMMAND\tSTATUS\tACTOR\tCREATED\tDURATION")
 	for _, r := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Stack, r.Command, r.Status, r.Actor, r.Created.Format("2006-01-02 15:04:05Z"), duration(r))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Stack, r.Command, r.Status, r.Actor, r.Created.Format("2006-01-02 15:04:05Z"), server.Duration(r))
 	}
 	return tw.Flush()
-}
-
-func duration(r *server.Run) string {
-	if r.Started == nil {
-		return "-"
-	}
-	end := time.Now()
-	if r.Ended != nil {
-		end = *r.Ended
-	}
-	return end.Sub(*r.Started).Round(100 * time.Millisecond).String()
 }
