@@ -356,8 +356,9 @@ func waitChecks(t *testing.T, nd *node, n int) {
 		}
 		return -1
 	}
-	start := read()
-	waitFor(t, 30*time.Second, func() bool { return start >= 0 && read() >= start+n })
+	start := -1
+	waitFor(t, 30*time.Second, func() bool { start = read(); return start >= 0 })
+	waitFor(t, 60*time.Second, func() bool { return read() >= start+n })
 }
 
 // The pre-merge preview as the CI examples run it (the plan command of
