@@ -49,6 +49,7 @@ func (s *Server) startRun(ctx context.Context, up *Upload, actor string) (*liveR
 	}
 	if !recorded(up.Command) {
 		lr.rec.ID = ""
+		s.wg.Add(1)
 		go s.execute(lr)
 		return lr, nil
 	}
@@ -71,6 +72,7 @@ func (s *Server) startRun(ctx context.Context, up *Upload, actor string) (*liveR
 	s.live[lr.rec.ID] = lr
 	s.mu.Unlock()
 	s.m.runs.WithLabelValues(StatusQueued).Inc()
+	s.wg.Add(1)
 	go s.execute(lr)
 	return lr, nil
 }
@@ -129,6 +131,7 @@ func (s *Server) turn(ctx context.Context, stack string) (release func(), err er
 
 // execute runs one command to its end and records how it ended.
 func (s *Server) execute(lr *liveRun) {
+	defer s.wg.Done()
 	defer close(lr.done)
 	defer lr.log.finish()
 	defer func() {
@@ -138,6 +141,13 @@ func (s *Server) execute(lr *liveRun) {
 	}()
 	ctx := s.ctx
 	if mutating(lr.up.Command) {
+		s.mu.Lock()
+		settled := s.settled
+		s.mu.Unlock()
+		select {
+		case <-settled:
+		case <-ctx.Done():
+		}
 		release, err := s.turn(ctx, lr.up.Stack)
 		if err != nil {
 			s.endRun(lr, Outcome{ExitCode: 1, Err: fmt.Errorf("server shutting down before the run started: %w", err)})

@@ -105,6 +105,10 @@ type Server struct {
 	turns  map[string]chan struct{}
 	leader bool
 	joined bool // this node is a voter with its API address recorded
+	// settled is closed once this node, as leader, has settled the runs a
+	// lost leader left; mutating runs wait for it (they would find the
+	// lost run's stack locked).
+	settled chan struct{}
 }
 
 // New checks cfg; Run starts the node.
@@ -133,7 +137,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	host, _ := os.Hostname()
-	s := &Server{cfg: cfg, log: cfg.Logger, tls: conf, live: map[string]*liveRun{}, turns: map[string]chan struct{}{},
+	settled := make(chan struct{})
+	close(settled) // not a leader yet: nothing to settle
+	s := &Server{cfg: cfg, log: cfg.Logger, tls: conf, live: map[string]*liveRun{}, turns: map[string]chan struct{}{}, settled: settled,
 		holder: fmt.Sprintf("%snode %s (pid %d on %s)", serverHolder, cfg.Name, os.Getpid(), host),
 		tokens: map[string]Token{}}
 	for _, t := range cfg.Tokens {
@@ -416,8 +422,13 @@ func (s *Server) leaderAPI(ctx context.Context) string {
 func (s *Server) onLeadership(leader bool) {
 	s.mu.Lock()
 	s.leader = leader
+	settled := make(chan struct{})
+	s.settled = settled
 	s.mu.Unlock()
 	if !leader {
+		// Runs still queued here go on and fail fast (the store refuses
+		// a follower's writes); the new leader settles their records.
+		close(settled)
 		s.log.Info("no longer the leader")
 		return
 	}
@@ -432,6 +443,7 @@ func (s *Server) onLeadership(leader bool) {
 			s.log.Warn("record this node's address", "error", err)
 		}
 		s.settleOrphans()
+		close(settled)
 	}()
 }
 

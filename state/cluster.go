@@ -232,10 +232,17 @@ func (s *Store) watchLeadership(ch <-chan bool) {
 	for leader := range ch {
 		s.ready.Store(false)
 		if leader {
-			if err := s.node.raft.Barrier(10 * time.Second).Error(); err != nil {
-				continue // lost it again; the next notification follows
+			// Retry the barrier as long as this node leads (a slow disk
+			// must not leave a leader that never serves); if it loses
+			// leadership, the next notification follows.
+			for s.node.raft.State() == raft.Leader && !s.ready.Load() {
+				if err := s.node.raft.Barrier(5 * time.Second).Error(); err == nil {
+					s.ready.Store(true)
+				}
 			}
-			s.ready.Store(true)
+			if !s.ready.Load() {
+				continue
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := s.ensureIdentity(ctx)
 			cancel()
