@@ -29,10 +29,10 @@ import (
 
 // source is a watched branch: a local bare mirror fetched with go-git.
 type source struct {
-	cfg   SourceConfig
-	dir   string
-	path  string
-	stack string
+	cfg    SourceConfig
+	dir    string
+	path   string
+	stack  string
 	poll   time.Duration
 	wake   chan struct{}
 	checks atomic.Int64 // fetches made (a metric, and tests wait on it)
