@@ -89,6 +89,9 @@ type Runner interface {
 	// Store is the cluster's store, for what gitops remembers (the last
 	// commit each source ran).
 	Store() *state.Store
+	// Leader says how to reach the leader (false: none known, or this
+	// node leads).
+	Leader() (Peer, bool)
 }
 
 type actorKey struct{}
@@ -107,12 +110,11 @@ func actorOf(ctx context.Context) string {
 
 // Gitops serves the repositories and follows the sources.
 type Gitops struct {
-	cfg    Config
-	run    Runner
-	log    *slog.Logger
-	repos  map[string]*repo
-	srcs   map[string]*source
-	pushMu sync.Map // repo name → *sync.Mutex: pushes to one repo are serialised
+	cfg   Config
+	run   Runner
+	log   *slog.Logger
+	repos map[string]*repo
+	srcs  map[string]*source
 }
 
 // New checks cfg and prepares the repositories.
@@ -146,6 +148,13 @@ func New(cfg Config, run Runner) (*Gitops, error) {
 
 // Start follows the sources until ctx ends; only the leader acts.
 func (g *Gitops) Start(ctx context.Context, wg *sync.WaitGroup) {
+	if len(g.repos) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.mirror(ctx)
+		}()
+	}
 	for _, s := range g.srcs {
 		wg.Add(1)
 		go func() {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
@@ -31,9 +30,8 @@ func (g *Gitops) receivePack(w http.ResponseWriter, r *http.Request) {
 	if rp == nil {
 		return
 	}
-	mu, _ := g.pushMu.LoadOrStore(rp.cfg.Name, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
 
 	in, err := body(r)
 	if err != nil {

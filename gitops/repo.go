@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
@@ -17,6 +18,7 @@ import (
 
 // repo is a hosted repository: a bare repository on this node's disk.
 type repo struct {
+	mu     sync.Mutex // one push, or one mirror fetch, at a time
 	cfg    RepoConfig
 	dir    string
 	stacks map[string]string // stack → directory ("" = root)

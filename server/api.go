@@ -114,13 +114,15 @@ type Status struct {
 	HasState  bool   `json:"has_state"`
 	Applied   uint64 `json:"applied_index"`
 	Ready     bool   `json:"ready"`
+	// RepoHeads is each hosted repository's branch head on this node.
+	RepoHeads map[string]string `json:"repo_heads,omitempty"`
 	LastError string `json:"last_error,omitempty"`
 }
 
 func (s *Server) nodeStatus() Status {
 	has, _ := s.store.HasState()
 	st := Status{ID: s.cfg.Name, RaftAddr: s.cfg.RaftAddr, APIAddr: s.cfg.APIAddr, State: s.store.RaftState(),
-		Leader: s.leaderID(), HasState: has}
+		Leader: s.leaderID(), HasState: has, RepoHeads: s.git.Heads()}
 	stats := s.store.RaftStats()
 	fmt.Sscan(stats["applied_index"], &st.Applied)
 	var commit uint64

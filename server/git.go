@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 
 	"fiat/gitops"
 	"fiat/state"
@@ -141,4 +142,23 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 	f.enc.Encode(Frame{Out: string(p)})
 	f.fl.Flush()
 	return len(p), nil
+}
+
+// Leader implements gitops.Runner: the leader's API and this node's
+// credentials for it (its certificate, or its token).
+func (s *Server) Leader() (gitops.Peer, bool) {
+	if s.store.IsLeader() {
+		return gitops.Peer{}, false
+	}
+	api := s.leaderAPI(s.ctx)
+	if api == "" {
+		return gitops.Peer{}, false
+	}
+	p := gitops.Peer{URL: api, Token: s.cfg.ClientToken}
+	if s.tls != nil {
+		p.CABundle, _ = os.ReadFile(s.cfg.TLS.CA)
+		p.ClientCert, _ = os.ReadFile(s.cfg.TLS.Cert)
+		p.ClientKey, _ = os.ReadFile(s.cfg.TLS.Key)
+	}
+	return p, true
 }

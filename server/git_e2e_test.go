@@ -421,3 +421,43 @@ func TestCIPreview(t *testing.T) {
 		}
 	}
 }
+
+// Followers mirror the hosted repositories: after the leader is killed,
+// the new leader has the branch, and the next push is a fast-forward it
+// applies.
+func TestPushAfterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts server processes")
+	}
+	c := startCluster(t, 3, nil, "-config", gitConfig(t, ""))
+	work := t.TempDir()
+	mustGit(t, work, "init", "-q", "-b", "main")
+	mustGit(t, work, "remote", "add", "origin", c.leader().url()+"/git/infra.git")
+	commitFiles(t, work, "one", map[string]string{"stacks/db/main.tf": randomConfig})
+	mustGit(t, work, "push", "-q", "origin", "main")
+	head := strings.TrimSpace(mustGit(t, work, "rev-parse", "HEAD"))
+	// Every node's copy reaches the pushed commit.
+	waitFor(t, 20*time.Second, func() bool {
+		for _, nd := range c.nodes {
+			st, _ := nd.status()
+			heads, _ := st["repo_heads"].(map[string]any)
+			if heads["infra"] != head {
+				return false
+			}
+		}
+		return true
+	})
+	old := c.leader()
+	old.kill()
+	lead := c.leader()
+	mustGit(t, work, "remote", "set-url", "origin", lead.url()+"/git/infra.git")
+	commitFiles(t, work, "two", map[string]string{"stacks/db/b.tf": `resource "random_id" "b" { byte_length = 2 }`})
+	if out, err := git(t, work, "push", "origin", "main"); err != nil || !strings.Contains(out, "fiat: stack db applied") {
+		t.Fatalf("push to the new leader %s: %v\n%s", lead.name, err, out)
+	}
+	clone := t.TempDir()
+	mustGit(t, clone, "clone", "-q", lead.url()+"/git/infra.git", ".")
+	if log := mustGit(t, clone, "log", "--oneline"); !strings.Contains(log, "one") || !strings.Contains(log, "two") {
+		t.Errorf("the new leader's repository lacks history:\n%s", log)
+	}
+}
