@@ -420,6 +420,31 @@ func TestCIPreview(t *testing.T) {
 			t.Errorf("%s preview based on another commit has no warning:\n%s", file, md)
 		}
 	}
+
+	// A preview's saved plan applies after the merge only if nothing it
+	// read has changed: one made before another change to the stack is
+	// refused, naming the entity; a fresh one applies.
+	dbDir := filepath.Join(work, "stacks/db")
+	stalePlan := filepath.Join(t.TempDir(), "stale.fiat")
+	if r := c.fiat(work, "plan", "-out", stalePlan, "-stack", "db", dbDir); r.code != 0 {
+		t.Fatalf("preview -out:\n%s", r)
+	}
+	mustGit(t, work, "checkout", "-q", "main")
+	commitFiles(t, work, "rotate a", map[string]string{"stacks/db/main.tf": `resource "random_id" "a" { byte_length = 8 }`})
+	mustGit(t, work, "push", "-q", "origin", "main")
+	r := c.fiat(work, "apply", stalePlan)
+	if r.code == 0 || !strings.Contains(r.stderr, "random_id.a") {
+		t.Errorf("a preview plan made before random_id.a changed was applied:\n%s", r)
+	}
+	mustGit(t, work, "checkout", "-q", "feature")
+	mustGit(t, work, "rebase", "-q", "main")
+	fresh := filepath.Join(t.TempDir(), "fresh.fiat")
+	if r := c.fiat(work, "plan", "-out", fresh, "-stack", "db", dbDir); r.code != 0 {
+		t.Fatalf("preview -out after rebase:\n%s", r)
+	}
+	if r := c.fiat(work, "apply", fresh); r.code != 0 || !strings.Contains(r.stdout, "1 created") {
+		t.Errorf("a fresh preview plan did not apply:\n%s", r)
+	}
 }
 
 // Followers mirror the hosted repositories: after the leader is killed,

@@ -65,6 +65,13 @@ func (m *Main) plan(ctx context.Context, args []string) (int, error) {
 			return exitError, err
 		}
 	}
+	m.outcome.PlanDigest = digest
+	if m.inv != nil && digest == "" {
+		// A run records the digest of the plan it made (shown only with -out).
+		if m.outcome.PlanDigest, err = engine.PlanDigest(ctx, st, plan, dir, cfg); err != nil {
+			return exitError, err
+		}
+	}
 	format := "text"
 	switch {
 	case *asJSON:
