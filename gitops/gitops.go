@@ -69,6 +69,8 @@ type RunRequest struct {
 	Commit  string
 	Author  string
 	Message string
+	// Started, if set, is called with the run's id once it is recorded.
+	Started func(runID string)
 }
 
 // RunResult is how a run ended.

@@ -22,13 +22,15 @@ import (
 // which applies before it moves a ref. The caller (the server) checks
 // credentials and sends non-leaders' requests to the leader.
 
-// Service names the git service a request is for: "git-receive-pack"
-// (push, needs the apply scope) or "git-upload-pack" (clone and fetch).
-func Service(r *http.Request) string {
-	if s := r.URL.Query().Get("service"); s != "" {
-		return s
+// IsPush says whether a request is part of a push (it needs the apply
+// scope): a POST to .../git-receive-pack, or the GET of its advertisement.
+// It reads the path Handler routes by, and the query only on the GET that
+// Handler routes by query.
+func IsPush(r *http.Request) bool {
+	if strings.HasSuffix(r.URL.Path, "/info/refs") && r.Method == http.MethodGet {
+		return r.URL.Query().Get("service") == "git-receive-pack"
 	}
-	return r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+	return !strings.HasSuffix(r.URL.Path, "/git-upload-pack") || r.Method != http.MethodPost
 }
 
 // Handler serves /git/.

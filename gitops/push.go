@@ -17,6 +17,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
 )
 
+// maxPush bounds one push's body (commands and pack).
+const maxPush = 512 << 20
+
 // receivePack is a push. The pack is stored first (objects only: nothing
 // points at them yet); then each ref update is checked as git would
 // (fast-forward, the old value it expects), and an update of the repo's
@@ -33,6 +36,7 @@ func (g *Gitops) receivePack(w http.ResponseWriter, r *http.Request) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 
+	r.Body = http.MaxBytesReader(w, r.Body, maxPush)
 	in, err := body(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)

@@ -159,7 +159,10 @@ func (g *Gitops) check(ctx context.Context, s *source) error {
 	} else if !errors.Is(err, state.ErrNotFound) {
 		return err
 	}
-	if last.Commit == head.String() {
+	// A commit is taken up once. The one exception: a leader that claimed
+	// it and was lost before its run was even recorded left nothing to
+	// retry by hand, so the new leader runs it.
+	if last.Commit == head.String() && (last.Run != "" || last.Status != "started") {
 		return nil
 	}
 	commit, err := r.CommitObject(head)
@@ -169,7 +172,12 @@ func (g *Gitops) check(ctx context.Context, s *source) error {
 	if err := putSeen(ctx, st, s.cfg.Name, seen{Commit: head.String(), Status: "started"}); err != nil {
 		return err
 	}
-	res, err := g.runCommit(ctx, s, commit, "fiat source "+s.cfg.Name, io.Discard)
+	started := func(id string) {
+		if err := putSeen(ctx, st, s.cfg.Name, seen{Commit: head.String(), Run: id, Status: "started"}); err != nil {
+			g.log.Warn("record the run of a watched commit", "source", s.cfg.Name, "run", id, "error", err)
+		}
+	}
+	res, err := g.runCommit(ctx, s, commit, "fiat source "+s.cfg.Name, io.Discard, started)
 	if err != nil {
 		res.Status = "failed: " + err.Error()
 	}
@@ -182,7 +190,7 @@ func putSeen(ctx context.Context, st *state.Store, name string, v seen) error {
 	return st.PutDoc(ctx, colSources, name, b)
 }
 
-func (g *Gitops) runCommit(ctx context.Context, s *source, commit *object.Commit, actor string, out io.Writer) (RunResult, error) {
+func (g *Gitops) runCommit(ctx context.Context, s *source, commit *object.Commit, actor string, out io.Writer, started func(string)) (RunResult, error) {
 	files, err := configFiles(commit, s.path)
 	if err != nil {
 		return RunResult{}, err
@@ -192,7 +200,7 @@ func (g *Gitops) runCommit(ctx context.Context, s *source, commit *object.Commit
 		cmd = "apply"
 	}
 	return g.run.Execute(ctx, RunRequest{Command: cmd, Stack: s.stack, Files: files, Actor: actor, Repo: s.cfg.Name,
-		Commit: commit.Hash.String(), Author: commit.Author.String(), Message: commit.Message, Dir: s.path}, out)
+		Commit: commit.Hash.String(), Author: commit.Author.String(), Message: commit.Message, Dir: s.path, Started: started}, out)
 }
 
 // Checks returns, per watched branch, how many times it was fetched.
@@ -205,11 +213,19 @@ func (g *Gitops) Checks() map[string]int64 {
 }
 
 // Retry runs a commit of a watched branch again, as a person asked
-// (`fiat runs retry ID`).
+// (`fiat runs retry ID`): only the last commit the source took up, so a
+// retry never applies an older commit over a newer one.
 func (g *Gitops) Retry(ctx context.Context, sourceName, commit, actor string, out io.Writer) (RunResult, error) {
 	s := g.srcs[sourceName]
 	if s == nil {
 		return RunResult{}, fmt.Errorf("%q is not a watched branch of this server: a pushed commit is retried by pushing again", sourceName)
+	}
+	var last seen
+	if b, err := g.run.Store().GetDoc(ctx, colSources, sourceName); err == nil {
+		json.Unmarshal(b, &last)
+	}
+	if last.Commit != commit {
+		return RunResult{}, fmt.Errorf("commit %s is no longer the newest of %s (%s is): only the newest commit is retried", short(commit), sourceName, short(last.Commit))
 	}
 	r, err := git.PlainOpen(s.dir)
 	if err != nil {
@@ -219,8 +235,10 @@ func (g *Gitops) Retry(ctx context.Context, sourceName, commit, actor string, ou
 	if err != nil {
 		return RunResult{}, fmt.Errorf("commit %s of source %s: %w", commit, sourceName, err)
 	}
-	return g.runCommit(ctx, s, c, actor, out)
+	return g.runCommit(ctx, s, c, actor, out, nil)
 }
+
+func short(commit string) string { return commit[:min(len(commit), 12)] }
 
 // Webhook handles POST /hooks/{github,gitlab,gitea}: a request signed
 // with a source's webhook secret makes that source fetch now. A bad or

@@ -25,6 +25,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /v1/join", s.auth(ScopeAdmin, s.leaderOnly(s.handleJoin)))
+	// Members are answered by the node asked (its view of the raft
+	// configuration), so they can be listed while there is no leader.
 	mux.HandleFunc("GET /v1/members", s.auth(ScopeRead, s.handleMembers))
 	mux.HandleFunc("DELETE /v1/members/{name}", s.auth(ScopeAdmin, s.leaderOnly(s.handleRemove)))
 	mux.HandleFunc("GET /v1/snapshot", s.auth(ScopeAdmin, s.leaderOnly(s.handleSnapshotSave)))
@@ -38,7 +40,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/git/", s.gitHandler(s.git.Handler()))
 	mux.HandleFunc("POST /hooks/{kind}", s.hook)
 	s.uiRoutes(mux)
-	return s.logRequests(mux)
+	return s.logRequests(jsonOnly(mux))
 }
 
 // APIError is the body of every error response.
@@ -309,6 +311,10 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 // handleSubmit starts a run and streams its output (NDJSON frames) until
 // it ends. The run goes on if the client goes away.
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	// Only someone the server knows may make it read a body this large.
+	if _, ok := s.authorize(w, r, ScopeRead); !ok {
+		return
+	}
 	var up Upload
 	body := http.MaxBytesReader(w, r.Body, maxUpload*2)
 	if err := json.NewDecoder(body).Decode(&up); err != nil {
@@ -316,18 +322,18 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up.Git = nil // only the server's own git runs name a commit
-	scope := ScopeRead
-	switch {
-	case mutating(up.Command):
-		scope = ScopeApply
-	case up.Command == "plan":
-		scope = ScopePlan
+	scope, known := commands[up.Command]
+	if !known {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%q is not a command a run can execute", up.Command))
+		return
 	}
 	who, ok := s.authorize(w, r, scope)
 	if !ok {
 		return
 	}
-	if !(up.Stale && !mutating(up.Command) && up.Command != "plan") && !s.store.IsLeader() {
+	// Only reads may be served stale, and only they by a follower.
+	up.Stale = up.Stale && scope == ScopeRead
+	if !up.Stale && !s.leading() {
 		s.redirect(w, r)
 		return
 	}

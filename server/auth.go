@@ -99,8 +99,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string)
 		return "anonymous", true
 	}
 	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if _, pw, basic := r.BasicAuth(); basic {
-		secret, ok = pw, true // git sends the token as a password
+	if _, pw, basic := r.BasicAuth(); basic && basicAllowed(r) {
+		secret, ok = pw, true // git and browsers send the token as a password
 	}
 	if !ok || secret == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="fiat" charset="UTF-8"`) // a browser asks; the token is the password
@@ -120,6 +120,26 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope string)
 	time.Sleep(100 * time.Millisecond)
 	writeErr(w, http.StatusUnauthorized, errors.New("the token is not valid on this server"))
 	return "", false
+}
+
+// basicAllowed says where a token may come as a basic-auth password: git
+// and reading the page. A browser replays cached basic credentials on any
+// request a hostile page makes it send; the API takes only a bearer token.
+func basicAllowed(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/git/") || r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/ui")
+}
+
+// jsonOnly refuses a POST to the API without a JSON body type: a form a
+// hostile page submits cross-site cannot set one.
+func jsonOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/") &&
+			!strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			writeErr(w, http.StatusUnsupportedMediaType, errors.New("the API takes Content-Type: application/json"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) auth(scope string, h http.HandlerFunc) http.HandlerFunc {

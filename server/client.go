@@ -139,7 +139,7 @@ func (c *Client) send(ctx context.Context, method, u string, body []byte) (*http
 		if c.Token != "" {
 			req.Header.Set("Authorization", "Bearer "+c.Token)
 		}
-		if body != nil {
+		if body != nil || method == http.MethodPost {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		resp, err := c.HTTP.Do(req)

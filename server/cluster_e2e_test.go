@@ -113,7 +113,7 @@ func TestRunsQueuePerStackAndPlansNeverWait(t *testing.T) {
 	}
 	c := startCluster(t, 3, nil)
 	slow, other := t.TempDir(), t.TempDir()
-	writeFiles(t, slow, map[string]string{"main.tf": `resource "time_sleep" "w" { create_duration = "4s" }`})
+	writeFiles(t, slow, map[string]string{"main.tf": `resource "time_sleep" "w" { create_duration = "8s" }`})
 	writeFiles(t, other, map[string]string{"main.tf": randomConfig})
 
 	first := make(chan result, 1)

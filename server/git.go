@@ -47,14 +47,16 @@ func (s *Server) Execute(ctx context.Context, req gitops.RunRequest, out io.Writ
 	if err != nil {
 		return gitops.RunResult{}, err
 	}
-	err = lr.log.follow(ctx, 0, func(f Frame) error {
+	if req.Started != nil {
+		req.Started(lr.rec.ID)
+	}
+	// If the pusher goes away the run goes on; its outcome still decides
+	// whether the ref moves, so wait for it either way.
+	lr.log.follow(ctx, 0, func(f Frame) error {
 		io.WriteString(out, f.Out)
 		io.WriteString(out, f.Err)
 		return nil
 	}, nil)
-	if err != nil {
-		return gitops.RunResult{ID: lr.rec.ID}, err
-	}
 	<-lr.done
 	return gitops.RunResult{ID: lr.rec.ID, Status: lr.rec.Status, Error: lr.rec.Error, ExitCode: lr.rec.ExitCode}, nil
 }
@@ -65,8 +67,8 @@ func (s *Server) Execute(ctx context.Context, req gitops.RunRequest, out io.Writ
 func (s *Server) gitHandler(h http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		scope := ScopeRead
-		if gitops.Service(r) == "git-receive-pack" {
-			scope = ScopeApply
+		if gitops.IsPush(r) {
+			scope = ScopeApply // and anything that is not plainly a clone or fetch
 		}
 		who, ok := s.authorize(w, r, scope)
 		if !ok {
@@ -89,10 +91,11 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	}
 	api := s.leaderAPI(r.Context())
 	u, err := url.Parse(api)
-	if api == "" || err != nil {
+	if api == "" || err != nil || api == s.APIURL() || r.Header.Get("X-Fiat-Forwarded") != "" {
 		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("no leader to take the webhook; the source is polled anyway"))
 		return
 	}
+	r.Header.Set("X-Fiat-Forwarded", s.cfg.Name) // one hop only
 	p := httputil.NewSingleHostReverseProxy(u)
 	p.Transport = s.client.Transport
 	p.ServeHTTP(w, r)
@@ -116,6 +119,10 @@ func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) {
 	}
 	if run.Source != "git" || run.Commit == "" {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("run %s did not come from git: run the command again instead", run.ID))
+		return
+	}
+	if run.Status != StatusFailed && run.Status != StatusRolledBack && run.Status != StatusNeedsAttention {
+		writeErr(w, http.StatusConflict, fmt.Errorf("run %s is %s: only a failed run is retried", run.ID, run.Status))
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")

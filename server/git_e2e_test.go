@@ -201,7 +201,7 @@ func TestPushesSerialiseAndPreviewsDoNotWait(t *testing.T) {
 	mustGit(t, a, "push", "-q", "origin", "main")
 	mustGit(t, b, "pull", "-q", "origin", "main")
 
-	commitFiles(t, a, "slow", map[string]string{"stacks/db/slow.tf": `resource "time_sleep" "s" { create_duration = "3s" }`})
+	commitFiles(t, a, "slow", map[string]string{"stacks/db/slow.tf": `resource "time_sleep" "s" { create_duration = "8s" }`})
 	commitFiles(t, b, "other", map[string]string{"stacks/db/b.tf": `resource "random_id" "b" { byte_length = 2 }`})
 	type res struct {
 		out string

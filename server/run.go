@@ -75,6 +75,23 @@ type Run struct {
 	Ended     *time.Time      `json:"ended,omitempty"`
 }
 
+// commands are the CLI commands a run may execute, and the scope each
+// needs; anything else (server, operator, runs, a command with spaces in
+// its name) is refused before it is parsed.
+var commands = map[string]string{
+	"plan": ScopePlan, "apply": ScopeApply, "destroy": ScopeApply, "recover": ScopeApply, "unlock": ScopeApply,
+	"import-tfstate": ScopeApply, "state forget": ScopeApply,
+	"history": ScopeRead, "state list": ScopeRead, "state show": ScopeRead,
+}
+
+// Argv is a run's command as the CLI's argument list.
+func Argv(command string, args []string) []string {
+	if sub, ok := strings.CutPrefix(command, "state "); ok {
+		return append([]string{"state", sub}, args...)
+	}
+	return append([]string{command}, args...)
+}
+
 // mutating says whether a command changes infrastructure or the store:
 // such runs take the stack's turn (one at a time per stack) and need the
 // apply scope.
@@ -277,9 +294,7 @@ func (l *runLog) finish() {
 func (l *runLog) from(i int) ([]Frame, bool, <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if i > len(l.frames) {
-		i = len(l.frames)
-	}
+	i = max(0, min(i, len(l.frames)))
 	return l.frames[i:], l.done, l.changed
 }
 

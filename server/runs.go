@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"fiat/executor"
+	"fiat/planner"
 	"fiat/state"
 )
 
 // liveRun is a run executing (or queued) on this node.
 type liveRun struct {
+	ctx   context.Context // the leadership term it runs in
 	rec   Run
 	up    *Upload
 	log   *runLog
@@ -39,8 +41,11 @@ func (s *Server) startRun(ctx context.Context, up *Upload, actor string) (*liveR
 	if err := state.ValidStackName(up.Stack); err != nil {
 		return nil, err
 	}
+	// The stack the run is recorded, queued and settled on is the stack it
+	// acts on: the server names it.
+	up.Args = append([]string{"-stack", up.Stack}, dropStack(up.Args)...)
 	now := time.Now().UTC()
-	lr := &liveRun{up: up, log: newRunLog(), done: make(chan struct{}),
+	lr := &liveRun{ctx: s.runCtx(), up: up, log: newRunLog(), done: make(chan struct{}),
 		rec: Run{ID: newRunID(now), Stack: up.Stack, Command: up.Command, Args: redactVars(up.Args), Actor: actor, Source: "cli",
 			Node: s.cfg.Name, ConfigDigest: digestFiles(up.Files), Status: StatusQueued, Created: now}}
 	if up.Git != nil {
@@ -65,16 +70,37 @@ func (s *Server) startRun(ctx context.Context, up *Upload, actor string) (*liveR
 			return nil, err
 		}
 	}
-	if err := putRun(ctx, s.store, &lr.rec); err != nil {
-		return nil, err
-	}
+	// Live before recorded: a settle that lists the runs in between must
+	// see that this one is not orphaned.
 	s.mu.Lock()
 	s.live[lr.rec.ID] = lr
 	s.mu.Unlock()
+	if err := putRun(ctx, s.store, &lr.rec); err != nil {
+		s.mu.Lock()
+		delete(s.live, lr.rec.ID)
+		s.mu.Unlock()
+		return nil, err
+	}
 	s.m.runs.WithLabelValues(StatusQueued).Inc()
 	s.wg.Add(1)
 	go s.execute(lr)
 	return lr, nil
+}
+
+// dropStack removes -stack flags (and their values) from args.
+func dropStack(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		name, _, inline := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if strings.HasPrefix(args[i], "-") && name == "stack" {
+			if !inline {
+				i++
+			}
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
 }
 
 // redactVars hides -var values in what a run record shows: a variable
@@ -98,6 +124,14 @@ func redactVars(args []string) []string {
 
 // recorded says whether a command is a run with a record.
 func recorded(command string) bool { return command == "plan" || mutating(command) }
+
+// setStatus changes a live run's status. The run's goroutine is the only
+// writer of its record; busyWith reads the status from others, under s.mu.
+func (s *Server) setStatus(lr *liveRun, status string) {
+	s.mu.Lock()
+	lr.rec.Status = status
+	s.mu.Unlock()
+}
 
 // busyWith names the run holding the stack's turn, or "".
 func (s *Server) busyWith(stack string) string {
@@ -139,7 +173,7 @@ func (s *Server) execute(lr *liveRun) {
 		delete(s.live, lr.rec.ID)
 		s.mu.Unlock()
 	}()
-	ctx := s.ctx
+	ctx := lr.ctx
 	if mutating(lr.up.Command) {
 		s.mu.Lock()
 		settled := s.settled
@@ -157,10 +191,11 @@ func (s *Server) execute(lr *liveRun) {
 	}
 	started := time.Now().UTC()
 	lr.rec.Started = &started
-	lr.rec.Status = StatusPlanning
+	status := StatusPlanning
 	if !slices.Contains([]string{"plan", "apply", "destroy"}, lr.up.Command) {
-		lr.rec.Status = StatusRunning
+		status = StatusRunning
 	}
+	s.setStatus(lr, status)
 	if lr.rec.ID != "" {
 		if err := putRun(ctx, s.store, &lr.rec); err != nil {
 			lr.log.add(Frame{Err: fmt.Sprintf("Error: %v\n", err)})
@@ -210,7 +245,7 @@ func (s *Server) invoke(ctx context.Context, lr *liveRun, dir string) Outcome {
 				return
 			}
 			applying = true
-			lr.rec.Status = StatusApplying
+			s.setStatus(lr, StatusApplying)
 			if err := putRun(ctx, s.store, &lr.rec); err != nil {
 				s.log.Warn("record run status", "run", lr.rec.ID, "error", err)
 			}
@@ -258,7 +293,7 @@ func (s *Server) endRun(lr *liveRun, out Outcome) {
 	ended := time.Now().UTC()
 	lr.rec.Ended = &ended
 	lr.rec.ExitCode = out.ExitCode
-	lr.rec.Status = out.status(lr.up.Command)
+	s.setStatus(lr, out.status(lr.up.Command))
 	lr.rec.Revision = out.Revision
 	lr.rec.PlanDigest = out.PlanDigest
 	if out.Err != nil {
@@ -338,21 +373,30 @@ func digestFiles(files map[string][]byte) string {
 // configuration it was submitted with — its open transaction rolled back,
 // or its purge finished if it had committed — and the run records what
 // happened.
-func (s *Server) settleOrphans() {
-	ctx := s.ctx
+func (s *Server) settleOrphans(ctx context.Context) {
 	runs, err := listRuns(ctx, s.store, "")
 	if err != nil {
 		s.log.Error("list runs to settle", "error", err)
 		return
 	}
 	for _, r := range runs {
+		if Terminal(r.Status) {
+			continue
+		}
 		s.mu.Lock()
 		_, live := s.live[r.ID]
+		busy := s.settling[r.ID]
+		if !live && !busy {
+			s.settling[r.ID] = true
+		}
 		s.mu.Unlock()
-		if live || Terminal(r.Status) {
+		if live || busy {
 			continue
 		}
 		s.settle(ctx, r)
+		s.mu.Lock()
+		delete(s.settling, r.ID)
+		s.mu.Unlock()
 	}
 }
 
@@ -385,6 +429,10 @@ func (s *Server) settle(ctx context.Context, r *Run) {
 		return
 	}
 	defer release()
+	// Another term's settle may have finished it while this one waited.
+	if cur, err := getRun(ctx, s.store, r.ID); err != nil || Terminal(cur.Status) {
+		return
+	}
 	up, err := loadUpload(ctx, s.store, r.ID)
 	if err != nil {
 		end(StatusNeedsAttention, fmt.Sprintf("leader %s was lost mid-%s and its configuration cannot be read (%v): run `fiat recover` on stack %s", r.Node, r.Command, err, r.Stack), 1)
@@ -394,8 +442,13 @@ func (s *Server) settle(ctx context.Context, r *Run) {
 		log.Warn("release the lost leader's lock", "error", err)
 	}
 	// Recover with the run's own configuration: its provider blocks.
+	args, err := recoverArgs(up, up.Files)
+	if err != nil {
+		end(StatusNeedsAttention, fmt.Sprintf("leader %s was lost mid-%s and %v: run `fiat recover` on stack %s", r.Node, r.Command, err, r.Stack), 1)
+		return
+	}
 	rec := &liveRun{up: &Upload{Command: "recover", Stack: r.Stack, Files: up.Files, Paths: up.Paths,
-		Args: recoverArgs(up)}, log: newRunLog(), rec: Run{Actor: "fiat server " + s.cfg.Name}}
+		Args: args}, log: newRunLog(), rec: Run{Actor: "fiat server " + s.cfg.Name}}
 	dir := filepath.Join(s.cfg.DataDir, "runs", r.ID+"-settle")
 	defer os.RemoveAll(dir)
 	out := s.invoke(ctx, rec, dir)
@@ -418,16 +471,39 @@ func (s *Server) settle(ctx context.Context, r *Run) {
 	}
 }
 
-// recoverArgs is `recover -stack S DIR` for the config directory the run
-// was submitted with (the last "@/" argument that is not a flag's value).
-func recoverArgs(up *Upload) []string {
-	dir := "@/config"
-	for i, a := range up.Args {
-		if strings.HasPrefix(a, "@/config") && (i == 0 || !strings.HasPrefix(up.Args[i-1], "-")) {
-			dir = a
+// recoverArgs is `recover -stack S [-var ...] [-var-file ...] DIR` with
+// the configuration a run was submitted with: its config directory, or,
+// for a saved plan applied alone, the config snapshot inside the plan
+// (added to files here). The provider blocks in it say how to reach the
+// objects to roll back.
+func recoverArgs(up *Upload, files map[string][]byte) ([]string, error) {
+	args := []string{"-stack", up.Stack}
+	for i := 0; i+1 < len(up.Args); i++ {
+		if up.Args[i] == "-var" || up.Args[i] == "-var-file" {
+			args = append(args, up.Args[i], up.Args[i+1])
+			i++
 		}
 	}
-	return []string{"-stack", up.Stack, dir}
+	for name := range files {
+		if rest, ok := strings.CutPrefix(name, "config/"); ok {
+			top, _, _ := strings.Cut(rest, "/")
+			return append(args, "@/config/"+top), nil
+		}
+	}
+	for name, b := range files {
+		if !strings.HasPrefix(name, "files/") {
+			continue
+		}
+		sealed, err := planner.Unseal(b)
+		if err != nil {
+			continue
+		}
+		for rel, content := range sealed.File.Files {
+			files["config/"+up.Stack+"/"+rel] = content
+		}
+		return append(args, "@/config/"+up.Stack), nil
+	}
+	return nil, errors.New("the run's upload holds no configuration to recover with")
 }
 
 // committedBy reports whether history holds a revision the run committed
@@ -448,7 +524,12 @@ func (s *Server) committedBy(ctx context.Context, r *Run) bool {
 
 // releaseDeadLocks frees the stack's lock if a server run holds it that is
 // not running here: only the leader runs applies, so its holder is a lost
-// leader (or this node before a restart), and its writes are fenced.
+// leader (or this node before a restart). Its store writes are refused
+// from here on (fencing); it makes no further provider call either, since
+// its term's context ended when it lost leadership and each call needs a
+// journal write first. Only a call already in flight when it was cut off
+// can still land: the recovery reads every object whose outcome is
+// unknown before undoing it.
 func (s *Server) releaseDeadLocks(ctx context.Context, stack string) error {
 	locks, err := s.store.Locks(ctx)
 	if err != nil {

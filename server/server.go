@@ -109,6 +109,11 @@ type Server struct {
 	// lost leader left; mutating runs wait for it (they would find the
 	// lost run's stack locked).
 	settled chan struct{}
+	// term is the current leadership term's context; termCancel ends it.
+	term       context.Context
+	termCancel context.CancelFunc
+	settling   map[string]bool // runs being settled now
+	opened     chan struct{}   // closed once store is set
 }
 
 // New checks cfg; Run starts the node.
@@ -140,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 	settled := make(chan struct{})
 	close(settled) // not a leader yet: nothing to settle
 	s := &Server{cfg: cfg, log: cfg.Logger, tls: conf, live: map[string]*liveRun{}, turns: map[string]chan struct{}{}, settled: settled,
+		settling: map[string]bool{}, opened: make(chan struct{}),
 		holder: fmt.Sprintf("%snode %s (pid %d on %s)", serverHolder, cfg.Name, os.Getpid(), host),
 		tokens: map[string]Token{}}
 	for _, t := range cfg.Tokens {
@@ -206,6 +212,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.store = st
+	close(s.opened)
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	s.git.Start(s.ctx, &s.wg)
 	s.wg.Add(2)
@@ -400,6 +407,15 @@ func (s *Server) addMember(ctx context.Context, req joinRequest) error {
 	return nil
 }
 
+// leading says this node runs runs now: the store's leader, serving
+// (every earlier entry applied), and told so (its settling has begun).
+func (s *Server) leading() bool {
+	s.mu.Lock()
+	leader := s.leader
+	s.mu.Unlock()
+	return leader && s.store.IsLeader()
+}
+
 func (s *Server) leaderID() string { id, _ := s.store.Leader(); return id }
 
 // leaderAPI is the leader's API base URL, or "" while none is known.
@@ -419,11 +435,22 @@ func (s *Server) leaderAPI(ctx context.Context) string {
 }
 
 // onLeadership is called by the store, in order, as leadership changes.
+//
+// The store calls it with true before this node serves as leader, so the
+// open settled channel is in place before the first run is accepted.
+// Each term has its own context: runs and settling started in a term are
+// cancelled when it ends, so a deposed leader makes no further provider
+// call (its executor then leaves the open transaction to the new leader).
 func (s *Server) onLeadership(leader bool) {
 	s.mu.Lock()
+	if s.termCancel != nil {
+		s.termCancel()
+	}
 	s.leader = leader
 	settled := make(chan struct{})
 	s.settled = settled
+	term, cancel := context.WithCancel(s.ctx)
+	s.term, s.termCancel = term, cancel
 	s.mu.Unlock()
 	if !leader {
 		// Runs still queued here go on and fail fast (the store refuses
@@ -436,15 +463,38 @@ func (s *Server) onLeadership(leader bool) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer close(settled)
+		select {
+		case <-s.opened:
+		case <-term.Done():
+			return
+		}
+		for !s.store.IsLeader() { // the store serves right after this callback
+			select {
+			case <-term.Done():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		ctx, cancel := context.WithTimeout(term, 10*time.Second)
 		err := s.addMember(ctx, joinRequest{ID: s.cfg.Name, RaftAddr: s.cfg.RaftAddr, APIAddr: s.cfg.APIAddr})
 		cancel()
 		if err != nil {
 			s.log.Warn("record this node's address", "error", err)
 		}
-		s.settleOrphans()
-		close(settled)
+		s.settleOrphans(term)
 	}()
+}
+
+// runCtx is the context a run started now lives in: the leadership
+// term's, or the server's for a read a follower serves.
+func (s *Server) runCtx() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leader && s.term != nil {
+		return s.term
+	}
+	return s.ctx
 }
 
 // slogWriter carries raft's hclog lines into the server's structured log.

@@ -38,7 +38,7 @@ func TestRunsPageInBrowser(t *testing.T) {
 	bin := chromium(t)
 	c := startCluster(t, 1, nil)
 	slow, broken := t.TempDir(), t.TempDir()
-	writeFiles(t, slow, map[string]string{"main.tf": `resource "time_sleep" "s" { create_duration = "3s" }`})
+	writeFiles(t, slow, map[string]string{"main.tf": `resource "time_sleep" "s" { create_duration = "8s" }`})
 	writeFiles(t, broken, map[string]string{"main.tf": `resource "local_file" "f" {
   filename = "/proc/fiat-ui-cannot-write"
   content  = "x"

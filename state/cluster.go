@@ -28,8 +28,9 @@ type Cluster struct {
 	// node's certificate and the CA that signed its peers' (both ways).
 	TLS *tls.Config
 	// OnLeadership is called, from one goroutine in order, when this node
-	// becomes leader (after it has applied every earlier entry) and when
-	// it stops being leader. It must not block for long.
+	// becomes leader (after it has applied every earlier entry, just before
+	// it serves linearizable reads) and when it stops being leader. It
+	// must not block for long.
 	OnLeadership func(leader bool)
 }
 
@@ -235,14 +236,19 @@ func (s *Store) watchLeadership(ch <-chan bool) {
 			// Retry the barrier as long as this node leads (a slow disk
 			// must not leave a leader that never serves); if it loses
 			// leadership, the next notification follows.
-			for s.node.raft.State() == raft.Leader && !s.ready.Load() {
-				if err := s.node.raft.Barrier(5 * time.Second).Error(); err == nil {
-					s.ready.Store(true)
-				}
+			caughtUp := false
+			for s.node.raft.State() == raft.Leader && !caughtUp {
+				caughtUp = s.node.raft.Barrier(5*time.Second).Error() == nil
 			}
-			if !s.ready.Load() {
+			if !caughtUp {
 				continue
 			}
+			// The owner hears of it before the node serves, so it can hold
+			// back what must wait for its own start-up as leader.
+			if s.cluster.OnLeadership != nil {
+				s.cluster.OnLeadership(true)
+			}
+			s.ready.Store(true)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := s.ensureIdentity(ctx)
 			cancel()
@@ -250,8 +256,8 @@ func (s *Store) watchLeadership(ch <-chan bool) {
 				s.logger.Error("make store identity", "error", err)
 			}
 		}
-		if s.cluster.OnLeadership != nil {
-			s.cluster.OnLeadership(leader)
+		if !leader && s.cluster.OnLeadership != nil {
+			s.cluster.OnLeadership(false)
 		}
 	}
 }

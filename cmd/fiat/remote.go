@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -74,9 +75,12 @@ func (m *Main) remoteApprove(ctx context.Context, client *server.Client, command
 		return err
 	}
 	fmt.Fprintln(m.Stdout)
-	apply := &server.Upload{Command: "apply", Stack: up.Stack, NoWait: up.NoWait, Paths: up.Paths,
-		Files: map[string][]byte{"files/approved.plan": b},
-		Args:  append(keepFlags(up.Args, "parallelism", "json"), "@/files/approved.plan")}
+	// The config goes along with the plan: if the leader is lost mid-apply,
+	// the new one rolls back with its provider blocks.
+	files := maps.Clone(up.Files)
+	files["files/approved.plan"] = b
+	apply := &server.Upload{Command: "apply", Stack: up.Stack, NoWait: up.NoWait, Paths: up.Paths, Files: files,
+		Args: append(keepFlags(up.Args, "parallelism", "json"), "@/files/approved.plan")}
 	return m.submit(ctx, client, apply, nil)
 }
 

@@ -125,7 +125,7 @@ func (m *Main) execInvocation(ctx context.Context, inv server.Invocation) server
 		fmt.Fprintf(inv.Stderr, "Error: %v\n", err)
 		return server.Outcome{ExitCode: exitError, Err: err}
 	}
-	args := append(strings.Fields(inv.Command), inv.Args...)
+	args := server.Argv(inv.Command, inv.Args)
 	code := w.Run(ctx, args)
 	w.outcome.ExitCode = code
 	return w.outcome
