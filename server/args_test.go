@@ -42,3 +42,21 @@ func TestRedactVars(t *testing.T) {
 		}
 	}
 }
+
+func TestRecoverArgsUseTheRunsConfig(t *testing.T) {
+	up := &Upload{Stack: "web", Args: []string{"-auto-approve", "-var", "a=1", "-var-file", "@/vars/0-x.tfvars", "@/config/web"}}
+	files := map[string][]byte{"config/web/main.tf": nil, "vars/0-x.tfvars": nil}
+	got, err := recoverArgs(up, files)
+	want := []string{"-stack", "web", "-var", "a=1", "-var-file", "@/vars/0-x.tfvars", "@/config/web"}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("recoverArgs = %v, %v; want %v", got, err, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("recoverArgs = %v; want %v", got, want)
+		}
+	}
+	if _, err := recoverArgs(&Upload{Stack: "web"}, map[string][]byte{"files/junk": []byte("not a plan")}); err == nil {
+		t.Error("an upload with no configuration gave recover arguments")
+	}
+}
