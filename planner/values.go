@@ -183,12 +183,41 @@ func ConfigValueSensitive(ev *hcl.Evaluator, addr string, rs providers.ResourceS
 		if a.LocalPath && av.Type() == cty.String && av.IsKnown() && !av.IsNull() && !filepath.IsAbs(av.AsString()) && av.AsString() != "" && !isURL(av.AsString()) {
 			av = cty.StringVal(filepath.Join(ev.Config().ResourceDir(res), av.AsString()))
 		}
+		if len(a.LocalPathNested) > 0 {
+			av = nestedLocalPaths(av, a.LocalPathNested, ev.Config().ResourceDir(res))
+		}
 		attrs[name] = av
 	}
 	if diags.HasErrors() {
 		return cty.NilVal, nil, diags
 	}
 	return cty.ObjectVal(attrs), sens, diags
+}
+
+// nestedLocalPaths resolves the named path attributes of a list of objects
+// against dir, as LocalPath does for a top-level one.
+func nestedLocalPaths(list cty.Value, names []string, dir string) cty.Value {
+	if list.IsNull() || !list.IsKnown() || list.IsMarked() || !list.Type().IsListType() || !list.Type().ElementType().IsObjectType() || list.LengthInt() == 0 {
+		return list
+	}
+	elems := list.AsValueSlice()
+	for i, e := range elems {
+		if e.IsNull() || !e.IsKnown() {
+			continue
+		}
+		m := e.AsValueMap()
+		for _, n := range names {
+			p, ok := m[n]
+			if !ok || p.IsNull() || !p.IsKnown() || p.Type() != cty.String {
+				continue
+			}
+			if s := p.AsString(); s != "" && !filepath.IsAbs(s) && !isURL(s) {
+				m[n] = cty.StringVal(filepath.Join(dir, s))
+			}
+		}
+		elems[i] = cty.ObjectVal(m)
+	}
+	return cty.ListVal(elems)
 }
 
 // fromBlocks picks between an attribute's attribute form and block form.

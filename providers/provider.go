@@ -214,6 +214,9 @@ type Attribute struct {
 	// sets it (as path.module would), so the plan does not depend on the
 	// working directory.
 	LocalPath bool
+	// LocalPathNested names string attributes of the objects of a
+	// list-of-objects attribute that are LocalPaths (a disk's file).
+	LocalPathNested []string
 	// Default is used when an Optional attribute is not set in config
 	// (cty.NilVal: no default; the attribute is null, or computed). An
 	// attribute added to a schema later must have a default that

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -88,20 +89,28 @@ func randomSubnet() string {
 }
 
 // imageServer serves files (name → content) on 127.0.0.1 and counts the
-// requests for each.
-func imageServer(t *testing.T, files map[string]string) (*httptest.Server, map[string]int) {
-	hits := map[string]int{}
+// requests for each (downloads run in parallel: hits(path) reads the
+// count under the lock).
+func imageServer(t *testing.T, files map[string]string) (*httptest.Server, func(string) int) {
+	var mu sync.Mutex
+	counts := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := files[strings.TrimPrefix(r.URL.Path, "/")]
 		if !ok {
 			http.NotFound(w, r)
 			return
 		}
-		hits[r.URL.Path]++
+		mu.Lock()
+		counts[r.URL.Path]++
+		mu.Unlock()
 		http.ServeFile(w, r, p)
 	}))
 	t.Cleanup(srv.Close)
-	return srv, hits
+	return srv, func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts[path]
+	}
 }
 
 // qcow2Image makes a small qcow2 image (with qemu-img) in a temp dir.
@@ -143,7 +152,7 @@ func TestUpstreamCountExample(t *testing.T) {
 				t.Errorf("domain %d does not use %s:\n%s", i, want, x)
 			}
 		}
-		if hits["/leap.qcow2"] == 0 {
+		if hits("/leap.qcow2") == 0 {
 			t.Errorf("the image was never downloaded")
 		}
 	})
@@ -268,8 +277,30 @@ func TestUpstreamTumbleweedExample(t *testing.T) {
 				t.Errorf("the domain XML lacks %q:\n%s", want, x)
 			}
 		}
-		if hits["/tumbleweed.qcow2"] == 0 {
+		if hits("/tumbleweed.qcow2") == 0 {
 			t.Errorf("the image was never downloaded")
+		}
+	})
+}
+
+// The cdroms example: three files of the module attached as read-only
+// SATA CD-ROMs (disk { file }), beside the cloud-init disk.
+func TestUpstreamCdromsExample(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	dir, _ := filepath.Abs("testdata/upstream/cdroms")
+	upstreamExample(t, "cdroms", []string{"-var", "prefix=" + name}, func() {
+		x := virshOut(t, "dumpxml", "--inactive", name)
+		for i, f := range []string{"image.iso", "image2.iso", "image3.iso"} {
+			want := fmt.Sprintf("<source file='%s'/>", filepath.Join(dir, f))
+			target := fmt.Sprintf("<target dev='sd%c' bus='sata'/>", 'b'+i)
+			if !strings.Contains(x, want) || !strings.Contains(x, target) {
+				t.Errorf("domain XML lacks %s on %s:\n%s", want, target, x)
+			}
+		}
+		if n := strings.Count(x, "device='cdrom'"); n != 4 {
+			t.Errorf("%d CD-ROMs, want 4 (three files and cloud-init):\n%s", n, x)
 		}
 	})
 }

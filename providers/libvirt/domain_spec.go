@@ -14,7 +14,9 @@ import (
 
 // Nested attribute types of libvirt_domain.
 var (
-	diskType = cty.Object(map[string]cty.Type{"volume_id": cty.String})
+	// disk: a volume (volume_id), or upstream's disk { file = "x.iso" }, a
+	// file on the host attached as a read-only CD-ROM.
+	diskType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"volume_id": cty.String, "file": cty.String}, []string{"volume_id", "file"})
 	nicType  = cty.ObjectWithOptionalAttrs(map[string]cty.Type{
 		"network_name": cty.String, "mac": cty.String, "wait_for_lease": cty.Bool,
 		"network_id": cty.String, "bridge": cty.String, "hostname": cty.String, "addresses": cty.List(cty.String),
@@ -41,6 +43,7 @@ type domainSpec struct {
 	VCPU, MemoryMiB    uint64
 	Running, Autostart bool
 	Disks              []string // volume ids (keys) or paths
+	CDROMs             []string // disk { file }: files on the host, read-only
 	NICs               []nicSpec
 	CloudInit          string // a libvirt_cloudinit_disk id, "" for none
 	Firmware           string
@@ -78,8 +81,16 @@ func domainSpecFrom(v cty.Value) (domainSpec, error) {
 	if err != nil || !known {
 		return s, orUnknown(err, "disk")
 	}
-	for _, d := range disks {
-		s.Disks = append(s.Disks, field(d, "volume_id"))
+	for i, d := range disks {
+		vol, file := field(d, "volume_id"), field(d, "file")
+		switch {
+		case file != "" && vol != "":
+			return s, fmt.Errorf("disk %d: give volume_id or file, not both", i)
+		case file != "":
+			s.CDROMs = append(s.CDROMs, file)
+		default:
+			s.Disks = append(s.Disks, vol)
+		}
 	}
 	nics, known, err := listAttr(v, "network_interface")
 	if err != nil || !known {
@@ -122,7 +133,15 @@ func (s domainSpec) check() []string {
 	}
 	for i, d := range s.Disks {
 		if d == "" {
-			add("disk %d: volume_id is empty", i)
+			add("disk %d: volume_id is empty (give volume_id, or file for a CD-ROM image)", i)
+		}
+	}
+	if n := len(s.CDROMs); n > maxCDROMs {
+		add("%d disks with file: at most %d CD-ROMs (the cloud-init disk takes one more)", n, maxCDROMs)
+	}
+	for _, f := range s.CDROMs {
+		if !strings.HasPrefix(f, "/") {
+			add("disk file %q: give an absolute path on the libvirt host (e.g. \"${abspath(path.module)}/image.iso\")", f)
 		}
 	}
 	s.checkUpstream(add)
@@ -178,6 +197,12 @@ func diskTarget(i int) string {
 }
 
 const cloudInitTarget = "sda" // a SATA CD-ROM: works on the pc and q35 machines
+
+// maxCDROMs bounds disk { file } CD-ROMs (sdb, sdc, ...), as upstream does.
+const maxCDROMs = 4
+
+// cdromTarget is the i-th disk { file } CD-ROM's SATA device.
+func cdromTarget(i int) string { return "sd" + string(rune('b'+i)) }
 
 // newDomainDoc is the XML of a new domain; setDomainSpec fills in the parts
 // config owns.
@@ -252,6 +277,11 @@ func setDomainSpec(doc *libvirtxml.Domain, s domainSpec, disks []resolvedDisk, c
 	}
 	if cloudinit != nil {
 		d := fileDisk("cdrom", resolvedDisk{Path: cloudinit.Path, Format: formatRaw}, cloudInitTarget, "sata")
+		d.ReadOnly = &libvirtxml.DomainDiskReadOnly{}
+		out = append(out, d)
+	}
+	for i, f := range s.CDROMs {
+		d := fileDisk("cdrom", resolvedDisk{Path: f, Format: formatRaw}, cdromTarget(i), "sata")
 		d.ReadOnly = &libvirtxml.DomainDiskReadOnly{}
 		out = append(out, d)
 	}
@@ -334,6 +364,27 @@ type domainFacts struct {
 // domainStateFrom turns a domain's persistent XML into state. prior (config
 // or state, may be cty.NilVal) keeps what the host does not decide: a
 // volume id as written, a MAC left to the provider (null), wait_for_lease.
+func diskVal(volumeID, file cty.Value) cty.Value {
+	return cty.ObjectVal(map[string]cty.Value{"volume_id": volumeID, "file": file})
+}
+
+// interleaveDisks lists volume and file disks in the order prior (the
+// config) gives them — libvirt keeps virtio disks and SATA CD-ROMs apart —
+// and any the config does not have after them.
+func interleaveDisks(prior, vols, files []cty.Value) []cty.Value {
+	var out []cty.Value
+	for _, d := range prior {
+		if field(d, "file") != "" {
+			if len(files) > 0 {
+				out, files = append(out, files[0]), files[1:]
+			}
+		} else if len(vols) > 0 {
+			out, vols = append(out, vols[0]), vols[1:]
+		}
+	}
+	return append(append(out, vols...), files...)
+}
+
 func domainStateFrom(doc libvirtxml.Domain, f domainFacts, prior cty.Value) cty.Value {
 	memKiB := uint64(0)
 	if doc.Memory != nil {
@@ -352,26 +403,36 @@ func domainStateFrom(doc libvirtxml.Domain, f domainFacts, prior cty.Value) cty.
 	var disks, nics, addrs []cty.Value
 	cloudinit := cty.NullVal(cty.String)
 	if doc.Devices != nil {
+		var priorVols []cty.Value // prior's volume disks, in order
+		for _, d := range priorDisks {
+			if field(d, "file") == "" {
+				priorVols = append(priorVols, d)
+			}
+		}
+		var vols, files []cty.Value
 		for _, d := range doc.Devices.Disks {
 			path := diskFile(d)
 			switch {
 			case path == "":
 			case d.Device == "" || d.Device == "disk":
 				id := f.keyOf(path)
-				if i := len(disks); i < len(priorDisks) {
-					if pid := field(priorDisks[i], "volume_id"); pid == path || pid == id || f.keyOf(pid) == id {
+				if i := len(vols); i < len(priorVols) {
+					if pid := field(priorVols[i], "volume_id"); pid == path || pid == id || f.keyOf(pid) == id {
 						id = pid
 					}
 				}
-				disks = append(disks, cty.ObjectVal(map[string]cty.Value{"volume_id": cty.StringVal(id)}))
+				vols = append(vols, diskVal(cty.StringVal(id), cty.NullVal(cty.String)))
 			case d.Device == "cdrom" && d.Target != nil && d.Target.Dev == cloudInitTarget:
 				id := f.keyOf(path)
 				if pid, _, _ := strAttr(prior, "cloudinit"); pid == path || pid == id {
 					id = pid
 				}
 				cloudinit = cty.StringVal(id)
+			case d.Device == "cdrom":
+				files = append(files, diskVal(cty.NullVal(cty.String), cty.StringVal(path)))
 			}
 		}
+		disks = interleaveDisks(priorDisks, vols, files)
 		bridges := false // prior has bridge interfaces: they are fiat's
 		for _, n := range priorNICs {
 			bridges = bridges || field(n, "bridge") != ""
