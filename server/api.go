@@ -108,17 +108,17 @@ func (s *Server) storeErr(w http.ResponseWriter, r *http.Request, err error) {
 
 // Status is what /v1/status says about a node.
 type Status struct {
-	ID        string `json:"id"`
-	RaftAddr  string `json:"raft_addr"`
-	APIAddr   string `json:"api_addr"`
-	State     string `json:"state"`
-	Leader    string `json:"leader,omitempty"`
-	HasState  bool   `json:"has_state"`
-	Applied   uint64 `json:"applied_index"`
-	Ready     bool   `json:"ready"`
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+	State    string `json:"state"`
+	Leader   string `json:"leader,omitempty"`
+	HasState bool   `json:"has_state"`
+	Applied  uint64 `json:"applied_index"`
+	Ready    bool   `json:"ready"`
 	// RepoHeads is each hosted repository's branch head on this node.
 	RepoHeads map[string]string `json:"repo_heads,omitempty"`
-	LastError string `json:"last_error,omitempty"`
+	LastError string            `json:"last_error,omitempty"`
 }
 
 func (s *Server) nodeStatus() Status {
