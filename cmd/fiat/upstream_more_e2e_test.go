@@ -304,3 +304,35 @@ func TestUpstreamCdromsExample(t *testing.T) {
 		}
 	})
 }
+
+// The uefi example: two domains booting a UEFI code image read-only as
+// pflash, each with its NVRAM file seeded from a template.
+func TestUpstreamUEFIExample(t *testing.T) {
+	requireLibvirt(t)
+	if _, err := os.Stat("/usr/share/OVMF/OVMF_CODE.fd"); err != nil {
+		t.Fatalf("OVMF is not installed (scripts/libvirtd.sh installs the ovmf package): %v", err)
+	}
+	name := uniq()
+	cleanupPrefixed(t, name)
+	srv, _ := imageServer(t, map[string]string{"uefi.img": qcow2Image(t, "16M")})
+	upstreamExample(t, "uefi", []string{"-var", "prefix=" + name, "-var", "image_url=" + srv.URL + "/uefi.img"}, func() {
+		for i := 0; i < 2; i++ {
+			x := virshOut(t, "dumpxml", "--inactive", fmt.Sprintf("%s-%d", name, i))
+			nv := fmt.Sprintf("/var/lib/libvirt/qemu/nvram/%s-vm%d_VARS.fd", name, i)
+			for _, want := range []string{"<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>",
+				"<nvram template='/usr/share/OVMF/OVMF_VARS.fd'>" + nv + "</nvram>"} {
+				if !strings.Contains(x, want) {
+					t.Errorf("domain %d XML lacks %s:\n%s", i, want, x)
+				}
+			}
+			if _, err := os.Stat(nv); err != nil {
+				t.Errorf("domain %d runs without its NVRAM file: %v", i, err)
+			}
+		}
+	})
+	for i := 0; i < 2; i++ {
+		if _, err := os.Stat(fmt.Sprintf("/var/lib/libvirt/qemu/nvram/%s-vm%d_VARS.fd", name, i)); err == nil {
+			t.Errorf("destroy left domain %d's NVRAM file", i)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 // Nested attribute types of libvirt_domain.
 var (
+	nvramType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"file": cty.String, "template": cty.String}, []string{"template"})
 	// disk: a volume (volume_id), or upstream's disk { file = "x.iso" }, a
 	// file on the host attached as a read-only CD-ROM.
 	diskType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"volume_id": cty.String, "file": cty.String}, []string{"volume_id", "file"})
@@ -46,7 +47,8 @@ type domainSpec struct {
 	CDROMs             []string // disk { file }: files on the host, read-only
 	NICs               []nicSpec
 	CloudInit          string // a libvirt_cloudinit_disk id, "" for none
-	Firmware           string
+	Firmware           string // bios, efi, or a UEFI code image's path
+	NVRAM, NVTemplate  string // nvram { file, template }
 
 	// The upstream provider's attributes (domain_upstream.go).
 	Description string
@@ -92,6 +94,13 @@ func domainSpecFrom(v cty.Value) (domainSpec, error) {
 			s.Disks = append(s.Disks, vol)
 		}
 	}
+	nvrams, known, err := listAttr(v, "nvram")
+	if err != nil || !known {
+		return s, orUnknown(err, "nvram")
+	}
+	for _, n := range nvrams {
+		s.NVRAM, s.NVTemplate = field(n, "file"), field(n, "template")
+	}
 	nics, known, err := listAttr(v, "network_interface")
 	if err != nil || !known {
 		return s, orUnknown(err, "network_interface")
@@ -128,8 +137,16 @@ func (s domainSpec) check() []string {
 	if s.MemoryMiB == 0 {
 		add("memory must be at least 1 (MiB)")
 	}
-	if s.Firmware != firmwareBIOS && s.Firmware != firmwareEFI {
-		add("firmware %q is not supported; use %q or %q", s.Firmware, firmwareBIOS, firmwareEFI)
+	if s.Firmware != firmwareBIOS && s.Firmware != firmwareEFI && !strings.HasPrefix(s.Firmware, "/") {
+		add("firmware %q is not supported; use %q, %q, or the absolute path of a UEFI code image on the host", s.Firmware, firmwareBIOS, firmwareEFI)
+	}
+	if s.NVRAM != "" && !strings.HasPrefix(s.Firmware, "/") {
+		add("nvram needs firmware set to the path of a UEFI code image (with %q, libvirt keeps the variables itself)", s.Firmware)
+	}
+	for _, p := range []string{s.NVRAM, s.NVTemplate} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			add("nvram path %q: give an absolute path on the libvirt host", p)
+		}
 	}
 	for i, d := range s.Disks {
 		if d == "" {
@@ -222,8 +239,14 @@ func newDomainDoc(s domainSpec, uuid string, host *hostFacts) libvirtxml.Domain 
 			Consoles: []libvirtxml.DomainConsole{{Source: pty, Target: &libvirtxml.DomainConsoleTarget{Type: "serial"}}},
 		},
 	}
-	if s.Firmware == firmwareEFI {
+	switch {
+	case s.Firmware == firmwareEFI:
 		doc.OS.Firmware = firmwareEFI
+	case strings.HasPrefix(s.Firmware, "/"):
+		doc.OS.Loader = &libvirtxml.DomainLoader{Path: s.Firmware, Readonly: "yes", Type: "pflash"}
+		if s.NVRAM != "" {
+			doc.OS.NVRam = &libvirtxml.DomainNVRam{NVRam: s.NVRAM, Template: s.NVTemplate}
+		}
 	}
 	return doc
 }
@@ -395,8 +418,21 @@ func domainStateFrom(doc libvirtxml.Domain, f domainFacts, prior cty.Value) cty.
 		vcpu = uint64(doc.VCPU.Value)
 	}
 	firmware := firmwareBIOS
-	if doc.OS != nil && doc.OS.Firmware == firmwareEFI {
+	nvram := cty.NullVal(cty.List(nvramType.WithoutOptionalAttributesDeep()))
+	switch {
+	case doc.OS != nil && doc.OS.Firmware == firmwareEFI:
 		firmware = firmwareEFI
+	case doc.OS != nil && doc.OS.Loader != nil && doc.OS.Loader.Path != "":
+		firmware = doc.OS.Loader.Path
+		// libvirt fills in an nvram file when config gives none: it is
+		// the domain's only if config named it.
+		if n := attr(prior, "nvram"); n.IsKnown() && !n.IsNull() && doc.OS.NVRam != nil {
+			tmpl := cty.NullVal(cty.String)
+			if doc.OS.NVRam.Template != "" {
+				tmpl = cty.StringVal(doc.OS.NVRam.Template)
+			}
+			nvram = cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"file": cty.StringVal(doc.OS.NVRam.NVRam), "template": tmpl})})
+		}
 	}
 	priorDisks, _, _ := listAttr(prior, "disk")
 	priorNICs, _, _ := listAttr(prior, "network_interface")
@@ -488,10 +524,11 @@ func domainStateFrom(doc libvirtxml.Domain, f domainFacts, prior cty.Value) cty.
 		"memory":            cty.NumberUIntVal(memKiB / 1024),
 		"running":           cty.BoolVal(f.running),
 		"autostart":         cty.BoolVal(f.autostart),
-		"disk":              listOf(diskType, disks, nullIfUnset("disk")),
+		"disk":              listOf(diskType.WithoutOptionalAttributesDeep(), disks, nullIfUnset("disk")),
 		"network_interface": listOf(nicType.WithoutOptionalAttributesDeep(), nics, nullIfUnset("network_interface")),
 		"cloudinit":         cloudinit,
 		"firmware":          cty.StringVal(firmware),
+		"nvram":             nvram,
 		"id":                cty.StringVal(f.uuid),
 		"addresses":         listOf(cty.String, addrs, false),
 	}

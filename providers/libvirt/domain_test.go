@@ -19,7 +19,7 @@ import (
 func domainConfig(name string, disks []string, nets []string, cloudinit string) cty.Value {
 	var ds, ns []cty.Value
 	for _, d := range disks {
-		ds = append(ds, cty.ObjectVal(map[string]cty.Value{"volume_id": cty.StringVal(d)}))
+		ds = append(ds, diskVal(cty.StringVal(d), cty.NullVal(cty.String)))
 	}
 	for _, n := range nets {
 		ns = append(ns, nicObj(map[string]cty.Value{"network_name": cty.StringVal(n), "mac": cty.NullVal(cty.String), "wait_for_lease": cty.NullVal(cty.Bool)}))
@@ -34,10 +34,11 @@ func domainConfig(name string, disks []string, nets []string, cloudinit string) 
 		"memory":            cty.NumberIntVal(64),
 		"running":           cty.NullVal(cty.Bool),
 		"autostart":         cty.NullVal(cty.Bool),
-		"disk":              listOf(diskType, ds, true),
+		"disk":              listOf(diskType.WithoutOptionalAttributesDeep(), ds, true),
 		"network_interface": listOf(nicType.WithoutOptionalAttributesDeep(), ns, true),
 		"cloudinit":         ci,
 		"firmware":          cty.NullVal(cty.String),
+		"nvram":             cty.NullVal(cty.List(nvramType.WithoutOptionalAttributesDeep())),
 		"id":                cty.NullVal(cty.String),
 		"addresses":         cty.NullVal(cty.List(cty.String)),
 		"description":       cty.NullVal(cty.String),
