@@ -336,3 +336,48 @@ func TestUpstreamUEFIExample(t *testing.T) {
 		}
 	}
 }
+
+// dnsmasq_options as the upstream docs write them: the options reach the
+// network's dnsmasq, read back as written (a re-plan is clean), and go
+// with the network.
+func TestUpstreamDnsmasqOptions(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "main.tf"), fmt.Sprintf(`
+resource "libvirt_network" "net" {
+  name      = %q
+  mode      = "nat"
+  addresses = ["%s.0/24"]
+  dnsmasq_options {
+    options {
+      option_name  = "server"
+      option_value = "/example.com/10.0.0.1"
+    }
+    options {
+      option_name = "no-resolv"
+    }
+  }
+}
+`, name, randomSubnet()))
+	data := filepath.Join(t.TempDir(), "state")
+	if code, out, errs := runRaw(t, "apply", "-auto-approve", "-data-dir", data, dir); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errs)
+	}
+	x := virshOut(t, "net-dumpxml", "--inactive", name)
+	for _, want := range []string{"<dnsmasq:option value='server=/example.com/10.0.0.1'/>", "<dnsmasq:option value='no-resolv'/>"} {
+		if !strings.Contains(x, want) {
+			t.Errorf("network XML lacks %s:\n%s", want, x)
+		}
+	}
+	if conf, err := os.ReadFile("/var/lib/libvirt/dnsmasq/" + name + ".conf"); err == nil && !strings.Contains(string(conf), "server=/example.com/10.0.0.1") {
+		t.Errorf("the network's dnsmasq configuration lacks the option:\n%s", conf)
+	}
+	if code, out, errs := runRaw(t, "plan", "-detailed-exitcode", "-data-dir", data, dir); code != 0 {
+		t.Errorf("re-plan: exit %d, want 0 (no changes)\n%s%s", code, out, errs)
+	}
+	if code, out, errs := runRaw(t, "destroy", "-auto-approve", "-data-dir", data, dir); code != 0 {
+		t.Fatalf("destroy: exit %d\n%s%s", code, out, errs)
+	}
+}

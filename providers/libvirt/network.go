@@ -60,6 +60,8 @@ var networkSchema = providers.ResourceSchema{
 			Description: "MTU of the bridge; libvirt's default when left out."},
 		"routes": {Type: cty.List(routeType), Optional: true, ForceNew: true,
 			Description: "Static routes, routes { cidr = \"10.17.0.0/16\", gateway = \"10.18.0.2\" }: the gateway must be in one of addresses."},
+		"dnsmasq_options": {Type: cty.List(dnsmasqOptionsType), Optional: true, ForceNew: true,
+			Description: "Raw options for the network's dnsmasq, as upstream writes them: dnsmasq_options { options { option_name = \"server\", option_value = \"/example.com/10.0.0.1\" } } (option_value optional)."},
 		"autostart": {Type: cty.Bool, Optional: true, Default: cty.True,
 			Description: "Start the network when libvirtd starts."},
 		"active": {Type: cty.Bool, Optional: true, Default: cty.True,

@@ -38,6 +38,9 @@ var (
 		"enabled": cty.Bool, "local_only": cty.Bool, "forwarders": cty.List(dnsForwarderType), "hosts": cty.List(dnsUpHostType)},
 		[]string{"ip", "hostnames", "enabled", "local_only", "forwarders", "hosts"})
 	routeType = cty.Object(map[string]cty.Type{"cidr": cty.String, "gateway": cty.String})
+	// dnsmasq_options { options { option_name, option_value } }
+	dnsmasqOptionType  = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"option_name": cty.String, "option_value": cty.String}, []string{"option_value"})
+	dnsmasqOptionsType = cty.Object(map[string]cty.Type{"options": cty.List(dnsmasqOptionType)})
 )
 
 type dnsForwarder struct{ Address, Domain string }
@@ -63,6 +66,7 @@ type networkSpec struct {
 	Domain      string
 	MTU         uint64
 	Routes      []staticRoute
+	Dnsmasq     []string // dnsmasq options, "name" or "name=value" 
 	DHCPEnabled *bool // dhcp { enabled }: nil when not written
 	DNSEnabled  *bool // dns { enabled }
 	LocalOnly   bool

@@ -71,6 +71,23 @@ func (s *networkSpec) readUpstream(v cty.Value) error {
 	for _, r := range routes {
 		s.Routes = append(s.Routes, staticRoute{CIDR: field(r, "cidr"), Gateway: field(r, "gateway")})
 	}
+	blocks, known, err := listAttr(v, "dnsmasq_options")
+	if err != nil || !known {
+		return orUnknown(err, "dnsmasq_options")
+	}
+	for _, b := range blocks {
+		opts, known, err := listAttr(b, "options")
+		if err != nil || !known {
+			return orUnknown(err, "dnsmasq_options")
+		}
+		for _, o := range opts {
+			opt := field(o, "option_name")
+			if val := field(o, "option_value"); val != "" {
+				opt += "=" + val
+			}
+			s.Dnsmasq = append(s.Dnsmasq, opt)
+		}
+	}
 	return nil
 }
 
@@ -95,6 +112,11 @@ func (s networkSpec) checkUpstream(add func(string, ...any)) {
 		}
 		if _, err := netip.ParseAddr(f.Address); f.Address != "" && err != nil {
 			add("dns forwarders: address %q is not an IP address", f.Address)
+		}
+	}
+	for _, o := range s.Dnsmasq {
+		if name, _, _ := strings.Cut(o, "="); name == "" || strings.ContainsAny(o, "\n\x00") {
+			add("dnsmasq_options: option %q needs an option_name and no line breaks", o)
 		}
 	}
 	if s.DHCPEnabled != nil && !*s.DHCPEnabled && len(s.DHCP) > 0 {
@@ -124,6 +146,12 @@ func setUpstreamNetwork(doc *libvirtxml.Network, s networkSpec) {
 			rt.Family = "ipv6"
 		}
 		doc.Routes = append(doc.Routes, rt)
+	}
+	if len(s.Dnsmasq) > 0 {
+		doc.DnsmasqOptions = &libvirtxml.NetworkDnsmasqOptions{}
+		for _, o := range s.Dnsmasq {
+			doc.DnsmasqOptions.Option = append(doc.DnsmasqOptions.Option, libvirtxml.NetworkDnsmasqOption{Value: o})
+		}
 	}
 }
 
@@ -166,6 +194,29 @@ func dnsEntry(ip string, hostnames cty.Value) cty.Value {
 		"hosts":      cty.NullVal(cty.List(dnsUpHostType))})
 }
 
+// dnsmasqState reads dnsmasq options back in upstream's form, split at
+// the first '=' as config writes name and value (an option config gave
+// without a value reads back without one).
+func dnsmasqState(doc libvirtxml.Network, prior cty.Value) cty.Value {
+	elem := dnsmasqOptionsType.WithoutOptionalAttributesDeep()
+	if doc.DnsmasqOptions == nil || len(doc.DnsmasqOptions.Option) == 0 {
+		if prior != cty.NilVal && !isNullAttr(prior, "dnsmasq_options") {
+			return attr(prior, "dnsmasq_options") // blocks with no option render none
+		}
+		return cty.NullVal(cty.List(elem))
+	}
+	var opts []cty.Value
+	for _, o := range doc.DnsmasqOptions.Option {
+		name, val, ok := strings.Cut(o.Value, "=")
+		v := cty.NullVal(cty.String)
+		if ok {
+			v = cty.StringVal(val)
+		}
+		opts = append(opts, cty.ObjectVal(map[string]cty.Value{"option_name": cty.StringVal(name), "option_value": v}))
+	}
+	return cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"options": cty.ListVal(opts)})})
+}
+
 // upstreamNetworkState reads domain, mtu and routes back, and keeps dhcp
 // and dns as config wrote them in upstream's form while the XML is what
 // that form renders.
@@ -197,6 +248,7 @@ func upstreamNetworkState(doc libvirtxml.Network, prior cty.Value, out map[strin
 		routes = append(routes, cty.ObjectVal(map[string]cty.Value{"cidr": cty.StringVal(cidr), "gateway": cty.StringVal(r.Gateway)}))
 	}
 	out["routes"] = listOf(routeType, routes, !set("routes"))
+	out["dnsmasq_options"] = dnsmasqState(doc, prior)
 
 	upstreamForm := false
 	for _, name := range []string{"dhcp", "dns"} {
