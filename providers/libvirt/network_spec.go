@@ -66,9 +66,9 @@ type networkSpec struct {
 	Domain      string
 	MTU         uint64
 	Routes      []staticRoute
-	Dnsmasq     []string // dnsmasq options, "name" or "name=value" 
-	DHCPEnabled *bool // dhcp { enabled }: nil when not written
-	DNSEnabled  *bool // dns { enabled }
+	Dnsmasq     []string // dnsmasq options, "name" or "name=value"
+	DHCPEnabled *bool    // dhcp { enabled }: nil when not written
+	DNSEnabled  *bool    // dns { enabled }
 	LocalOnly   bool
 	Forwarders  []dnsForwarder
 }
