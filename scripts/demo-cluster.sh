@@ -62,13 +62,19 @@ git push origin main 2>&1 | grep -E '^remote: (fiat|libvirt|Apply)|->'
 
 step "git push of a broken change: rolled back, rejected, main stays"
 cat >stacks/lab/bad.tf <<'HCL'
+resource "libvirt_network" "second" {
+  name = "fiat-demo-lab2"
+  mode = "isolated"
+}
 resource "libvirt_pool" "bad" {
-  name = "fiat-demo-bad"
-  path = "/proc/fiat-demo-bad"
+  name       = "fiat-demo-bad"
+  path       = "/proc/fiat-demo-bad"
+  depends_on = [libvirt_network.second]
 }
 HCL
-git add -A && git commit -qm "lab: a pool libvirt cannot create"
-if git push origin main 2>&1 | grep -E '^remote: (fiat|Error)|rejected'; then :; fi
+git add -A && git commit -qm "lab: a second network, then a pool libvirt cannot create"
+if git push origin main 2>&1 | grep -E '^remote: (fiat|Error|libvirt_network.second)|rejected'; then :; fi
+virsh -c qemu:///system net-info fiat-demo-lab2 >/dev/null 2>&1 && echo "fiat-demo-lab2 exists (unexpected)" || echo "virsh: no network fiat-demo-lab2 (rolled back)"
 git ls-remote origin main
 cd - >/dev/null
 

@@ -306,9 +306,13 @@ func (m *Main) runs(ctx context.Context, args []string, show bool) error {
 		return json.NewEncoder(m.Stdout).Encode(list)
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTACK\tCOMMAND\tSTATUS\tACTOR\tCREATED\tDURATION")
+	fmt.Fprintln(tw, "ID\tSTACK\tCOMMAND\tSTATUS\tSOURCE\tACTOR\tCREATED\tDURATION")
 	for _, r := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Stack, r.Command, r.Status, r.Actor, r.Created.Format("2006-01-02 15:04:05Z"), server.Duration(r))
+		source := r.Source
+		if r.Commit != "" {
+			source = r.Repo + "@" + short(r.Commit)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Stack, r.Command, r.Status, source, r.Actor, r.Created.Format("2006-01-02 15:04:05Z"), server.Duration(r))
 	}
 	return tw.Flush()
 }
