@@ -19,8 +19,8 @@ import (
 
 var _ gitops.Runner = (*Server)(nil)
 
-// IsLeader implements gitops.Runner.
-func (s *Server) IsLeader() bool { return s.store.IsLeader() }
+// IsLeader implements gitops.Runner: this node runs runs now.
+func (s *Server) IsLeader() bool { return s.leading() }
 
 // Store implements gitops.Runner.
 func (s *Server) Store() *state.Store { return s.store }
@@ -74,7 +74,7 @@ func (s *Server) gitHandler(h http.Handler) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		if !s.store.IsLeader() {
+		if !s.leading() {
 			s.redirect(w, r)
 			return
 		}
@@ -108,7 +108,7 @@ func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.store.IsLeader() {
+	if !s.leading() {
 		s.redirect(w, r)
 		return
 	}
