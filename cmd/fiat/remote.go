@@ -182,7 +182,7 @@ func buildUpload(command string, fset *flag.FlagSet, raw []string, c *common) (*
 		switch {
 		case err == nil && st.IsDir():
 			dir, sawDir = p, true
-			ref, err := uploadDir(up.Files, p)
+			ref, err := uploadDir(up.Files, p, readsConfig(command))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -201,7 +201,7 @@ func buildUpload(command string, fset *flag.FlagSet, raw []string, c *common) (*
 		}
 	}
 	if !sawDir && !isPlanFile(up) {
-		ref, err := uploadDir(up.Files, dir)
+		ref, err := uploadDir(up.Files, dir, readsConfig(command))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -233,14 +233,27 @@ func isPlanFile(up *server.Upload) bool {
 	return up.Command == "apply" && len(up.Args) > 0 && strings.HasPrefix(up.Args[len(up.Args)-1], "@/files/")
 }
 
-// uploadDir adds every regular file under dir to files, under
-// "config/<dir's name>/", and returns that prefix.
-func uploadDir(files map[string][]byte, dir string) (string, error) {
+// readsConfig says whether a command reads the config directory; the
+// others (history, state, unlock) only take the stack's name from it.
+func readsConfig(command string) bool {
+	switch command {
+	case "plan", "apply", "destroy", "recover", "import-tfstate":
+		return true
+	}
+	return false
+}
+
+// uploadDir adds every regular file under dir to files (if withFiles),
+// under "config/<dir's name>/", and returns that prefix.
+func uploadDir(files map[string][]byte, dir string, withFiles bool) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
 	}
 	prefix := path.Join("config", filepath.Base(abs))
+	if !withFiles {
+		return prefix, nil
+	}
 	total := 0
 	err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
