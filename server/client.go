@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -148,7 +149,14 @@ func (c *Client) send(ctx context.Context, method, u string, body []byte) (*http
 			return nil, fmt.Errorf("%s: the server's certificate is not trusted (set FIAT_CACERT to the CA that signed it): %w", u, err)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errUnavailable, err)
+			// A node that could not be dialled never saw the request: try
+			// the next. Other failures may come after the server took it; a
+			// run submitted twice would apply twice, so only reads retry.
+			var op *net.OpError
+			if method == http.MethodGet || errors.As(err, &op) && op.Op == "dial" {
+				return nil, fmt.Errorf("%w: %v", errUnavailable, err)
+			}
+			return nil, fmt.Errorf("%s %s: %v (the server may have taken the request: check `fiat runs` before sending it again)", method, u, err)
 		}
 		switch {
 		case resp.StatusCode == http.StatusTemporaryRedirect && !c.noRedirect:

@@ -31,7 +31,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	fiatBin = filepath.Join(dir, "fiat")
-	if out, err := exec.Command("go", "build", "-o", fiatBin, "../cmd/fiat").CombinedOutput(); err != nil {
+	// FIAT_TEST_RACE=1 builds the nodes with the race detector (their
+	// logs, printed when a test fails, then carry any race report).
+	build := []string{"build", "-o", fiatBin}
+	if os.Getenv("FIAT_TEST_RACE") != "" {
+		build = append(build, "-race")
+	}
+	if out, err := exec.Command("go", append(build, "../cmd/fiat")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build fiat: %v\n%s", err, out)
 		os.Exit(1)
 	}
