@@ -191,6 +191,16 @@ func ConfigValueSensitive(ev *hcl.Evaluator, addr string, rs providers.ResourceS
 	if diags.HasErrors() {
 		return cty.NilVal, nil, diags
 	}
+	if rr := ev.Config().Resources[res]; rr != nil && strings.HasSuffix(rr.DeclRange.Filename, ".tf") {
+		obj := cty.ObjectVal(attrs)
+		for name, a := range rs.Attributes {
+			if a.TerraformDefault != nil && attrs[name].IsNull() {
+				if d := a.TerraformDefault(obj); d != cty.NilVal && !d.IsNull() {
+					attrs[name] = d
+				}
+			}
+		}
+	}
 	return cty.ObjectVal(attrs), sens, diags
 }
 

@@ -217,6 +217,12 @@ type Attribute struct {
 	// LocalPathNested names string attributes of the objects of a
 	// list-of-objects attribute that are LocalPaths (a disk's file).
 	LocalPathNested []string
+	// TerraformDefault, if set, gives the attribute's value when config
+	// leaves it null in a resource declared in a *.tf file: the default
+	// of the Terraform provider this one stands in for, where it differs
+	// from the provider's own. It gets the resource's config (the other
+	// attributes) and returns the value (null to leave it unset).
+	TerraformDefault func(config cty.Value) cty.Value
 	// Default is used when an Optional attribute is not set in config
 	// (cty.NilVal: no default; the attribute is null, or computed). An
 	// attribute added to a schema later must have a default that

@@ -381,3 +381,39 @@ resource "libvirt_network" "net" {
 		t.Fatalf("destroy: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// A network with addresses and no dhcp block serves DHCP over upstream's
+// default range when it is written in a .tf file, as the dmacvicar/libvirt
+// provider does, and none when written in fiat's own .hcl (as fiat always
+// has). Both re-plan clean.
+func TestUpstreamDefaultDHCP(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	for _, ext := range []string{"tf", "hcl"} {
+		subnet := randomSubnet()
+		dir := t.TempDir()
+		net := name + "-" + ext
+		writeFile(t, filepath.Join(dir, "main."+ext), fmt.Sprintf(`
+resource "libvirt_network" "net" {
+  name      = %q
+  addresses = ["%s.0/24"]
+}
+`, net, subnet))
+		data := filepath.Join(t.TempDir(), "state")
+		if code, out, errs := runRaw(t, "apply", "-auto-approve", "-data-dir", data, dir); code != 0 {
+			t.Fatalf("%s: apply: exit %d\n%s%s", ext, code, out, errs)
+		}
+		x := virshOut(t, "net-dumpxml", "--inactive", net)
+		hasRange := strings.Contains(x, fmt.Sprintf("<range start='%s.2' end='%s.254'", subnet, subnet))
+		if ext == "tf" && !hasRange || ext == "hcl" && strings.Contains(x, "<dhcp>") {
+			t.Errorf("%s: DHCP range present = %v:\n%s", ext, hasRange, x)
+		}
+		if code, out, errs := runRaw(t, "plan", "-detailed-exitcode", "-data-dir", data, dir); code != 0 {
+			t.Errorf("%s: re-plan: exit %d, want 0 (no changes)\n%s%s", ext, code, out, errs)
+		}
+		if code, out, errs := runRaw(t, "destroy", "-auto-approve", "-data-dir", data, dir); code != 0 {
+			t.Fatalf("%s: destroy: exit %d\n%s%s", ext, code, out, errs)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package libvirt
 
 import (
+	"net/netip"
+
 	"github.com/zclconf/go-cty/cty"
 
 	"fiat/providers"
@@ -30,8 +32,39 @@ func (p *Provider) ModifyPlan(req providers.ModifyPlanRequest) providers.ModifyP
 		v = withAttr(v, "network_interface", plannedNICs(attr(v, "network_interface"), attr(req.Prior, "network_interface")))
 	case TypeVolume:
 		v = withAttr(v, "size", plannedVolumeSize(v, req.Prior))
+	case TypeNetwork:
+		v = withAttr(v, "dhcp", sameDHCP(attr(v, "dhcp"), attr(v, "addresses"), attr(req.Prior, "dhcp")))
 	}
 	return providers.ModifyPlanResponse{Planned: v}
+}
+
+// sameDHCP keeps prior's dhcp when it names, as ranges, exactly what
+// upstream's dhcp { enabled = true } renders for these addresses (a
+// network read back on import, or made by the upstream provider): the two
+// forms are one network, and no change is planned.
+func sameDHCP(planned, addrs, prior cty.Value) cty.Value {
+	if !planned.IsWhollyKnown() || planned.IsNull() || planned.LengthInt() != 1 || !prior.IsWhollyKnown() || prior.IsNull() || !addrs.IsWhollyKnown() || addrs.IsNull() {
+		return planned
+	}
+	p := planned.Index(cty.NumberIntVal(0))
+	if e := attr(p, "enabled"); field(p, "start") != "" || field(p, "end") != "" || e.IsNull() || !e.True() {
+		return planned
+	}
+	if prior.LengthInt() != addrs.LengthInt() {
+		return planned
+	}
+	for i := 0; i < addrs.LengthInt(); i++ {
+		pre, err := netip.ParsePrefix(addrs.Index(cty.NumberIntVal(int64(i))).AsString())
+		if err != nil {
+			return planned
+		}
+		start, end := defaultDHCPRange(pre)
+		r := prior.Index(cty.NumberIntVal(int64(i)))
+		if field(r, "start") != start.String() || field(r, "end") != end.String() {
+			return planned
+		}
+	}
+	return prior
 }
 
 // withAttr is obj with attribute name set to val; obj itself when it has

@@ -168,3 +168,25 @@ func TestDomainMACAsLibvirtWritesIt(t *testing.T) {
 		t.Errorf("after the update\n\tgot  %#v\n\tplan %#v", got, want)
 	}
 }
+
+func TestSameDHCPKeepsEquivalentRanges(t *testing.T) {
+	addrs := cty.ListVal([]cty.Value{cty.StringVal("10.1.2.0/24")})
+	rng := func(start, end string) cty.Value {
+		return cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"start": cty.StringVal(start), "end": cty.StringVal(end), "enabled": cty.NullVal(cty.Bool)})})
+	}
+	enabled := func(e cty.Value) cty.Value {
+		return cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"start": cty.NullVal(cty.String), "end": cty.NullVal(cty.String), "enabled": e})})
+	}
+	same := rng("10.1.2.2", "10.1.2.254")
+	if got := sameDHCP(enabled(cty.True), addrs, same); !got.RawEquals(same) {
+		t.Errorf("upstream's default range is dhcp { enabled = true }: got %#v", got)
+	}
+	for _, prior := range []cty.Value{rng("10.1.2.10", "10.1.2.99"), cty.NullVal(same.Type())} {
+		if got := sameDHCP(enabled(cty.True), addrs, prior); !got.RawEquals(enabled(cty.True)) {
+			t.Errorf("prior %#v: got %#v, want the planned value", prior, got)
+		}
+	}
+	if got := sameDHCP(enabled(cty.NullVal(cty.Bool)), addrs, same); !got.RawEquals(enabled(cty.NullVal(cty.Bool))) {
+		t.Errorf("a null enabled must not panic or match: %#v", got)
+	}
+}

@@ -48,7 +48,7 @@ var networkSchema = providers.ResourceSchema{
 			Description: `CIDRs of the network, e.g. ["192.168.210.0/24"]: the bridge takes the first host address, or the one written ("192.168.210.254/24").`},
 		"bridge": {Type: cty.String, Optional: true, Computed: true, ForceNew: true,
 			Description: "Name of the Linux bridge; libvirt picks virbrN when unset."},
-		"dhcp": {Type: cty.List(dhcpRangeType), Optional: true,
+		"dhcp": {Type: cty.List(dhcpRangeType), Optional: true, TerraformDefault: upstreamDHCPDefault,
 			Description: "DHCP ranges, [{ start = \"192.168.210.10\", end = \"192.168.210.99\" }], or upstream's dhcp { enabled = true } (a range over each address, .2 to the last but one; false: none). Changes apply live."},
 		"hosts": {Type: cty.List(dhcpHostType), Optional: true,
 			Description: "Static DHCP hosts, [{ mac = \"52:54:00:00:00:01\", ip = \"192.168.210.5\", name = \"web\" }] (name optional). Changes apply live."},

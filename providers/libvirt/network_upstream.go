@@ -168,6 +168,24 @@ func applyUpstreamDNS(d *libvirtxml.NetworkDNS, s networkSpec) {
 	}
 }
 
+// upstreamDHCPDefault is upstream's default for a network written in a .tf
+// file with addresses and no dhcp block: DHCP on, over its default range
+// (dhcp { enabled = true }). fiat's own default, in .hcl files, stays: no
+// DHCP unless dhcp says so. Bridge and open networks have no DHCP of
+// libvirt's to turn on.
+func upstreamDHCPDefault(v cty.Value) cty.Value {
+	none := cty.NullVal(cty.List(dhcpRangeType.WithoutOptionalAttributesDeep()))
+	addrs, mode := attr(v, "addresses"), attr(v, "mode")
+	if !addrs.IsKnown() || addrs.IsNull() || addrs.LengthInt() == 0 || !mode.IsKnown() {
+		return none
+	}
+	if !mode.IsNull() && mode.AsString() != netNAT && mode.AsString() != netIsolated && mode.AsString() != netRoute {
+		return none
+	}
+	return cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{
+		"start": cty.NullVal(cty.String), "end": cty.NullVal(cty.String), "enabled": cty.True})})
+}
+
 // defaultDHCPRange is the range upstream serves on a network CIDR when dhcp
 // is enabled without one: from the second host address (the first is the
 // bridge's) to the last but one (192.168.121.0/24: .2 to .254).
