@@ -103,6 +103,22 @@ func (e *Evaluator) Expand(resource string) (*Expansion, hcl2.Diagnostics) {
 	if r == nil {
 		return nil, errorDiag("Unknown resource", fmt.Sprintf("No resource %s in the configuration.", resource), nil)
 	}
+	// A count or for_each that needs its own resource's instances (count =
+	// length(thing.a[*].id)) cannot be worked out: an error, not endless
+	// recursion.
+	self := node{kind: nodeExpand, name: resource}
+	if e.evaluating[self] {
+		rng := r.DeclRange
+		if r.Count != nil {
+			rng = r.Count.Range()
+		} else if r.ForEach != nil {
+			rng = r.ForEach.Range()
+		}
+		return nil, errorDiag("Self-referential count or for_each",
+			fmt.Sprintf("The number of instances of %s depends on %s itself.", resource, resource), &rng)
+	}
+	e.evaluating[self] = true
+	defer delete(e.evaluating, self)
 	var x *Expansion
 	var diags hcl2.Diagnostics
 	switch {

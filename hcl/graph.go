@@ -16,6 +16,7 @@ const (
 	nodeLocal                    // a local value of module mod
 	nodeVar                      // an input variable of (child) module mod
 	nodeOutput                   // an output of module mod
+	nodeExpand                   // the expansion (count, for_each) of resource name, while evaluated
 )
 
 // node is one vertex of the reference graph: a resource, or a value that
