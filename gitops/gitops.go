@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -184,15 +183,6 @@ func validDir(dir string) (string, error) {
 		return "", fmt.Errorf("directory %q leaves the repository", dir)
 	}
 	return c, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func parsePoll(s string) (time.Duration, error) {

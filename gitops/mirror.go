@@ -3,6 +3,8 @@ package gitops
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -42,7 +44,7 @@ func (g *Gitops) mirror(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		for _, name := range sortedKeys(g.repos) {
+		for _, name := range slices.Sorted(maps.Keys(g.repos)) {
 			if err := g.repos[name].fetchFrom(ctx, peer); err != nil && ctx.Err() == nil {
 				g.log.Debug("mirror repository from the leader", "repo", name, "error", err)
 			}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -142,7 +144,7 @@ func (g *Gitops) applyPush(ctx context.Context, rp *repo, old, new *object.Commi
 	}
 	short := new.Hash.String()[:12]
 	var applied []string
-	for _, stack := range sortedKeys(rp.stacks) {
+	for _, stack := range slices.Sorted(maps.Keys(rp.stacks)) {
 		dir := rp.stacks[stack]
 		if subtree(old, dir) == subtree(new, dir) {
 			continue // nothing of this stack changed: no run

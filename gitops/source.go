@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -251,7 +253,7 @@ func (g *Gitops) Webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var woken []string
-	for _, name := range sortedKeys(g.srcs) {
+	for _, name := range slices.Sorted(maps.Keys(g.srcs)) {
 		s := g.srcs[name]
 		if s.cfg.WebhookSecret == "" || !verify(kind, r.Header, payload, s.cfg.WebhookSecret) {
 			continue

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -203,20 +204,13 @@ func (s *Server) execute(lr *liveRun) {
 		}
 	}
 	lr.log.add(Frame{Run: runCopy(&lr.rec)})
-	dir := filepath.Join(s.cfg.DataDir, "runs", cmpOr(lr.rec.ID, newRunID(started)))
+	dir := filepath.Join(s.cfg.DataDir, "runs", cmp.Or(lr.rec.ID, newRunID(started)))
 	defer os.RemoveAll(dir)
 	out := s.invoke(ctx, lr, dir)
 	s.endRun(lr, out)
 }
 
 func runCopy(r *Run) *Run { c := *r; return &c }
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
 
 // invoke unpacks the upload and runs the command through Exec.
 func (s *Server) invoke(ctx context.Context, lr *liveRun, dir string) Outcome {
@@ -297,7 +291,7 @@ func (s *Server) endRun(lr *liveRun, out Outcome) {
 	lr.rec.Revision = out.Revision
 	lr.rec.PlanDigest = out.PlanDigest
 	if out.Err != nil {
-		lr.rec.Error = errorText(out.Err)
+		lr.rec.Error = out.Err.Error()
 		lr.rec.ErrorJSON = errorJSON(out.Err)
 		if lr.paths != nil {
 			lr.rec.Error = lr.paths.Replace(lr.rec.Error)
@@ -339,8 +333,6 @@ func deleteUpload(ctx context.Context, st *state.Store, id string) error {
 	}
 	return nil
 }
-
-func errorText(err error) string { return err.Error() }
 
 func errorJSON(err error) json.RawMessage {
 	var ae *executor.Error

@@ -296,7 +296,7 @@ func dropFlags(args []string, names ...string) []string {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		name := strings.TrimLeft(args[i], "-")
-		if strings.HasPrefix(args[i], "-") && contains(names, name) {
+		if strings.HasPrefix(args[i], "-") && slices.Contains(names, name) {
 			if name == "parallelism" {
 				i++
 			}
@@ -312,7 +312,7 @@ func keepFlags(args []string, names ...string) []string {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		name := strings.TrimLeft(args[i], "-")
-		if strings.HasPrefix(args[i], "-") && contains(names, name) {
+		if strings.HasPrefix(args[i], "-") && slices.Contains(names, name) {
 			out = append(out, args[i])
 			if name == "parallelism" && i+1 < len(args) {
 				out = append(out, args[i+1])
@@ -321,13 +321,4 @@ func keepFlags(args []string, names ...string) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

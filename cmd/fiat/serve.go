@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -204,7 +205,7 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 // saveSnapshot writes the backup to a temporary file and renames it into
 // place once whole, so FILE is never half a backup.
 func saveSnapshot(ctx context.Context, c *server.Client, path string, m *Main) error {
-	tmp, err := os.CreateTemp(dirOf(path), ".fiat-snapshot-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".fiat-snapshot-*")
 	if err != nil {
 		return err
 	}
@@ -226,13 +227,6 @@ func saveSnapshot(ctx context.Context, c *server.Client, path string, m *Main) e
 	st, _ := os.Stat(path)
 	fmt.Fprintf(m.Stdout, "Saved a snapshot of the cluster's store to %s (%d bytes).\n", path, st.Size())
 	return nil
-}
-
-func dirOf(p string) string {
-	if i := strings.LastIndex(p, "/"); i >= 0 {
-		return p[:i+1]
-	}
-	return "."
 }
 
 // runs is `fiat runs [STACK]` and `fiat run show ID`.
