@@ -290,8 +290,12 @@ source "git" "app" {
   filename = "/proc/fiat-cannot-write-here"
   content  = "x"
 }`})
-	waitFor(t, 20*time.Second, func() bool { return len(runsFor("")) == 2 })
-	list := c.fiat(upstream, "runs", "app").stdout
+	// Wait for the second run to settle: it is listed while still applying.
+	var list string
+	waitFor(t, 20*time.Second, func() bool {
+		list = c.fiat(upstream, "runs", "app").stdout
+		return len(runsFor("")) == 2 && !strings.Contains(list, "applying") && !strings.Contains(list, "planning") && !strings.Contains(list, "queued")
+	})
 	if !strings.Contains(list, "rolled back") && !strings.Contains(list, "failed") {
 		t.Fatalf("the broken commit's run did not fail:\n%s", list)
 	}
