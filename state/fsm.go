@@ -41,9 +41,12 @@ type fsm struct {
 var _ raft.FSM = (*fsm)(nil)
 
 // badgerOptions are sized for an embedded CLI that opens the store for a few
-// seconds: small memtables and caches keep start-up RSS low. All values the
-// store writes are under ValueThreshold (1 MiB), so they live in the LSM
-// tree and the value log needs no garbage collection.
+// seconds: small memtables and caches keep start-up RSS and open time low
+// (Badger allocates and maps a whole memtable at open). A 4 MiB memtable
+// lets one transaction hold ~600 KiB, above the largest raft entry
+// (maxEntryBytes). All values the store writes are under ValueThreshold,
+// so they live in the LSM tree and the value log needs no garbage
+// collection.
 // badgerBlockSize is Badger's default, set here because checkFiles opens
 // tables with it too.
 const badgerBlockSize = 4 << 10
@@ -51,7 +54,8 @@ const badgerBlockSize = 4 << 10
 func badgerOptions(dir string) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(nil).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(4 << 20).
+		WithValueThreshold(512 << 10).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).

@@ -2,10 +2,14 @@ package state
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,6 +41,8 @@ type node struct {
 	trans raft.Transport
 	logs  *raftboltdb.BoltStore
 	snaps *raft.FileSnapshotStore
+	// stable is the embedded voter's term and vote (nil in a cluster).
+	stable *voterStable
 	// stream is the cluster's network (nil embedded); tests partition it.
 	stream *streamLayer
 }
@@ -72,21 +78,21 @@ func clusterConfig(conf *raft.Config, c *Cluster) {
 	conf.CommitTimeout = 5 * time.Millisecond
 }
 
-func openNode(ctx context.Context, dir string, f *fsm, logger hclog.Logger, c *Cluster, notify chan bool) (*node, error) {
+func openNode(ctx context.Context, dir string, awaitFSM func() (*fsm, error), logger hclog.Logger, c *Cluster, notify chan bool) (*node, error) {
 	n := &node{}
 	if c != nil {
 		if err := checkName("node id", c.ID); err != nil {
 			return nil, err
 		}
 	}
-	if err := n.open(ctx, dir, f, logger, c, notify); err != nil {
+	if err := n.open(ctx, dir, awaitFSM, logger, c, notify); err != nil {
 		n.close(false)
 		return nil, err
 	}
 	return n, nil
 }
 
-func (n *node) open(ctx context.Context, dir string, f *fsm, logger hclog.Logger, c *Cluster, notify chan bool) (err error) {
+func (n *node) open(ctx context.Context, dir string, awaitFSM func() (*fsm, error), logger hclog.Logger, c *Cluster, notify chan bool) (err error) {
 	n.logs, err = raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(dir, "raft.db"),
 		BoltOptions: &bbolt.Options{Timeout: time.Second},
@@ -98,12 +104,20 @@ func (n *node) open(ctx context.Context, dir string, f *fsm, logger hclog.Logger
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	if err := checkLogCoversFSM(f, n.logs, n.snaps); err != nil {
+	conf := raftConfig(logger)
+	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
+	if err != nil {
+		return fmt.Errorf("read raft state: %w", err)
+	}
+	if c == nil && has {
+		return n.openEmbedded(ctx, conf, awaitFSM)
+	}
+	// A cluster node, or a new store: the FSM first, then raft.
+	f, err := awaitFSM()
+	if err != nil {
 		return err
 	}
-	conf := raftConfig(logger)
-	conf.NoSnapshotRestoreOnStart, err = fsmCurrent(f, n.logs, n.snaps)
-	if err != nil {
+	if err := checkFSM(f, n.logs, n.snaps, conf); err != nil {
 		return err
 	}
 	if c != nil {
@@ -122,27 +136,163 @@ func (n *node) open(ctx context.Context, dir string, f *fsm, logger hclog.Logger
 		return nil // bootstrap and joining are the server's
 	}
 	_, n.trans = raft.NewInmemTransport(embeddedAddr)
-	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
-	if err != nil {
-		return fmt.Errorf("read raft state: %w", err)
+	boot := raft.Configuration{Servers: []raft.Server{{ID: embeddedID, Address: embeddedAddr}}}
+	if err := raft.BootstrapCluster(conf, n.logs, n.logs, n.snaps, n.trans, boot); err != nil {
+		return fmt.Errorf("bootstrap raft: %w", err)
 	}
-	if !has {
-		boot := raft.Configuration{Servers: []raft.Server{{ID: embeddedID, Address: embeddedAddr}}}
-		if err := raft.BootstrapCluster(conf, n.logs, n.logs, n.snaps, n.trans, boot); err != nil {
-			return fmt.Errorf("bootstrap raft: %w", err)
-		}
-	}
-	n.raft, err = raft.NewRaft(conf, f, n.logs, n.logs, n.snaps, n.trans)
-	if err != nil {
+	if n.raft, err = raft.NewRaft(conf, f, n.logs, n.logs, n.snaps, n.trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	return n.waitCurrent(ctx)
+}
+
+// openEmbedded starts the embedded voter while Badger may still be opening:
+// the election needs only raft's own files. Raft reaches the FSM through a
+// gate that opens once Badger is open and checked against the log (and the
+// latest snapshot restored into it by hand if it is behind); until then it
+// neither applies entries nor appends to its log, so a store that fails the
+// checks is left as it was, but for raft's term.
+func (n *node) openEmbedded(ctx context.Context, conf *raft.Config, awaitFSM func() (*fsm, error)) (err error) {
+	gate := &fsmGate{ready: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			gate.fail(err) // raft's goroutines stop waiting, and Shutdown returns
+		}
+	}()
+	conf.NoSnapshotRestoreOnStart = true // restored below if needed, once Badger is open
+	_, n.trans = raft.NewInmemTransport(embeddedAddr)
+	if n.stable, err = newVoterStable(n.logs); err != nil {
+		return err
+	}
+	if n.raft, err = raft.NewRaft(conf, gate, gatedLogs{LogStore: n.logs, gate: gate}, n.stable, n.snaps, n.trans); err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	f, err := awaitFSM()
+	if err != nil {
+		return err
+	}
+	if err := checkFSM(f, n.logs, n.snaps, conf); err != nil {
+		return err
+	}
+	if !conf.NoSnapshotRestoreOnStart {
+		if err := restoreLatest(f, n.snaps); err != nil {
+			return err
+		}
+	}
+	gate.open(f)
+	return n.waitCurrent(ctx)
+}
+
+// fsmGate is the FSM raft is given while the embedded store opens: each
+// call waits until open or fail says what the FSM is.
+type fsmGate struct {
+	ready chan struct{}
+	once  sync.Once
+	f     *fsm
+	err   error
+}
+
+func (g *fsmGate) open(f *fsm)    { g.once.Do(func() { g.f = f; close(g.ready) }) }
+func (g *fsmGate) fail(err error) { g.once.Do(func() { g.err = err; close(g.ready) }) }
+
+func (g *fsmGate) wait() (*fsm, error) {
+	<-g.ready
+	return g.f, g.err
+}
+
+func (g *fsmGate) Apply(l *raft.Log) any {
+	f, err := g.wait()
+	if err != nil {
+		return err
+	}
+	return f.Apply(l)
+}
+
+func (g *fsmGate) Snapshot() (raft.FSMSnapshot, error) {
+	f, err := g.wait()
+	if err != nil {
+		return nil, err
+	}
+	return f.Snapshot()
+}
+
+func (g *fsmGate) Restore(rc io.ReadCloser) error {
+	f, err := g.wait()
+	if err != nil {
+		rc.Close()
+		return err
+	}
+	return f.Restore(rc)
+}
+
+// gatedLogs holds back raft's log writes until the gate opens: a store
+// whose FSM fails its checks gets no new entries.
+type gatedLogs struct {
+	raft.LogStore
+	gate *fsmGate
+}
+
+func (l gatedLogs) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
+
+func (l gatedLogs) StoreLogs(logs []*raft.Log) error {
+	if _, err := l.gate.wait(); err != nil {
+		return err
+	}
+	return l.LogStore.StoreLogs(logs)
+}
+
+func (l gatedLogs) DeleteRange(min, max uint64) error {
+	if _, err := l.gate.wait(); err != nil {
+		return err
+	}
+	return l.LogStore.DeleteRange(min, max)
+}
+
+// checkFSM runs the checks of the FSM against raft's files and says in
+// conf whether raft must restore the latest snapshot into it.
+func checkFSM(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore, conf *raft.Config) (err error) {
+	if err := checkLogCoversFSM(f, logs, snaps); err != nil {
+		return err
+	}
+	conf.NoSnapshotRestoreOnStart, err = fsmCurrent(f, logs, snaps)
+	return err
+}
+
+// restoreLatest does what raft does at start when NoSnapshotRestoreOnStart
+// is false: loads the latest snapshot into the FSM.
+func restoreLatest(f *fsm, snaps raft.SnapshotStore) error {
+	list, err := snaps.List()
+	if err != nil || len(list) == 0 {
+		return fmt.Errorf("list snapshots: %v (%d found)", err, len(list))
+	}
+	_, rc, err := snaps.Open(list[0].ID)
+	if err != nil {
+		return fmt.Errorf("open snapshot %s: %w", list[0].ID, err)
+	}
+	if err := f.Restore(rc); err != nil {
+		return fmt.Errorf("restore snapshot %s: %w", list[0].ID, err)
+	}
+	return nil
+}
+
+// waitCurrent waits until this node leads and every committed entry,
+// including those replayed at start-up, is applied: from then on the FSM
+// is current. A leader commits nothing of earlier terms before the first
+// entry of its own, so the log's last index at that moment, once applied,
+// covers them all; polling for it spares the disk write of a barrier.
+func (n *node) waitCurrent(ctx context.Context) error {
 	if err := n.waitLeader(ctx); err != nil {
 		return err
 	}
-	// The barrier returns once every committed entry, including those
-	// replayed at start-up, is applied: from here the FSM is current.
-	if err := n.raft.Barrier(0).Error(); err != nil {
-		return fmt.Errorf("wait for raft replay: %w", err)
+	target := n.raft.LastIndex()
+	for n.raft.AppliedIndex() < target {
+		if n.raft.State() != raft.Leader {
+			return errors.New("wait for raft replay: lost leadership")
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("wait for raft replay: %w", err)
+		}
+		time.Sleep(100 * time.Microsecond)
 	}
 	return nil
 }
@@ -227,6 +377,12 @@ func (n *node) compact() error {
 // close shuts raft down and closes what openNode opened, after compacting
 // the log if asked to; it keeps the first error.
 func (n *node) close(compact bool) error {
+	return errors.Join(n.stop(compact), n.closeFiles())
+}
+
+// stop compacts if asked to and shuts raft down: from then on nothing
+// touches the FSM.
+func (n *node) stop(compact bool) error {
 	var errs []error
 	if n.raft != nil && compact {
 		errs = append(errs, n.compact())
@@ -237,15 +393,19 @@ func (n *node) close(compact bool) error {
 	if c, ok := n.trans.(interface{ Close() error }); ok {
 		errs = append(errs, c.Close())
 	}
+	return errors.Join(errs...)
+}
+
+// closeFiles saves the embedded voter's term and closes the raft log.
+func (n *node) closeFiles() error {
+	var errs []error
+	if n.stable != nil {
+		errs = append(errs, n.stable.flush())
+	}
 	if n.logs != nil {
 		errs = append(errs, n.logs.Close())
 	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ensureDir creates dir (and parents) private to the user.
@@ -253,5 +413,93 @@ func ensureDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	return nil
+}
+
+// voterStable is the embedded voter's raft.StableStore. Raft writes the
+// term and its vote at every election, and the embedded voter holds one at
+// every open: three synced bolt writes on the way to the first command.
+// With no other voter they protect nothing, so they are kept in memory and
+// written once at close. A crash loses them, which is harmless: the term
+// read back is never below the last log entry's (each leader's first entry
+// carries its term, synced), so terms still only grow.
+type voterStable struct {
+	disk  *raftboltdb.BoltStore
+	mu    sync.Mutex
+	vals  map[string][]byte
+	dirty bool
+}
+
+var keyCurrentTerm = []byte("CurrentTerm") // raft's key for the current term
+
+func newVoterStable(disk *raftboltdb.BoltStore) (*voterStable, error) {
+	s := &voterStable{disk: disk, vals: map[string][]byte{}}
+	last, err := disk.LastIndex()
+	if err != nil {
+		return nil, fmt.Errorf("read raft log: %w", err)
+	}
+	if last == 0 {
+		return s, nil
+	}
+	var l raft.Log
+	if err := disk.GetLog(last, &l); err != nil {
+		return nil, fmt.Errorf("read raft log entry %d: %w", last, err)
+	}
+	term, err := disk.GetUint64(keyCurrentTerm)
+	if err != nil {
+		return nil, fmt.Errorf("read raft term: %w", err)
+	}
+	if l.Term > term {
+		s.vals[string(keyCurrentTerm)] = binary.BigEndian.AppendUint64(nil, l.Term)
+		s.dirty = true
+	}
+	return s, nil
+}
+
+func (s *voterStable) Set(key, val []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.vals[string(key)] = slices.Clone(val)
+	s.dirty = true
+	return nil
+}
+
+func (s *voterStable) Get(key []byte) ([]byte, error) {
+	s.mu.Lock()
+	v, ok := s.vals[string(key)]
+	s.mu.Unlock()
+	if ok {
+		return slices.Clone(v), nil
+	}
+	return s.disk.Get(key)
+}
+
+func (s *voterStable) SetUint64(key []byte, val uint64) error {
+	return s.Set(key, binary.BigEndian.AppendUint64(nil, val))
+}
+
+func (s *voterStable) GetUint64(key []byte) (uint64, error) {
+	s.mu.Lock()
+	v, ok := s.vals[string(key)]
+	s.mu.Unlock()
+	if ok {
+		return binary.BigEndian.Uint64(v), nil
+	}
+	return s.disk.GetUint64(key)
+}
+
+// flush writes what raft set since open; raft has shut down.
+func (s *voterStable) flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty {
+		return nil
+	}
+	for k, v := range s.vals {
+		if err := s.disk.Set([]byte(k), v); err != nil {
+			return fmt.Errorf("save raft term: %w", err)
+		}
+	}
+	s.dirty = false
 	return nil
 }

@@ -114,21 +114,31 @@ func (s *Store) open(ctx context.Context, logger hclog.Logger) (err error) {
 	if err := checkFiles(s.dir); err != nil {
 		return err
 	}
+	// Badger takes about as long to open as the embedded voter takes to
+	// win its election, so the two overlap: raft starts while Badger opens
+	// and waits for it (fsmGate) before it applies or appends anything.
 	fsmDir := filepath.Join(s.dir, "fsm")
-	err = guard(s.dir, fsmDir, func() (err error) { s.fsm, err = openFSM(fsmDir); return err })
-	if err != nil && s.fsm == nil && !errors.Is(err, ErrDamaged) && !errors.Is(err, os.ErrPermission) {
-		// Badger refuses files it did not write that way (an emptied
-		// value log, a manifest cut short): damage, like the rest.
-		err = &DamagedError{Dir: s.dir, File: fsmDir, Cause: err}
-	}
-	if err != nil {
-		return err
-	}
+	opened := make(chan struct{})
+	var fsmErr error
+	go func() {
+		defer close(opened)
+		fsmErr = guard(s.dir, fsmDir, func() (err error) { s.fsm, err = openFSM(fsmDir); return err })
+		if fsmErr != nil && s.fsm == nil && !errors.Is(fsmErr, ErrDamaged) && !errors.Is(fsmErr, os.ErrPermission) {
+			// Badger refuses files it did not write that way (an emptied
+			// value log, a manifest cut short): damage, like the rest.
+			fsmErr = &DamagedError{Dir: s.dir, File: fsmDir, Cause: fsmErr}
+		}
+	}()
+	defer func() { <-opened }() // whatever happens, closeParts sees s.fsm
+	awaitFSM := func() (*fsm, error) { <-opened; return s.fsm, fsmErr }
 	return guard(s.dir, filepath.Join(s.dir, "raft.db"), func() (err error) {
 		if s.cluster != nil {
 			s.notify = make(chan bool, 8)
 		}
-		s.node, err = openNode(ctx, s.dir, s.fsm, logger, s.cluster, s.notify)
+		s.node, err = openNode(ctx, s.dir, awaitFSM, logger, s.cluster, s.notify)
+		if _, ferr := awaitFSM(); ferr != nil {
+			return ferr // the cause, when raft failed for want of the FSM
+		}
 		if err == nil && s.notify != nil {
 			s.watchDone = make(chan struct{})
 			go s.watchLeadership(s.notify)
@@ -155,15 +165,25 @@ func (s *Store) Close() error {
 func (s *Store) closeParts(compact bool) error {
 	var errs []error
 	if s.node != nil {
-		errs = append(errs, s.node.close(compact))
+		errs = append(errs, s.node.stop(compact))
 	}
 	if s.watchDone != nil {
 		close(s.notify) // raft has shut down: it sends no more
 		<-s.watchDone
 	}
-	if s.fsm != nil {
-		errs = append(errs, s.fsm.close())
+	// Raft is stopped: its files and Badger close side by side.
+	fsmClosed := make(chan error, 1)
+	go func() {
+		if s.fsm == nil {
+			fsmClosed <- nil
+			return
+		}
+		fsmClosed <- s.fsm.close()
+	}()
+	if s.node != nil {
+		errs = append(errs, s.node.closeFiles())
 	}
+	errs = append(errs, <-fsmClosed)
 	if s.dirLock != nil {
 		errs = append(errs, unlockDir(s.dirLock))
 	}

@@ -1,0 +1,109 @@
+package state
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// raftLog returns the last index and the saved term of dir's raft.db.
+func raftLog(t *testing.T, dir string) (last, term uint64) {
+	t.Helper()
+	b, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if last, err = b.LastIndex(); err != nil {
+		t.Fatal(err)
+	}
+	if term, err = b.GetUint64(keyCurrentTerm); err != nil {
+		t.Fatal(err)
+	}
+	return last, term
+}
+
+// An existing store opens raft while Badger opens; the checks of the FSM
+// against the log still come before raft writes anything: a raft.db older
+// than the FSM is refused and left exactly as long as it was.
+func TestOlderRaftLogIsRefusedUntouched(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	mustCommit(t, s, mustLock(t, s, "a"), Commit{Stack: "a"})
+	s.Close()
+	old, err := os.ReadFile(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir)
+	mustCommit(t, s, mustLock(t, s, "b"), Commit{Stack: "b"})
+	s.Close()
+	if err := os.WriteFile(filepath.Join(dir, "raft.db"), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := raftLog(t, dir)
+	for range 2 {
+		if _, err := Open(context.Background(), Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "older than the state") {
+			t.Fatalf("Open with an older raft.db: %v", err)
+		}
+	}
+	if after, _ := raftLog(t, dir); after != before {
+		t.Errorf("the refused open wrote to raft.db: last index %d, was %d", after, before)
+	}
+}
+
+// The embedded voter keeps its term in memory and saves it at close; when
+// a crash loses it, the term is taken from the log, so it never goes back.
+func TestVoterTermNeverGoesBack(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	mustCommit(t, s, mustLock(t, s, "a"), Commit{Stack: "a"})
+	s.Close()
+	last, term := raftLog(t, dir)
+	if term == 0 {
+		t.Fatal("close saved no term")
+	}
+	// As if the process died before close: the saved term is behind.
+	b, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := b.GetLog(last, &l); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetUint64(keyCurrentTerm, 0); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := newVoterStable(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := vs.GetUint64(keyCurrentTerm); got != l.Term {
+		t.Errorf("term after a lost save: %d, want the last entry's %d", got, l.Term)
+	}
+	b.Close()
+
+	s = openStore(t, dir)
+	mustCommit(t, s, mustLock(t, s, "b"), Commit{Stack: "b"})
+	s.Close()
+	last2, term2 := raftLog(t, dir)
+	if err := func() error {
+		b, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return b.GetLog(last2, &l)
+	}(); err != nil {
+		t.Fatal(err)
+	}
+	if term2 <= term || l.Term != term2 {
+		t.Errorf("terms: before %d, after %d, last entry's %d; want a new, greater term on the entries", term, term2, l.Term)
+	}
+}
