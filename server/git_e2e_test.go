@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -20,13 +21,20 @@ import (
 // git runs the git CLI in dir and returns its combined output.
 func git(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command("git", args...)
+	// A hung push fails its test (with the nodes' goroutines in the log),
+	// not the whole package at the test timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), gitTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.WaitDelay = 5 * time.Second // git's helpers may hold the output open
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Ann Operator", "GIT_AUTHOR_EMAIL=ann@example.com",
 		"GIT_COMMITTER_NAME=Ann Operator", "GIT_COMMITTER_EMAIL=ann@example.com", "GIT_TERMINAL_PROMPT=0")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+const gitTimeout = 2 * time.Minute
 
 func mustGit(t testing.TB, dir string, args ...string) string {
 	t.Helper()

@@ -132,6 +132,11 @@ func (c *cluster) launch() {
 		nd.start()
 	}
 	c.t.Cleanup(func() {
+		if c.t.Failed() {
+			for _, nd := range c.nodes {
+				nd.dumpGoroutines()
+			}
+		}
 		for _, nd := range c.nodes {
 			nd.kill()
 		}
@@ -155,6 +160,19 @@ func (nd *node) start() {
 	}
 	nd.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, ch chan struct{}) { cmd.Wait(); close(ch) }(nd.cmd, nd.exited)
+}
+
+// dumpGoroutines has a running node print every goroutine's stack to its
+// log and exit (Go's SIGQUIT), for a failed test to show where it hung.
+func (nd *node) dumpGoroutines() {
+	if !nd.alive() {
+		return
+	}
+	nd.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-nd.exited:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 // kill sends SIGKILL (no chance to clean up) and waits for the exit.

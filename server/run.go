@@ -313,8 +313,8 @@ func (l *runLog) follow(ctx context.Context, from int, fn func(Frame) error, flu
 		if flush != nil {
 			flush()
 		}
-		if done && len(frames) == 0 {
-			return nil
+		if done {
+			return nil // frames held everything up to the end
 		}
 		select {
 		case <-changed:
