@@ -22,7 +22,8 @@ LIBVIRTD_LOG=$LOG_DIR/libvirtd.log
 VIRTLOGD_LOG=$LOG_DIR/virtlogd.log
 PKGS=(iproute2 openssh-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 	qemu-utils dnsmasq-base iptables libxml2-utils
-	git chromium ovmf) # git, chromium: the server tests (push over HTTP, the page of runs); ovmf: UEFI domains
+	git chromium ovmf xsltproc) # git, chromium: the server tests (push over HTTP, the page of runs); ovmf: UEFI domains;
+	# xsltproc: xml { xslt }, which runs it as upstream does
 
 say() { printf 'libvirtd.sh: %s\n' "$*"; }
 die() { printf 'libvirtd.sh: error: %s\n' "$*" >&2; exit 1; }

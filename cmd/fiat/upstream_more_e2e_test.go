@@ -417,3 +417,35 @@ resource "libvirt_network" "net" {
 		}
 	}
 }
+
+// The xslt example: xml { xslt } turns the domain's virtio NIC into an
+// e1000 through xsltproc; the re-plan is clean although libvirt's XML now
+// differs from what fiat generates. A broken stylesheet is a preflight
+// problem naming xsltproc's complaint, and nothing is created.
+func TestUpstreamXSLTExample(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	vars := []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet()}
+	upstreamExample(t, "xslt", vars, func() {
+		x := virshOut(t, "dumpxml", "--inactive", name+"-xslt-demo-domain")
+		if !strings.Contains(x, "<model type='e1000'/>") || strings.Contains(x, "<model type='virtio'/>") {
+			t.Errorf("the stylesheet did not set the NIC model:\n%s", x)
+		}
+	})
+
+	dir := t.TempDir()
+	src, _ := os.ReadFile("testdata/upstream/xslt/main.tf")
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "nicmodel.xsl"), []byte(`<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/"><xsl:copy-of select="."/></xsl:template`), 0o644)
+	args := append(append([]string{"apply", "-auto-approve", "-data-dir", filepath.Join(dir, "state")}, vars...), dir)
+	code, out, errs := runRaw(t, args...)
+	if code == 0 || !strings.Contains(out+errs, "xsltproc") || !strings.Contains(out+errs, "libvirt_domain.xslt-demo-domain") || !strings.Contains(out+errs, "nothing was changed") {
+		t.Errorf("apply with a broken stylesheet: exit %d, want a problem naming the domain and xsltproc's complaint\n%s%s", code, out, errs)
+	}
+	if n := strings.TrimSpace(virshOut(t, "net-list", "--all", "--name")); strings.Contains(n, name) {
+		t.Errorf("a refused apply created the network:\n%s", n)
+	}
+}

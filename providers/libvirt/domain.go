@@ -68,6 +68,8 @@ var domainSchema = providers.ResourceSchema{
 			Description: "boot_device { dev = [\"cdrom\", \"hd\", \"network\"] }: boot order; hd when left out."},
 		"graphics": {Type: cty.List(graphicsType), Optional: true, RestartNeeded: true,
 			Description: "graphics { type = \"spice\" | \"vnc\" (spice), listen_type = \"none\" | \"address\" | \"network\" | \"socket\" (none), autoport (true), listen_address }: none when left out."},
+		"xml": {Type: cty.List(xmlType), Optional: true, ForceNew: true,
+			Description: "xml { xslt = file(\"nic.xsl\") }: an XSLT stylesheet applied to the domain XML fiat generates before libvirt defines it (runs xsltproc where fiat runs)."},
 		"console": {Type: cty.List(consoleType), Optional: true, RestartNeeded: true,
 			Description: "console { type = \"pty\" (or file, dev, pipe, unix with source_path), target_type = \"serial\" | \"virtio\", target_port = \"0\" }: replace the default console (one serial console on a pty)."},
 	},
@@ -95,6 +97,25 @@ func domainDoc(l *golibvirt.Libvirt, d golibvirt.Domain) (libvirtxml.Domain, str
 		return doc, "", fmt.Errorf("read domain %s: parse XML: %w", d.Name, err)
 	}
 	return doc, x, nil
+}
+
+// renderDomain is the XML fiat defines for spec: doc marshalled and passed
+// through the spec's stylesheet, if any.
+func renderDomain(ctx context.Context, doc libvirtxml.Domain, spec domainSpec) (string, error) {
+	x, err := marshalDomain(doc)
+	if err != nil {
+		return "", err
+	}
+	return applyXSLT(ctx, x, spec.XSLT)
+}
+
+// normalDomainXML is x as marshalDomain writes it, to compare with.
+func normalDomainXML(x string) (string, error) {
+	var doc libvirtxml.Domain
+	if err := doc.Unmarshal(x); err != nil {
+		return "", fmt.Errorf("parse domain XML: %w", err)
+	}
+	return marshalDomain(doc)
 }
 
 func marshalDomain(doc libvirtxml.Domain) (string, error) {
@@ -209,7 +230,7 @@ func (p *Provider) createDomain(ctx context.Context, req providers.CreateRequest
 	uuid := formatUUID(newUUID(req.OpID, req.Address))
 	doc := newDomainDoc(spec, uuid, host)
 	setDomainSpec(&doc, spec, disks, ci)
-	x, err := marshalDomain(doc)
+	x, err := renderDomain(ctx, doc, spec)
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -374,7 +395,7 @@ func (p *Provider) updateDomain(ctx context.Context, req providers.UpdateRequest
 	undo := undoRecord{Op: undoUpdateDomain, UUID: formatUUID(d.UUID), Name: d.Name, XML: priorXML,
 		WasActive: running, Autostart: autostart}.encode()
 	setDomainSpec(&doc, next, disks, ci)
-	x, err := marshalDomain(doc)
+	x, err := renderDomain(ctx, doc, next)
 	if err != nil {
 		return providers.UpdateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}

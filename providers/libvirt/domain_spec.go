@@ -58,6 +58,7 @@ type domainSpec struct {
 	Graphics    []graphicsSpec
 	Consoles    []consoleSpec
 	ConsolesSet bool // console given: it replaces the default serial console
+	XSLT        string // xml { xslt }: applied to the generated XML (xslt.go)
 }
 
 func domainSpecFrom(v cty.Value) (domainSpec, error) {

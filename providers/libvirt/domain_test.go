@@ -47,6 +47,7 @@ func domainConfig(name string, disks []string, nets []string, cloudinit string) 
 		"boot_device":       cty.NullVal(cty.List(bootType)),
 		"graphics":          cty.NullVal(cty.List(graphicsType.WithoutOptionalAttributesDeep())),
 		"console":           cty.NullVal(cty.List(consoleType.WithoutOptionalAttributesDeep())),
+		"xml":               cty.NullVal(cty.List(xmlType.WithoutOptionalAttributesDeep())),
 	})
 }
 

@@ -42,6 +42,9 @@ type consoleSpec struct {
 func (s *domainSpec) readUpstream(v cty.Value) error {
 	s.Description = field(v, "description")
 	var err error
+	if s.XSLT, err = xsltOf(v); err != nil {
+		return err
+	}
 	if s.QemuAgent, _, err = boolAttr(v, "qemu_agent", false); err != nil {
 		return err
 	}
@@ -236,6 +239,7 @@ func setUpstream(doc *libvirtxml.Domain, s domainSpec) {
 // has them. What config left null stays null while the XML is what null
 // renders.
 func upstreamState(doc libvirtxml.Domain, prior cty.Value, out map[string]cty.Value) {
+	out["xml"] = xmlState(prior)
 	out["description"] = cty.NullVal(cty.String)
 	if doc.Description != "" || !isNullAttr(prior, "description") && prior != cty.NilVal {
 		out["description"] = cty.StringVal(doc.Description)

@@ -60,6 +60,8 @@ var networkSchema = providers.ResourceSchema{
 			Description: "MTU of the bridge; libvirt's default when left out."},
 		"routes": {Type: cty.List(routeType), Optional: true, ForceNew: true,
 			Description: "Static routes, routes { cidr = \"10.17.0.0/16\", gateway = \"10.18.0.2\" }: the gateway must be in one of addresses."},
+		"xml": {Type: cty.List(xmlType), Optional: true, ForceNew: true,
+			Description: "xml { xslt = file(\"net.xsl\") }: an XSLT stylesheet applied to the network XML fiat generates when it creates the network (runs xsltproc where fiat runs); later updates start from libvirt's XML, which keeps its changes."},
 		"dnsmasq_options": {Type: cty.List(dnsmasqOptionsType), Optional: true, ForceNew: true,
 			Description: "Raw options for the network's dnsmasq, as upstream writes them: dnsmasq_options { options { option_name = \"server\", option_value = \"/example.com/10.0.0.1\" } } (option_value optional)."},
 		"autostart": {Type: cty.Bool, Optional: true, Default: cty.True,
@@ -129,6 +131,9 @@ func (p *Provider) createNetwork(ctx context.Context, req providers.CreateReques
 	}
 	uuid := formatUUID(newUUID(req.OpID, req.Address))
 	x, err := marshalNetwork(newNetworkDoc(spec, uuid))
+	if err == nil {
+		x, err = applyXSLT(ctx, x, spec.XSLT)
+	}
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}

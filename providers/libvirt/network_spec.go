@@ -71,6 +71,7 @@ type networkSpec struct {
 	DNSEnabled  *bool    // dns { enabled }
 	LocalOnly   bool
 	Forwarders  []dnsForwarder
+	XSLT        string // xml { xslt }: applied to the XML fiat generates at create (xslt.go)
 }
 
 // run is the network's run state.

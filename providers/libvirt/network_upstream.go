@@ -57,6 +57,11 @@ func (s *networkSpec) readUpstreamDNS(d cty.Value) error {
 
 func (s *networkSpec) readUpstream(v cty.Value) error {
 	s.Domain = field(v, "domain")
+	xslt, err := xsltOf(v)
+	if err != nil {
+		return err
+	}
+	s.XSLT = xslt
 	mtu, known, set, err := sizeAttr(v, "mtu")
 	if err != nil || !known {
 		return orUnknown(err, "mtu")
@@ -240,6 +245,7 @@ func dnsmasqState(doc libvirtxml.Network, prior cty.Value) cty.Value {
 // that form renders.
 func upstreamNetworkState(doc libvirtxml.Network, prior cty.Value, out map[string]cty.Value) {
 	set := func(name string) bool { return prior != cty.NilVal && !isNullAttr(prior, name) }
+	out["xml"] = xmlState(prior)
 	out["domain"] = cty.NullVal(cty.String)
 	if doc.Domain != nil && doc.Domain.Name != "" || set("domain") {
 		name := ""

@@ -117,6 +117,13 @@ func (pf *preflight) domainSettings(ctx context.Context, step providers.Prefligh
 	if !knownAll(step.Config, names...) {
 		spec := partialDomainSpec(step)
 		problems = append(problems, pf.domainRefs(step, spec)...)
+		// The XML is not known yet, the stylesheet may be: a stylesheet
+		// xsltproc cannot read fails on any document.
+		if xslt, err := xsltOf(step.Config); err == nil && xslt != "" {
+			if _, err := applyXSLT(ctx, "<domain type='kvm'><name>preflight</name></domain>", xslt); err != nil {
+				add("%v", err)
+			}
+		}
 		return problems
 	}
 	spec, err := domainSpecFrom(step.Config)
@@ -156,7 +163,7 @@ func (pf *preflight) domainSettings(ctx context.Context, step providers.Prefligh
 		}
 	}
 	setDomainSpec(&doc, spec, disks, ci)
-	x, err := marshalDomain(doc)
+	x, err := renderDomain(ctx, doc, spec)
 	if err == nil {
 		err = pf.p.validateXML("domain", x)
 	}

@@ -72,7 +72,7 @@ func (pf *preflight) netDeletedBy(hn hostNet) string {
 func (pf *preflight) network(ctx context.Context, step providers.PreflightStep) []string {
 	switch step.Action {
 	case providers.ActionCreate:
-		return pf.networkCreate(step)
+		return pf.networkCreate(ctx, step)
 	case providers.ActionUpdate:
 		return pf.networkUpdate(step)
 	case providers.ActionDelete:
@@ -81,7 +81,7 @@ func (pf *preflight) network(ctx context.Context, step providers.PreflightStep) 
 	return []string{fmt.Sprintf("unsupported action %q", step.Action)}
 }
 
-func (pf *preflight) networkCreate(step providers.PreflightStep) []string {
+func (pf *preflight) networkCreate(ctx context.Context, step providers.PreflightStep) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	nets, err := pf.networks()
@@ -171,6 +171,9 @@ func (pf *preflight) networkCreate(step providers.PreflightStep) []string {
 	}
 	if err == nil && full {
 		x, err := marshalNetwork(newNetworkDoc(spec, formatUUID(newUUID("preflight", step.Address))))
+		if err == nil {
+			x, err = applyXSLT(ctx, x, spec.XSLT)
+		}
 		if err == nil {
 			err = pf.p.validateXML("network", x)
 		}

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -239,4 +240,44 @@ func TestNetworkUpstreamArguments(t *testing.T) {
 	if s, e := defaultDHCPRange(netip.MustParsePrefix("192.168.121.0/24")); s.String() != "192.168.121.2" || e.String() != "192.168.121.254" {
 		t.Errorf("default range of 192.168.121.0/24: %s-%s, want .2-.254 as upstream", s, e)
 	}
+}
+
+// A network's xml { xslt } transforms the XML fiat generates at create
+// (here: metadata fiat has no attribute for); state keeps the stylesheet as
+// written, so a read matches it; a stylesheet xsltproc cannot read is a
+// preflight problem quoting xsltproc.
+func TestNetworkXSLT(t *testing.T) {
+	p := newTestProvider(t)
+	name := testName("net")
+	cleanupNetwork(t, p, name)
+	const style = `<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+  <xsl:template match="node()|@*"><xsl:copy><xsl:apply-templates select="node()|@*"/></xsl:copy></xsl:template>
+  <xsl:template match="/network"><xsl:copy><xsl:apply-templates select="node()|@*"/>
+    <metadata><x:mark xmlns:x="urn:fiat:test">by-xslt</x:mark></metadata></xsl:copy></xsl:template>
+</xsl:stylesheet>`
+	xmlBlock := func(s string) cty.Value {
+		return cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"xslt": cty.StringVal(s)})})
+	}
+	cfg := with(networkConfig(name, freeSubnet(t, p)), "xml", xmlBlock(style))
+	wantNoProblems(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_network.n", Type: TypeNetwork, Action: providers.ActionCreate, Config: cfg}))
+	o, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_network.n", Type: TypeNetwork, OpID: newOpID(t), Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("virsh", "-c", testURI(), "net-dumpxml", name).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "by-xslt") {
+		t.Errorf("the stylesheet's metadata is not in the network: %v\n%s", err, out)
+	}
+	if got := o.State.GetAttr("xml"); !got.RawEquals(cfg.GetAttr("xml")) {
+		t.Errorf("state's xml = %#v, want config's", got)
+	}
+	r, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeNetwork, ID: o.ID, State: o.State})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, "read", r.State, o.State)
+
+	broken := with(networkConfig(testName("net"), freeSubnet(t, p)), "xml", xmlBlock("<xsl:stylesheet"))
+	wantProblem(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_network.b", Type: TypeNetwork, Action: providers.ActionCreate, Config: broken}),
+		"libvirt_network.b", "xsltproc", "parser error")
 }
