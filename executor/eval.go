@@ -46,7 +46,11 @@ func NewEvaluator(cfg *hcl.Config, plan *planner.Plan, schemas map[string]provid
 		if r == nil {
 			return cty.NilVal, fmt.Errorf("no resource %s in the configuration", addr)
 		}
-		rs, ok := schemas[providers.NameOf(r.Provider)].Resources[r.Type]
+		all := schemas[providers.NameOf(r.Provider)].Resources
+		if r.Mode != hcl.Managed {
+			all = schemas[providers.NameOf(r.Provider)].DataSources // a data source read in the apply
+		}
+		rs, ok := all[r.Type]
 		if !ok {
 			return cty.NilVal, fmt.Errorf("provider %s has no resource type %s", r.Provider, r.Type)
 		}

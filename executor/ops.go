@@ -19,6 +19,10 @@ const (
 	// opProvision runs one provisioner of a created object, after it and
 	// before anything that depends on the object.
 	opProvision opKind = "provision"
+	// opRead reads a data source whose arguments waited for this apply
+	// (planner.Step.ReadAtApply): no side effect, nothing to journal or
+	// undo; what it read feeds the configs that depend on it.
+	opRead opKind = "read"
 )
 
 // op is one provider call and, once done, what undoes it.
@@ -81,6 +85,12 @@ func buildOps(plan *planner.Plan, storedDeps map[string][]string, ord ordering) 
 			o := &op{kind: opUpdate, step: s}
 			applies = append(applies, o)
 			applyOf[s.Address] = o
+		case planner.Read:
+			if s.ReadAtApply {
+				o := &op{kind: opRead, step: s}
+				applies = append(applies, o)
+				applyOf[s.Address] = o
+			}
 		}
 	}
 	for _, o := range retires {

@@ -73,7 +73,9 @@ func (x *txn) walk(parent context.Context, ops []*op) (done []*op, vals map[stri
 			}
 			continue
 		}
-		done = append(done, r.op)
+		if r.op.kind != opRead {
+			done = append(done, r.op) // a read took no effect to commit or undo
+		}
 		if r.op.kind != opRetire {
 			vals[r.op.step.Address] = r.op.state
 		}
@@ -119,6 +121,9 @@ func (x *txn) runOpGuarded(ctx context.Context, o *op, inputs map[string]cty.Val
 // runOp journals the intent, calls the provider, and records the result
 // with its undo. Nothing is done to an object without a durable intent.
 func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) error {
+	if o.kind == opRead {
+		return x.readData(ctx, o, inputs)
+	}
 	s := o.step
 	provAddr, typ, opName := s.Provider, s.Type, string(o.kind)
 	if o.kind == opProvision {
@@ -341,4 +346,46 @@ func (x *txn) local(addr string) bool {
 		x.localOf[addr] = l
 	}
 	return l
+}
+
+// readData reads a data source the plan left for the apply, now that what
+// its arguments depend on is done.
+func (x *txn) readData(ctx context.Context, o *op, inputs map[string]cty.Value) error {
+	s := o.step
+	p, ok := x.opts.Providers[s.Provider]
+	if !ok {
+		return fmt.Errorf("provider %s is not configured", s.Provider)
+	}
+	dr, ok := p.(providers.DataReader)
+	if !ok {
+		return fmt.Errorf("provider %s has no data sources", s.Provider)
+	}
+	config, err := x.opts.Eval(s.Address, inputs)
+	if err != nil {
+		return fmt.Errorf("evaluate %s: %w", s.Address, err)
+	}
+	if !config.IsWhollyKnown() {
+		return fmt.Errorf("evaluate %s: a value is still unknown after its dependencies were applied", s.Address)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("not started: %w", context.Cause(ctx))
+	}
+	start := time.Now()
+	x.events.emit(Event{Kind: EventStart, Address: s.Address, Operation: o.name()})
+	var resp providers.ReadDataResponse
+	err = providers.Call(s.Provider, "read", false, func() (err error) {
+		resp, err = dr.ReadData(ctx, providers.ReadDataRequest{Address: s.Address, Type: s.Type, Config: config})
+		return err
+	})
+	if err != nil {
+		kind := EventFailed
+		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			kind = EventCancelled
+		}
+		x.events.emit(Event{Kind: kind, Address: s.Address, Operation: o.name(), Elapsed: time.Since(start), Err: err.Error()})
+		return err
+	}
+	o.state = resp.State
+	x.events.emit(Event{Kind: EventDone, Address: s.Address, Operation: o.name(), Elapsed: time.Since(start)})
+	return nil
 }

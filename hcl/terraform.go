@@ -32,14 +32,16 @@ type RequiredProvider struct {
 // source → fiat provider name and the provider version whose schema fiat's
 // follows.
 var terraformSources = map[string]struct{ name, version string }{
-	"dmacvicar/libvirt":  {"libvirt", "0.8.3"},
-	"hashicorp/random":   {"random", ""},
-	"hashicorp/tls":      {"tls", ""},
-	"hashicorp/null":     {"null", ""},
-	"hashicorp/time":     {"time", ""},
-	"hashicorp/template": {"template", ""},
-	"hashicorp/local":    {"local", ""},
-	"builtin/terraform":  {"terraform", ""},
+	"dmacvicar/libvirt":                      {"libvirt", "0.8.3"},
+	"hashicorp/random":                       {"random", ""},
+	"hashicorp/tls":                          {"tls", ""},
+	"hashicorp/null":                         {"null", ""},
+	"hashicorp/time":                         {"time", ""},
+	"hashicorp/template":                     {"template", ""},
+	"hashicorp/local":                        {"local", ""},
+	"hashicorp/ignition":                     {"ignition", ""},
+	"community-terraform-providers/ignition": {"ignition", ""},
+	"builtin/terraform":                      {"terraform", ""},
 }
 
 // TerraformProvider is fiat's name for a Terraform registry provider

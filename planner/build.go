@@ -305,10 +305,9 @@ func (b *builder) planData(r *hcl.Resource, rs providers.ResourceSchema, inst st
 		b.pending[r.Addr()] = true
 		return
 	default:
-		b.errorf(r.DeclRange.Ptr(), "Data source depends on values known only after apply",
-			"%s: fiat reads data sources while planning, but its arguments depend on resources not yet applied (%s). Make it depend on variables or other data sources, or apply those resources first.",
-			inst, strings.Join(unknownAttrs(cv), ", "))
-		return
+		// Its arguments wait for objects this plan makes: read it in the
+		// apply, once they exist; what it returns is unknown until then.
+		step.After, step.ReadAtApply = Planned(cv, cty.NilVal, rs), true
 	}
 	b.set(inst, step.After, step.Sensitive)
 	b.plan.Steps = append(b.plan.Steps, step)

@@ -481,15 +481,40 @@ resource "fiat_data" "use" {
 	if p.Counts()[Create] != 1 {
 		t.Fatal(p.Counts())
 	}
-	// A data source whose arguments wait for a resource is an error.
+	// A data source whose arguments wait for a resource is read in the
+	// apply; until then what it gives is unknown.
 	cfg = files(t, map[string]string{"main.hcl": `
 resource "fiat_data" "r" {}
 data "fiat_data" "d" {
   input = fiat_data.r.id
 }
+resource "fiat_data" "u" {
+  input = data.fiat_data.d.output
+}
 `}, hcl.Options{})
-	if got := buildErr(t, Input{Config: cfg, Data: map[string]cty.Value{}}); !strings.Contains(got, "main.hcl:3,1-21: Data source depends on values known only after apply") {
-		t.Fatal(got)
+	p = build(t, Input{Config: cfg, Data: map[string]cty.Value{}})
+	if len(p.PendingReads) != 0 {
+		t.Fatalf("pending: %+v", p.PendingReads)
+	}
+	d := p.Step("data.fiat_data.d")
+	if d == nil || d.Action != Read || !d.ReadAtApply || d.After.GetAttr("output").IsKnown() || strings.Join(d.DependsOn, ",") != "fiat_data.r" {
+		t.Fatalf("d: %+v", d)
+	}
+	if u := p.Step("fiat_data.u"); u.After.GetAttr("input").IsKnown() || strings.Join(u.DependsOn, ",") != "data.fiat_data.d" {
+		t.Fatalf("u: %+v", u)
+	}
+	var out strings.Builder
+	if err := RenderText(&out, p); err != nil || !strings.Contains(out.String(), "data.fiat_data.d will be read during apply") {
+		t.Errorf("the plan does not say the read waits for the apply (%v):\n%s", err, out.String())
+	}
+	// A saved plan keeps it.
+	body, err := (&File{Plan: p, Files: map[string][]byte{}}).Body()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := decodeBody(body)
+	if err != nil || !f.Plan.Step("data.fiat_data.d").ReadAtApply {
+		t.Errorf("a saved plan lost ReadAtApply (%v)", err)
 	}
 }
 

@@ -206,6 +206,7 @@ type stepJSON struct {
 	Reason              string          `json:"reason,omitempty"`
 	RestartNeeded       []string        `json:"restart_needed,omitempty"`
 	Provisioners        []provJSON      `json:"provisioners,omitempty"`
+	ReadAtApply         bool            `json:"read_at_apply,omitempty"`
 }
 
 type provJSON struct {
@@ -247,7 +248,7 @@ func (f *File) Body() ([]byte, error) {
 			Address: s.Address, Resource: s.Resource, Type: s.Type, Name: s.Name, Provider: s.Provider, Action: s.Action,
 			Reversibility: s.Reversibility.String(), ID: s.ID, ForceNew: s.ForceNew,
 			DependsOn: s.DependsOn, Source: s.Source, Sensitive: s.Sensitive,
-			CreateBeforeDestroy: s.CreateBeforeDestroy, MovedFrom: s.MovedFrom, Imported: s.Imported, Reason: s.Reason,
+			CreateBeforeDestroy: s.CreateBeforeDestroy, MovedFrom: s.MovedFrom, Imported: s.Imported, Reason: s.Reason, ReadAtApply: s.ReadAtApply,
 			RestartNeeded: s.RestartNeeded,
 		}
 		for _, p := range s.Provisioners {
@@ -349,7 +350,7 @@ func decodeBody(b []byte) (*File, error) {
 			Address: sj.Address, Resource: sj.Resource, Type: sj.Type, Name: sj.Name, Provider: sj.Provider, Action: sj.Action,
 			Reversibility: rev, ID: sj.ID, ForceNew: sj.ForceNew, DependsOn: sj.DependsOn,
 			Source: sj.Source, Sensitive: sj.Sensitive, CreateBeforeDestroy: sj.CreateBeforeDestroy,
-			MovedFrom: sj.MovedFrom, Imported: sj.Imported, Reason: sj.Reason, RestartNeeded: sj.RestartNeeded,
+			MovedFrom: sj.MovedFrom, Imported: sj.Imported, Reason: sj.Reason, RestartNeeded: sj.RestartNeeded, ReadAtApply: sj.ReadAtApply,
 		}
 		for _, pj := range sj.Provisioners {
 			r, err := parseReversibility(pj.Reversibility)

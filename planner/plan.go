@@ -20,7 +20,7 @@ const (
 	Replace Action = "replace"
 	Delete  Action = "delete"
 	// Read is a data source read while planning; After holds what was
-	// read. The executor has nothing to do for it.
+	// read. The executor has nothing to do for it, unless ReadAtApply.
 	Read Action = "read"
 	// Import adopts an existing object (found by the provider's Import
 	// while planning) into the store as Address, with ID and After. No
@@ -112,6 +112,10 @@ type Step struct {
 	// Provisioners (create, replace) run, in order, once the new object
 	// exists, as steps of the same transaction.
 	Provisioners []ProvisionerStep
+	// ReadAtApply (read only): the data source's arguments depend on
+	// objects this plan creates or changes, so the executor reads it once
+	// they are done, as Terraform does; After is unknown where computed.
+	ReadAtApply bool
 }
 
 // ProvisionerStep is one provisioner a step runs.

@@ -37,6 +37,9 @@ func RenderTextOpts(w io.Writer, p *Plan, opts TextOptions) error {
 	}
 	fmt.Fprintf(b, "Stack %q, store revision %d. fiat will perform these actions:\n", p.Stack, p.BaseRevision)
 	for _, s := range p.Steps {
+		if s.Action == Read && s.ReadAtApply {
+			fmt.Fprintf(b, "\n  # %s %s\n", s.Address, readAtApply)
+		}
 		if s.Action == NoOp || s.Action == Read {
 			continue
 		}
@@ -107,6 +110,8 @@ func renderDrift(b *strings.Builder, p *Plan, c colors) {
 		b.WriteString("\nThis plan changes them back to the configuration. To keep them as they are instead, plan with -adopt-drift.\n\n")
 	}
 }
+
+const readAtApply = "will be read during apply (its arguments depend on objects this plan changes)"
 
 var headline = map[Action]string{
 	Create:  "will be created",

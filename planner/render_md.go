@@ -51,6 +51,9 @@ func RenderMarkdown(w io.Writer, p *Plan, opts MarkdownOptions) error {
 	}
 	b.WriteString("\n\n| Action | Resource | Reversibility | Source |\n|---|---|---|---|\n")
 	for _, s := range p.Steps {
+		if s.Action == Read && s.ReadAtApply {
+			fmt.Fprintf(b, "| read during apply | `%s` | none (no change) | %s |\n", s.Address, s.Source)
+		}
 		if s.Action == NoOp || s.Action == Read {
 			continue
 		}

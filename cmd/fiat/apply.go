@@ -198,6 +198,7 @@ var verbs = map[string][2]string{
 	"update": {"Updating", "Updated"},
 	"retire": {"Retiring", "Retired"},
 	"purge":  {"Purging", "Purged"},
+	"read":   {"Reading", "Read"},
 }
 
 func (m *Main) printEvent(ev executor.Event) {

@@ -8,9 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+
+	ignv3 "github.com/coreos/ignition/v2/config/v3_3"
+	igntypes "github.com/coreos/ignition/v2/config/v3_3/types"
+	"github.com/vincent-petithory/dataurl"
 )
 
 // More of the upstream provider's examples/v0.13 (v0.8.3), each adapted
@@ -448,4 +453,96 @@ func TestUpstreamXSLTExample(t *testing.T) {
 	if n := strings.TrimSpace(virshOut(t, "net-list", "--all", "--name")); strings.Contains(n, name) {
 		t.Errorf("a refused apply created the network:\n%s", n)
 	}
+}
+
+// ignitionOf reads the Ignition config QEMU hands the running domain: the
+// file its -fw_cfg argument names, as Ignition would parse it.
+func ignitionOf(t *testing.T, domain, fwCfgName string) igntypes.Config {
+	t.Helper()
+	x := virshOut(t, "dumpxml", domain)
+	m := regexp.MustCompile(`<qemu:arg value='name=([^,]+),file=([^']+)'/>`).FindStringSubmatch(x)
+	if m == nil || m[1] != fwCfgName {
+		t.Fatalf("domain %s has no -fw_cfg %s:\n%s", domain, fwCfgName, x)
+	}
+	if out := virshOut(t, "domstate", domain); !strings.Contains(out, "running") {
+		t.Errorf("domain %s is %s: QEMU did not start with its fw_cfg", domain, out)
+	}
+	b, err := os.ReadFile(m[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, rpt, err := ignv3.Parse(b)
+	if err != nil {
+		t.Fatalf("the ignition volume of %s is not a valid config: %v %s\n%s", domain, err, rpt.String(), b)
+	}
+	return cfg
+}
+
+// ignitionFile is the content of a file of an Ignition config ("" if none).
+func ignitionFile(t *testing.T, cfg igntypes.Config, path string) string {
+	t.Helper()
+	for _, f := range cfg.Storage.Files {
+		if f.Path == path && f.Contents.Source != nil {
+			u, err := dataurl.DecodeString(*f.Contents.Source)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			return string(u.Data)
+		}
+	}
+	return ""
+}
+
+// The fcos example: the ignition data sources render a config, a
+// libvirt_ignition volume holds it, and the domain's QEMU gets it through
+// fw_cfg, where Fedora CoreOS's Ignition looks.
+func TestUpstreamFcosExample(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	upstreamExample(t, "fcos", []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet(),
+		"-var", "libvirt_provider=qemu", "-var", "hostname_format=" + name + "-coreos%02d"}, func() {
+		cfg := ignitionOf(t, name+"-coreos01", "opt/com.coreos/config")
+		if got := ignitionFile(t, cfg, "/etc/hostname"); got != name+"-coreos01" {
+			t.Errorf("/etc/hostname = %q", got)
+		}
+		if len(cfg.Passwd.Users) != 1 || cfg.Passwd.Users[0].Name != "core" || cfg.Passwd.Users[0].PasswordHash == nil {
+			t.Errorf("users: %+v", cfg.Passwd.Users)
+		}
+	})
+}
+
+// The flatcar example: spec 2's spellings (filesystem = "root", a networkd
+// unit) and a template_file with a random_string inside the config, for
+// two nodes, each under Flatcar's fw_cfg name.
+func TestUpstreamFlatcarExample(t *testing.T) {
+	requireLibvirt(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	upstreamExample(t, "flatcar-linux", []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet(),
+		"-var", "hostname_format=" + name + "-node-%02d"}, func() {
+		var tokens []string
+		for i := 1; i <= 2; i++ {
+			node := fmt.Sprintf("%s-node-%02d", name, i)
+			cfg := ignitionOf(t, node, "opt/org.flatcar-linux/config")
+			if got := ignitionFile(t, cfg, "/etc/hostname"); got != node {
+				t.Errorf("%s: /etc/hostname = %q", node, got)
+			}
+			if got := ignitionFile(t, cfg, "/etc/systemd/network/00-wired.network"); !strings.Contains(got, "DHCP=ipv4") {
+				t.Errorf("%s: the networkd unit: %q", node, got)
+			}
+			if len(cfg.Systemd.Units) != 1 || len(cfg.Systemd.Units[0].Dropins) != 1 || cfg.Systemd.Units[0].Dropins[0].Contents == nil {
+				t.Fatalf("%s: units %+v", node, cfg.Systemd.Units)
+			}
+			dropin := *cfg.Systemd.Units[0].Dropins[0].Contents
+			m := regexp.MustCompile(`--initial-cluster-token (\S+)`).FindStringSubmatch(dropin)
+			if m == nil || len(m[1]) != 16 || !strings.Contains(dropin, "--name "+node) {
+				t.Fatalf("%s: the etcd drop-in was not rendered:\n%s", node, dropin)
+			}
+			tokens = append(tokens, m[1])
+		}
+		if tokens[0] != tokens[1] {
+			t.Errorf("the nodes got different cluster tokens: %q", tokens)
+		}
+	})
 }

@@ -70,6 +70,10 @@ var domainSchema = providers.ResourceSchema{
 			Description: "graphics { type = \"spice\" | \"vnc\" (spice), listen_type = \"none\" | \"address\" | \"network\" | \"socket\" (none), autoport (true), listen_address }: none when left out."},
 		"xml": {Type: cty.List(xmlType), Optional: true, ForceNew: true,
 			Description: "xml { xslt = file(\"nic.xsl\") }: an XSLT stylesheet applied to the domain XML fiat generates before libvirt defines it (runs xsltproc where fiat runs)."},
+		"coreos_ignition": {Type: cty.String, Optional: true, ForceNew: true,
+			Description: "Id of a libvirt_ignition: its config reaches the guest through QEMU's fw_cfg (Fedora CoreOS, Flatcar)."},
+		"fw_cfg_name": {Type: cty.String, Optional: true, ForceNew: true,
+			Description: `The fw_cfg entry coreos_ignition is given as: "opt/com.coreos/config" when left out; Flatcar reads "opt/org.flatcar-linux/config".`},
 		"console": {Type: cty.List(consoleType), Optional: true, RestartNeeded: true,
 			Description: "console { type = \"pty\" (or file, dev, pipe, unix with source_path), target_type = \"serial\" | \"virtio\", target_port = \"0\" }: replace the default console (one serial console on a pty)."},
 	},
@@ -187,9 +191,16 @@ func domainState(l *golibvirt.Libvirt, d golibvirt.Domain, prior cty.Value) (cty
 // resolveDomainDisks finds the files of a spec's disks and cloud-init disk,
 // and the names of the networks its interfaces give by network_id (set in
 // s.NICs, which the caller's spec shares).
-func resolveDomainDisks(l *golibvirt.Libvirt, s domainSpec) ([]resolvedDisk, *resolvedDisk, error) {
-	if err := resolveNetworkIDs(l, &s); err != nil {
+func resolveDomainDisks(l *golibvirt.Libvirt, s *domainSpec) ([]resolvedDisk, *resolvedDisk, error) {
+	if err := resolveNetworkIDs(l, s); err != nil {
 		return nil, nil, err
+	}
+	if s.Ignition != "" {
+		ign, err := resolveVolume(l, ignitionKey(s.Ignition), "coreos_ignition volume")
+		if err != nil {
+			return nil, nil, err
+		}
+		s.IgnitionPath = ign.Path
 	}
 	var disks []resolvedDisk
 	for _, id := range s.Disks {
@@ -223,7 +234,7 @@ func (p *Provider) createDomain(ctx context.Context, req providers.CreateRequest
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
-	disks, ci, err := resolveDomainDisks(l, spec)
+	disks, ci, err := resolveDomainDisks(l, &spec)
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -388,7 +399,7 @@ func (p *Provider) updateDomain(ctx context.Context, req providers.UpdateRequest
 	if err != nil {
 		return providers.UpdateResponse{}, err
 	}
-	disks, ci, err := resolveDomainDisks(l, next)
+	disks, ci, err := resolveDomainDisks(l, &next)
 	if err != nil {
 		return providers.UpdateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}

@@ -64,7 +64,7 @@ func (p *Provider) settleDomain(ctx context.Context, req providers.SettleRequest
 			if err := doc.Unmarshal(x); err != nil { // parsed anew: documents share slices
 				return "", err
 			}
-			disks, ci, err := resolveDomainDisks(l, s)
+			disks, ci, err := resolveDomainDisks(l, &s)
 			if err != nil {
 				return "", err
 			}

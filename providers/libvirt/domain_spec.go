@@ -57,8 +57,12 @@ type domainSpec struct {
 	Boot        []string // nil: hd
 	Graphics    []graphicsSpec
 	Consoles    []consoleSpec
-	ConsolesSet bool // console given: it replaces the default serial console
+	ConsolesSet bool   // console given: it replaces the default serial console
 	XSLT        string // xml { xslt }: applied to the generated XML (xslt.go)
+	// coreos_ignition: a libvirt_ignition id, handed to QEMU as fw_cfg
+	// named FwCfgName ("" for upstream's default); IgnitionPath is its
+	// file, once resolved.
+	Ignition, FwCfgName, IgnitionPath string
 }
 
 func domainSpecFrom(v cty.Value) (domainSpec, error) {
@@ -351,6 +355,7 @@ func setDomainSpec(doc *libvirtxml.Domain, s domainSpec, disks []resolvedDisk, c
 	}
 	dev.Interfaces = append(nics, keep...)
 	setUpstream(doc, s)
+	setIgnition(doc, s)
 }
 
 // sameSource says whether an interface's source is the network or bridge n names.
@@ -534,6 +539,7 @@ func domainStateFrom(doc libvirtxml.Domain, f domainFacts, prior cty.Value) cty.
 		"addresses":         listOf(cty.String, addrs, false),
 	}
 	upstreamState(doc, prior, out)
+	ignitionDomainState(doc, f, prior, out)
 	return cty.ObjectVal(out)
 }
 

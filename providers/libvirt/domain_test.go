@@ -48,6 +48,8 @@ func domainConfig(name string, disks []string, nets []string, cloudinit string) 
 		"graphics":          cty.NullVal(cty.List(graphicsType.WithoutOptionalAttributesDeep())),
 		"console":           cty.NullVal(cty.List(consoleType.WithoutOptionalAttributesDeep())),
 		"xml":               cty.NullVal(cty.List(xmlType.WithoutOptionalAttributesDeep())),
+		"coreos_ignition":   cty.NullVal(cty.String),
+		"fw_cfg_name":       cty.NullVal(cty.String),
 	})
 }
 

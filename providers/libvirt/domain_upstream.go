@@ -45,6 +45,7 @@ func (s *domainSpec) readUpstream(v cty.Value) error {
 	if s.XSLT, err = xsltOf(v); err != nil {
 		return err
 	}
+	s.Ignition, s.FwCfgName = field(v, "coreos_ignition"), field(v, "fw_cfg_name")
 	if s.QemuAgent, _, err = boolAttr(v, "qemu_agent", false); err != nil {
 		return err
 	}

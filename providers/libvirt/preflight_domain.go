@@ -157,6 +157,9 @@ func (pf *preflight) domainSettings(ctx context.Context, step providers.Prefligh
 	if spec.CloudInit != "" {
 		ci = &resolvedDisk{Path: "/preflight/cidata.iso", Format: formatRaw}
 	}
+	if spec.Ignition != "" {
+		spec.IgnitionPath = "/preflight/ignition"
+	}
 	for i, n := range spec.NICs {
 		if n.Network == "" && n.Bridge == "" {
 			spec.NICs[i].Network = "preflight" // by network_id: domainRefs checked it
@@ -177,6 +180,7 @@ func (pf *preflight) domainSettings(ctx context.Context, step providers.Prefligh
 func partialDomainSpec(step providers.PreflightStep) domainSpec {
 	var s domainSpec
 	s.CloudInit, _ = knownAttr(step, "cloudinit")
+	s.Ignition, _ = knownAttr(step, "coreos_ignition")
 	if disks, known, _ := listAttr(step.Config, "disk"); known {
 		for _, d := range disks {
 			s.Disks = append(s.Disks, field(d, "volume_id"))
@@ -210,6 +214,9 @@ func (pf *preflight) domainRefs(step providers.PreflightStep, s domainSpec) []st
 	vols := append([]string(nil), s.Disks...)
 	if s.CloudInit != "" {
 		vols = append(vols, s.CloudInit)
+	}
+	if s.Ignition != "" {
+		vols = append(vols, ignitionKey(s.Ignition))
 	}
 	for _, id := range vols {
 		if id == "" {
@@ -278,7 +285,7 @@ func (pf *preflight) domainRefs(step providers.PreflightStep, s domainSpec) []st
 // id: a same-name replacement keeps a dir pool volume's key (its path).
 func (pf *preflight) volumeCreatedWithID(id string) string {
 	for _, s := range pf.steps {
-		if s.Action != providers.ActionCreate || (s.Type != TypeVolume && s.Type != TypeCloudInit) {
+		if s.Action != providers.ActionCreate || (s.Type != TypeVolume && s.Type != TypeCloudInit && s.Type != TypeIgnition) {
 			continue
 		}
 		name, ok1 := knownAttr(s, "name")

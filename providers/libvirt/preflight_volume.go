@@ -195,7 +195,7 @@ func (pf *preflight) volumePlacement(step providers.PreflightStep) []string {
 	}
 	if nameKnown {
 		if other := pf.otherStep(step, "", providers.ActionCreate, func(s providers.PreflightStep) bool {
-			if s.Type != TypeVolume && s.Type != TypeCloudInit {
+			if s.Type != TypeVolume && s.Type != TypeCloudInit && s.Type != TypeIgnition {
 				return false
 			}
 			n, ok1 := knownAttr(s, "name")
@@ -244,7 +244,10 @@ func (pf *preflight) volumeDeletedBy(id string) string {
 	if by := pf.deleting(TypeVolume, id, ""); by != "" {
 		return by
 	}
-	return pf.deleting(TypeCloudInit, id, "")
+	if by := pf.deleting(TypeCloudInit, id, ""); by != "" {
+		return by
+	}
+	return pf.deleting(TypeIgnition, id, "")
 }
 
 // poolCreatedBy returns the address of a step that creates the named pool.

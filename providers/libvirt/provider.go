@@ -85,6 +85,7 @@ const (
 	TypeNetwork   = "libvirt_network"
 	TypeDomain    = "libvirt_domain"
 	TypeCloudInit = "libvirt_cloudinit_disk"
+	TypeIgnition  = "libvirt_ignition"
 )
 
 var resourceTypes = map[string]resourceType{
@@ -142,6 +143,17 @@ var resourceTypes = map[string]resourceType{
 		read:      (*Provider).readCloudInit,
 		settle:    (*Provider).settleCloudInit,
 		imp:       (*Provider).importCloudInit,
+	},
+	TypeIgnition: {
+		schema:    ignitionSchema,
+		preflight: (*preflight).ignition,
+		create:    (*Provider).createIgnition,
+		update:    (*Provider).updateIgnition,
+		retire:    (*Provider).retireVolume,
+		purge:     (*Provider).purgeVolume,
+		read:      (*Provider).readIgnition,
+		settle:    (*Provider).settleIgnition,
+		imp:       (*Provider).importIgnition,
 	},
 }
 

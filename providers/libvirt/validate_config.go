@@ -29,7 +29,7 @@ func (p *Provider) ValidateConfig(req providers.ValidateConfigRequest) providers
 		s, ok, err := strAttr(cfg, name)
 		return s, ok && err == nil && !isNullAttr(cfg, name)
 	}
-	names := map[string]string{TypePool: "pool", TypeVolume: "volume", TypeNetwork: "network", TypeDomain: "domain", TypeCloudInit: "cloud-init disk"}
+	names := map[string]string{TypePool: "pool", TypeVolume: "volume", TypeNetwork: "network", TypeDomain: "domain", TypeCloudInit: "cloud-init disk", TypeIgnition: "ignition volume"}
 	if kind, ok := names[req.Type]; ok {
 		if n, ok := known("name"); ok {
 			add("name", checkName(kind, n))
@@ -43,7 +43,7 @@ func (p *Provider) ValidateConfig(req providers.ValidateConfigRequest) providers
 		if path, ok := known("path"); ok {
 			add("path", checkPoolPath(path))
 		}
-	case TypeVolume, TypeCloudInit:
+	case TypeVolume, TypeCloudInit, TypeIgnition:
 		if pool, ok := known("pool"); ok {
 			add("pool", checkName("pool", pool))
 		}

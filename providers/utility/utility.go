@@ -1,5 +1,6 @@
 // Package utility holds the small providers Terraform configurations lean
-// on — random, tls, null, terraform, time, template and local — as
+// on — random, tls, null, terraform, time, template, local and ignition
+// (data sources only, ignition.go) — as
 // transaction citizens: every create has an undo, every delete a retire
 // and a purge, and a failed apply takes them back with everything else.
 //
@@ -21,7 +22,7 @@ import (
 )
 
 // Names are the provider names this package implements.
-var Names = []string{"random", "tls", "null", "terraform", "time", "template", "local"}
+var Names = []string{"random", "tls", "null", "terraform", "time", "template", "local", "ignition"}
 
 // resource is one resource type of a store-only provider: make computes
 // its full state from the config at create (random values, keys).
@@ -72,6 +73,8 @@ func New(name string) *Provider {
 		p.data = map[string]dataSource{"template_file": templateFile}
 	case "local":
 		p.files = &files{}
+	case "ignition":
+		p.data = ignitionData
 	}
 	return p
 }
