@@ -14,6 +14,7 @@ build:
 # Installs (Debian packages) and starts libvirtd if it is not running.
 libvirtd:
 	bash scripts/libvirtd.sh
+	bash scripts/guest-image.sh
 
 demo: libvirtd build
 	bash scripts/demo.sh $(BIN) $(EXAMPLE)

@@ -16,6 +16,8 @@ import (
 	ignv3 "github.com/coreos/ignition/v2/config/v3_3"
 	igntypes "github.com/coreos/ignition/v2/config/v3_3/types"
 	"github.com/vincent-petithory/dataurl"
+
+	"fiat/internal/testenv"
 )
 
 // More of the upstream provider's examples/v0.13 (v0.8.3), each adapted
@@ -25,7 +27,7 @@ import (
 // upstreamExample runs the example in testdata/upstream/<example> through
 // validate, apply, a clean re-plan and destroy, with vars; check (if not
 // nil) looks at the applied objects before the re-plan.
-func upstreamExample(t *testing.T, example string, vars []string, check func()) {
+func upstreamExample(t *testing.T, example string, vars []string, check func(applied string)) {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("testdata/upstream", example))
 	if err != nil {
@@ -42,11 +44,12 @@ func upstreamExample(t *testing.T, example string, vars []string, check func()) 
 	if code, out, errs := run("plan"); code != 0 {
 		t.Fatalf("plan: exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, errs := run("apply", "-auto-approve"); code != 0 {
-		t.Fatalf("apply: exit %d\n%s%s", code, out, errs)
+	code, applied, errs := run("apply", "-auto-approve")
+	if code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, applied, errs)
 	}
 	if check != nil {
-		check()
+		check(applied)
 	}
 	if code, out, errs := run("plan", "-detailed-exitcode"); code != 0 {
 		t.Errorf("re-plan after apply: exit %d, want 0 (no changes)\n%s%s", code, out, errs)
@@ -146,7 +149,7 @@ func TestUpstreamCountExample(t *testing.T) {
 	cleanupPrefixed(t, name)
 	srv, hits := imageServer(t, map[string]string{"leap.qcow2": qcow2Image(t, "16M")})
 	upstreamExample(t, "count", []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet(),
-		"-var", "image_url=" + srv.URL + "/leap.qcow2"}, func() {
+		"-var", "image_url=" + srv.URL + "/leap.qcow2"}, func(string) {
 		info, err := exec.Command("qemu-img", "info", "-U", "/var/lib/libvirt/images/"+name+"/os_image").CombinedOutput()
 		if err != nil || !strings.Contains(string(info), "file format: qcow2") || !strings.Contains(string(info), "virtual size: 16 MiB") {
 			t.Errorf("os_image is not the served qcow2: %v\n%s", err, info)
@@ -175,7 +178,7 @@ func TestUpstreamFormatExample(t *testing.T) {
 	}
 	srv, _ := imageServer(t, map[string]string{"debian8.img": raw, "debian8.qcow2": qcow2Image(t, "8M")})
 	upstreamExample(t, "format", []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet(),
-		"-var", "image_base_url=" + srv.URL}, func() {
+		"-var", "image_base_url=" + srv.URL}, func(string) {
 		dir := "/var/lib/libvirt/images/" + name + "/"
 		for vol, want := range map[string]string{"debian8-raw": "file format: raw", "debian8-qcow2": "file format: qcow2",
 			"vol-debian8-raw": "backing file format: raw", "vol-debian8-qcow2": "backing file format: qcow2"} {
@@ -196,7 +199,7 @@ func TestUpstreamMultipleExample(t *testing.T) {
 	}
 	name := uniq()
 	cleanupPrefixed(t, name)
-	upstreamExample(t, "multiple", []string{"-var", "prefix=" + name}, func() {
+	upstreamExample(t, "multiple", []string{"-var", "prefix=" + name}, func(string) {
 		for _, d := range []string{name + "-local", name + "-remotehost"} {
 			x := virshOut(t, "dumpxml", "--inactive", d)
 			if !strings.Contains(x, "<memory unit='KiB'>2097152</memory>") || !strings.Contains(x, ">2</vcpu>") ||
@@ -221,7 +224,7 @@ func TestUpstreamBootExample(t *testing.T) {
 	if out, err := exec.Command("ip", "link", "set", bridge, "up").CombinedOutput(); err != nil {
 		t.Fatalf("bridge up: %v: %s", err, out)
 	}
-	upstreamExample(t, "boot", []string{"-var", "prefix=" + name, "-var", "bridge=" + bridge}, func() {
+	upstreamExample(t, "boot", []string{"-var", "prefix=" + name, "-var", "bridge=" + bridge}, func(string) {
 		x := virshOut(t, "dumpxml", "--inactive", name)
 		for _, want := range []string{"<boot dev='hd'/>", "<boot dev='network'/>", "<graphics type='vnc'", "<source bridge='" + bridge + "'/>",
 			"<mac address='52:54:00:b2:2f:86'/>", "<memory unit='KiB'>1048576</memory>"} {
@@ -275,7 +278,7 @@ func TestUpstreamTumbleweedExample(t *testing.T) {
 	cleanupPrefixed(t, name)
 	srv, hits := imageServer(t, map[string]string{"tumbleweed.qcow2": qcow2Image(t, "16M")})
 	upstreamExample(t, "tumbleweed", []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet(),
-		"-var", "image_url=" + srv.URL + "/tumbleweed.qcow2"}, func() {
+		"-var", "image_url=" + srv.URL + "/tumbleweed.qcow2"}, func(string) {
 		x := virshOut(t, "dumpxml", "--inactive", name+"-tumbleweed-terraform")
 		for _, want := range []string{"commoninit.iso", "target type='virtio'", "type='spice'", "/var/lib/libvirt/images/" + name + "/tumbleweed"} {
 			if !strings.Contains(x, want) {
@@ -295,7 +298,7 @@ func TestUpstreamCdromsExample(t *testing.T) {
 	name := uniq()
 	cleanupPrefixed(t, name)
 	dir, _ := filepath.Abs("testdata/upstream/cdroms")
-	upstreamExample(t, "cdroms", []string{"-var", "prefix=" + name}, func() {
+	upstreamExample(t, "cdroms", []string{"-var", "prefix=" + name}, func(string) {
 		x := virshOut(t, "dumpxml", "--inactive", name)
 		for i, f := range []string{"image.iso", "image2.iso", "image3.iso"} {
 			want := fmt.Sprintf("<source file='%s'/>", filepath.Join(dir, f))
@@ -320,7 +323,7 @@ func TestUpstreamUEFIExample(t *testing.T) {
 	name := uniq()
 	cleanupPrefixed(t, name)
 	srv, _ := imageServer(t, map[string]string{"uefi.img": qcow2Image(t, "16M")})
-	upstreamExample(t, "uefi", []string{"-var", "prefix=" + name, "-var", "image_url=" + srv.URL + "/uefi.img"}, func() {
+	upstreamExample(t, "uefi", []string{"-var", "prefix=" + name, "-var", "image_url=" + srv.URL + "/uefi.img"}, func(string) {
 		for i := 0; i < 2; i++ {
 			x := virshOut(t, "dumpxml", "--inactive", fmt.Sprintf("%s-%d", name, i))
 			nv := fmt.Sprintf("/var/lib/libvirt/qemu/nvram/%s-vm%d_VARS.fd", name, i)
@@ -432,7 +435,7 @@ func TestUpstreamXSLTExample(t *testing.T) {
 	name := uniq()
 	cleanupPrefixed(t, name)
 	vars := []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet()}
-	upstreamExample(t, "xslt", vars, func() {
+	upstreamExample(t, "xslt", vars, func(string) {
 		x := virshOut(t, "dumpxml", "--inactive", name+"-xslt-demo-domain")
 		if !strings.Contains(x, "<model type='e1000'/>") || strings.Contains(x, "<model type='virtio'/>") {
 			t.Errorf("the stylesheet did not set the NIC model:\n%s", x)
@@ -501,7 +504,7 @@ func TestUpstreamFcosExample(t *testing.T) {
 	name := uniq()
 	cleanupPrefixed(t, name)
 	upstreamExample(t, "fcos", []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet(),
-		"-var", "libvirt_provider=qemu", "-var", "hostname_format=" + name + "-coreos%02d"}, func() {
+		"-var", "libvirt_provider=qemu", "-var", "hostname_format=" + name + "-coreos%02d"}, func(string) {
 		cfg := ignitionOf(t, name+"-coreos01", "opt/com.coreos/config")
 		if got := ignitionFile(t, cfg, "/etc/hostname"); got != name+"-coreos01" {
 			t.Errorf("/etc/hostname = %q", got)
@@ -520,7 +523,7 @@ func TestUpstreamFlatcarExample(t *testing.T) {
 	name := uniq()
 	cleanupPrefixed(t, name)
 	upstreamExample(t, "flatcar-linux", []string{"-var", "prefix=" + name, "-var", "subnet=" + randomSubnet(),
-		"-var", "hostname_format=" + name + "-node-%02d"}, func() {
+		"-var", "hostname_format=" + name + "-node-%02d"}, func(string) {
 		var tokens []string
 		for i := 1; i <= 2; i++ {
 			node := fmt.Sprintf("%s-node-%02d", name, i)
@@ -543,6 +546,42 @@ func TestUpstreamFlatcarExample(t *testing.T) {
 		}
 		if tokens[0] != tokens[1] {
 			t.Errorf("the nodes got different cluster tokens: %q", tokens)
+		}
+	})
+}
+
+// The resize_base example: an overlay larger than its base, and a domain
+// that waits for its DHCP lease (wait_for_lease) and outputs the address —
+// here a real guest (scripts/guest-image.sh) boots from the overlay and
+// asks for it.
+func TestUpstreamResizeBaseExample(t *testing.T) {
+	requireLibvirt(t)
+	image := testenv.GuestImage(t)
+	name := uniq()
+	cleanupPrefixed(t, name)
+	srv, hits := imageServer(t, map[string]string{"ubuntu.img": image})
+	subnet := randomSubnet()
+	upstreamExample(t, "resize_base", []string{"-var", "prefix=" + name, "-var", "subnet=" + subnet,
+		"-var", "image_url=" + srv.URL + "/ubuntu.img"}, func(applied string) {
+		if hits("/ubuntu.img") == 0 {
+			t.Error("the image was never downloaded")
+		}
+		info, err := exec.Command("qemu-img", "info", "-U", "/var/lib/libvirt/images/"+name+"/disk").CombinedOutput()
+		// libvirt rounds a size up (here to a KiB).
+		var size int64
+		if m := regexp.MustCompile(`virtual size: .*\((\d+) bytes\)`).FindSubmatch(info); m != nil {
+			fmt.Sscan(string(m[1]), &size)
+		}
+		if err != nil || size < 5361393152 || size >= 5361393152+64<<10 || !strings.Contains(string(info), "backing file: /var/lib/libvirt/images/"+name+"/os_image_ubuntu") {
+			t.Errorf("disk is not a 5361393152-byte overlay on os_image_ubuntu: %v\n%s", err, info)
+		}
+		leases := virshOut(t, "net-dhcp-leases", name)
+		m := regexp.MustCompile(`(` + regexp.QuoteMeta(subnet) + `\.\d+)/24\s+fiat-guest`).FindStringSubmatch(leases)
+		if m == nil {
+			t.Fatalf("the guest holds no lease on %s:\n%s", name, leases)
+		}
+		if !strings.Contains(applied, `ip = "`+m[1]+`"`) {
+			t.Errorf("output ip is not the guest's lease %s:\n%s", m[1], applied)
 		}
 	})
 }

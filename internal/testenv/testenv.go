@@ -50,3 +50,21 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// GuestImage is the test guest's disk image (built by
+// scripts/guest-image.sh: Linux and busybox asking for DHCP leases), or
+// FIAT_GUEST_IMAGE. Without it the test skips, or fails when CI=true.
+func GuestImage(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("FIAT_GUEST_IMAGE")
+	if p == "" {
+		p = "/var/lib/fiat-test/guest.qcow2"
+	}
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no test guest image (CI=true, so this fails): %v; make libvirtd builds it", err)
+		}
+		t.Skipf("no test guest image (%v); run: bash scripts/guest-image.sh", err)
+	}
+	return p
+}

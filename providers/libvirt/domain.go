@@ -70,6 +70,8 @@ var domainSchema = providers.ResourceSchema{
 			Description: "graphics { type = \"spice\" | \"vnc\" (spice), listen_type = \"none\" | \"address\" | \"network\" | \"socket\" (none), autoport (true), listen_address }: none when left out."},
 		"xml": {Type: cty.List(xmlType), Optional: true, ForceNew: true,
 			Description: "xml { xslt = file(\"nic.xsl\") }: an XSLT stylesheet applied to the domain XML fiat generates before libvirt defines it (runs xsltproc where fiat runs)."},
+		"type": {Type: cty.String, Optional: true, ForceNew: true,
+			Description: `The domain type: "kvm" (hardware virtualisation) or "qemu" (emulation, slower, for hosts without a usable KVM); left out, kvm where the host offers it.`},
 		"coreos_ignition": {Type: cty.String, Optional: true, ForceNew: true,
 			Description: "Id of a libvirt_ignition: its config reaches the guest through QEMU's fw_cfg (Fedora CoreOS, Flatcar)."},
 		"fw_cfg_name": {Type: cty.String, Optional: true, ForceNew: true,

@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -63,6 +64,9 @@ type domainSpec struct {
 	// named FwCfgName ("" for upstream's default); IgnitionPath is its
 	// file, once resolved.
 	Ignition, FwCfgName, IgnitionPath string
+	// Type is the domain type config asks for ("kvm", "qemu"); "" lets
+	// the host decide (kvm where it has it).
+	Type string
 }
 
 func domainSpecFrom(v cty.Value) (domainSpec, error) {
@@ -135,6 +139,9 @@ func (s domainSpec) check() []string {
 	}
 	if strings.Contains(s.Name, "/") {
 		add("domain name %q contains a /", s.Name)
+	}
+	if s.Type != "" && s.Type != "kvm" && s.Type != "qemu" {
+		add("type %q: the QEMU driver runs \"kvm\" or \"qemu\" domains", s.Type)
 	}
 	if s.VCPU == 0 {
 		add("vcpu must be at least 1")
@@ -231,7 +238,7 @@ func cdromTarget(i int) string { return "sd" + string(rune('b'+i)) }
 func newDomainDoc(s domainSpec, uuid string, host *hostFacts) libvirtxml.Domain {
 	pty := &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}}
 	doc := libvirtxml.Domain{
-		Type: host.domainType,
+		Type: cmp.Or(s.Type, host.domainType),
 		Name: s.Name,
 		UUID: uuid,
 		OS: &libvirtxml.DomainOS{

@@ -49,6 +49,7 @@ func domainConfig(name string, disks []string, nets []string, cloudinit string) 
 		"console":           cty.NullVal(cty.List(consoleType.WithoutOptionalAttributesDeep())),
 		"xml":               cty.NullVal(cty.List(xmlType.WithoutOptionalAttributesDeep())),
 		"coreos_ignition":   cty.NullVal(cty.String),
+		"type":              cty.NullVal(cty.String),
 		"fw_cfg_name":       cty.NullVal(cty.String),
 	})
 }

@@ -46,6 +46,7 @@ func (s *domainSpec) readUpstream(v cty.Value) error {
 		return err
 	}
 	s.Ignition, s.FwCfgName = field(v, "coreos_ignition"), field(v, "fw_cfg_name")
+	s.Type = field(v, "type")
 	if s.QemuAgent, _, err = boolAttr(v, "qemu_agent", false); err != nil {
 		return err
 	}
@@ -241,6 +242,10 @@ func setUpstream(doc *libvirtxml.Domain, s domainSpec) {
 // renders.
 func upstreamState(doc libvirtxml.Domain, prior cty.Value, out map[string]cty.Value) {
 	out["xml"] = xmlState(prior)
+	out["type"] = cty.NullVal(cty.String)
+	if prior != cty.NilVal && !isNullAttr(prior, "type") {
+		out["type"] = cty.StringVal(doc.Type)
+	}
 	out["description"] = cty.NullVal(cty.String)
 	if doc.Description != "" || !isNullAttr(prior, "description") && prior != cty.NilVal {
 		out["description"] = cty.StringVal(doc.Description)

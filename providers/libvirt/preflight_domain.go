@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -138,8 +139,12 @@ func (pf *preflight) domainSettings(ctx context.Context, step providers.Prefligh
 	if _, memKiB, _, _, _, _, _, _, err := pf.l.NodeGetInfo(); err == nil && spec.MemoryMiB*1024 > memKiB {
 		add("memory %d MiB is more than the host has (%d MiB)", spec.MemoryMiB, memKiB/1024)
 	}
-	if max, err := pf.l.ConnectGetMaxVcpus([]string{host.domainType}); err == nil && max > 0 && spec.VCPU > uint64(max) {
-		add("vcpu %d is more than a %s domain may have on this host (%d)", spec.VCPU, host.domainType, max)
+	dtype := cmp.Or(spec.Type, host.domainType)
+	if spec.Type == "kvm" && host.domainType != "kvm" {
+		add("type \"kvm\": this host offers no KVM for %s (no /dev/kvm?); use type = \"qemu\" (emulation)", host.arch)
+	}
+	if max, err := pf.l.ConnectGetMaxVcpus([]string{dtype}); err == nil && max > 0 && spec.VCPU > uint64(max) {
+		add("vcpu %d is more than a %s domain may have on this host (%d)", spec.VCPU, dtype, max)
 	}
 	if spec.Firmware == firmwareEFI {
 		if ok, err := pf.firmwareSupported(host, firmwareEFI); err != nil {
