@@ -225,15 +225,21 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 	if jerr := x.journal.post(res); jerr != nil && err == nil {
 		err = jerr
 	}
+	return x.ended(ctx, o, start, err)
+}
+
+// ended emits how an op that began at start ended (done, failed, or
+// cancelled in flight) and returns its error.
+func (x *txn) ended(ctx context.Context, o *op, start time.Time, err error) error {
 	if err != nil {
 		kind := EventFailed
 		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 			kind = EventCancelled
 		}
-		x.events.emit(Event{Kind: kind, Address: s.Address, Operation: o.name(), Elapsed: time.Since(start), Err: err.Error()})
+		x.events.emit(Event{Kind: kind, Address: o.step.Address, Operation: o.name(), Elapsed: time.Since(start), Err: err.Error()})
 		return err
 	}
-	x.events.emit(Event{Kind: EventDone, Address: s.Address, Operation: o.name(), Elapsed: time.Since(start)})
+	x.events.emit(Event{Kind: EventDone, Address: o.step.Address, Operation: o.name(), Elapsed: time.Since(start)})
 	return nil
 }
 
@@ -377,15 +383,6 @@ func (x *txn) readData(ctx context.Context, o *op, inputs map[string]cty.Value) 
 		resp, err = dr.ReadData(ctx, providers.ReadDataRequest{Address: s.Address, Type: s.Type, Config: config})
 		return err
 	})
-	if err != nil {
-		kind := EventFailed
-		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-			kind = EventCancelled
-		}
-		x.events.emit(Event{Kind: kind, Address: s.Address, Operation: o.name(), Elapsed: time.Since(start), Err: err.Error()})
-		return err
-	}
 	o.state = resp.State
-	x.events.emit(Event{Kind: EventDone, Address: s.Address, Operation: o.name(), Elapsed: time.Since(start)})
-	return nil
+	return x.ended(ctx, o, start, err)
 }

@@ -140,24 +140,27 @@ func readSeed(iso []byte) (cloudInitFiles, error) {
 // maxSeedBytes bounds what is read back from a volume taken for a seed.
 const maxSeedBytes = 16 << 20
 
-// downloadSeed reads a seed volume's files.
-func (p *Provider) downloadSeed(ctx context.Context, l *golibvirt.Libvirt, vol golibvirt.StorageVol, op string) (cloudInitFiles, error) {
-	_, capacity, _, err := l.StorageVolGetInfo(vol)
-	if err != nil {
-		return cloudInitFiles{}, readErr(op, err)
-	}
-	if capacity > maxSeedBytes {
-		return cloudInitFiles{}, fmt.Errorf("%s: volume %s holds %d bytes, too large for a cloud-init seed", op, vol.Name, capacity)
-	}
-	var buf bytes.Buffer
-	if err := p.download(ctx, l, vol, capacity, &buf, op+": read back the ISO"); err != nil {
-		return cloudInitFiles{}, err
-	}
-	f, err := readSeed(buf.Bytes())
-	if err != nil {
-		return f, fmt.Errorf("%s: %w", op, err)
-	}
-	return f, nil
+// cloudInitVolume is the libvirt_cloudinit_disk resource (content_volume.go).
+var cloudInitVolume = &contentVolume[cloudInitFiles]{
+	kind: "cloud-init disk", typ: TypeCloudInit, max: maxSeedBytes,
+	attrs: []string{"name", "pool", "user_data", "meta_data", "network_config"},
+	spec: func(v cty.Value) (volumeSpec, cloudInitFiles, error) {
+		s, f, _, err := cloudInitSpecFrom(v)
+		return s, f, err
+	},
+	build: buildSeed, parse: readSeed, state: cloudInitState,
+	key: func(id string) string { return id },
+}
+
+func (pf *preflight) cloudInit(_ context.Context, step providers.PreflightStep) []string {
+	return cloudInitVolume.preflight(pf, step, func(cfg cty.Value) []string {
+		if _, files, _, err := cloudInitSpecFrom(cfg); err == nil {
+			if _, err := buildSeed(files); err != nil {
+				return []string{err.Error()}
+			}
+		}
+		return nil // unknown values: the create checks them
+	})
 }
 
 // cloudInitState is the state of a seed: its volume's identity, and the
@@ -187,138 +190,4 @@ func cloudInitState(l *golibvirt.Libvirt, vol golibvirt.StorageVol, files cloudI
 		"id":             vs.GetAttr("id"),
 		"path":           vs.GetAttr("path"),
 	}), nil
-}
-
-func (p *Provider) createCloudInit(ctx context.Context, req providers.CreateRequest) (providers.CreateResponse, error) {
-	spec, files, _, err := cloudInitSpecFrom(req.Config)
-	if err != nil {
-		return providers.CreateResponse{}, fmt.Errorf("create cloud-init disk %s: %w", req.Address, err)
-	}
-	iso, err := buildSeed(files)
-	if err != nil {
-		return providers.CreateResponse{}, fmt.Errorf("create cloud-init disk %s: %w", spec.Name, err)
-	}
-	spec.Size, spec.SizeSet = uint64(len(iso)), true
-	resp, err := p.createVolumeWith(ctx, req, spec, &volumeContent{
-		open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(iso)), nil }, size: uint64(len(iso))})
-	if err != nil {
-		return resp, err
-	}
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.CreateResponse{ID: resp.ID, Undo: resp.Undo}, fmt.Errorf("create cloud-init disk %s: %w", spec.Name, err)
-	}
-	vol, err := l.StorageVolLookupByKey(resp.ID)
-	if err != nil {
-		return providers.CreateResponse{ID: resp.ID, Undo: resp.Undo}, readErr("create cloud-init disk "+spec.Name, err)
-	}
-	if resp.State, err = cloudInitState(l, vol, files, req.Config); err != nil {
-		return providers.CreateResponse{ID: resp.ID, Undo: resp.Undo}, err
-	}
-	return resp, nil
-}
-
-// updateCloudInit has nothing to change: every attribute forces a
-// replacement. It reads the seed back.
-func (p *Provider) updateCloudInit(ctx context.Context, req providers.UpdateRequest) (providers.UpdateResponse, error) {
-	for _, a := range []string{"name", "pool", "user_data", "meta_data", "network_config"} {
-		if eq := attr(req.Prior, a).Equals(attr(req.Config, a)); !eq.IsKnown() || eq.False() {
-			return providers.UpdateResponse{}, fmt.Errorf("update cloud-init disk %s: %s cannot change in place; the disk must be replaced", req.Address, a)
-		}
-	}
-	read, err := p.readCloudInit(ctx, providers.ReadRequest{Address: req.Address, Type: TypeCloudInit, ID: req.ID, State: req.Prior})
-	if err != nil {
-		return providers.UpdateResponse{}, err
-	}
-	if !read.Exists {
-		return providers.UpdateResponse{}, fmt.Errorf("update cloud-init disk %s: it no longer exists", req.Address)
-	}
-	return providers.UpdateResponse{State: read.State, Undo: noUndo}, nil
-}
-
-func (p *Provider) readCloudInit(ctx context.Context, req providers.ReadRequest) (providers.ReadResponse, error) {
-	r := volumeRefFrom(req.ID, req.State)
-	op := "read cloud-init disk " + r.Name
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.ReadResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
-	vol, found, err := lookupVolume(l, r)
-	if resp, ok := storedRead(err, req); ok {
-		return resp, nil
-	}
-	if err != nil || !found {
-		return providers.ReadResponse{}, err
-	}
-	files, err := p.downloadSeed(ctx, l, vol, op)
-	if err != nil {
-		return providers.ReadResponse{}, err
-	}
-	state, err := cloudInitState(l, vol, files, req.State)
-	if err != nil {
-		return providers.ReadResponse{}, err
-	}
-	return providers.ReadResponse{Exists: true, State: state}, nil
-}
-
-// settleCloudInit: a create took effect when the volume it made (see
-// createdVolume) holds the seed's files under its name (the ISO itself
-// differs in its timestamps); retires are the volume's.
-func (p *Provider) settleCloudInit(ctx context.Context, req providers.SettleRequest) (providers.SettleResponse, error) {
-	if req.Action != providers.ActionCreate {
-		if req.Action == providers.ActionUpdate {
-			read, err := p.readCloudInit(ctx, providers.ReadRequest{Address: req.Address, Type: TypeCloudInit, ID: req.ID, State: req.Prior})
-			if err != nil || !read.Exists {
-				return providers.SettleResponse{}, err
-			}
-			return providers.SettleResponse{TookEffect: true, ID: req.ID, State: read.State, Undo: noUndo}, nil
-		}
-		return p.settleVolume(ctx, req)
-	}
-	spec, files, _, err := cloudInitSpecFrom(req.Config)
-	if err != nil {
-		return providers.SettleResponse{}, fmt.Errorf("settle %s: %w", req.Address, err)
-	}
-	op := "settle cloud-init disk " + spec.Name
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
-	vol, u, named, err := p.createdVolume(l, volumeRef{Pool: spec.Pool, Name: spec.Name}, req.OpID, req.Address)
-	if err != nil || u.Op == "" {
-		return providers.SettleResponse{}, err
-	}
-	return settledCreate(vol.Key, u.encode(), func() (bool, cty.Value, error) {
-		if !named {
-			return false, cty.NilVal, nil // not written, or not renamed yet
-		}
-		got, err := p.downloadSeed(ctx, l, vol, op)
-		if err != nil || got != files {
-			return false, cty.NilVal, nil // created, not (fully) written
-		}
-		state, err := cloudInitState(l, vol, got, req.Config)
-		return true, state, err
-	})
-}
-
-// importCloudInit adopts a seed volume by key, path or "pool/name".
-func (p *Provider) importCloudInit(ctx context.Context, req providers.ImportRequest) (providers.ImportResponse, error) {
-	op := "import cloud-init disk " + req.ID
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.ImportResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
-	vol, err := findVolumeByUserID(l, req.ID)
-	if err != nil {
-		return providers.ImportResponse{}, readErr(op, err)
-	}
-	files, err := p.downloadSeed(ctx, l, vol, op)
-	if err != nil {
-		return providers.ImportResponse{}, err
-	}
-	state, err := cloudInitState(l, vol, files, cty.NilVal)
-	if err != nil {
-		return providers.ImportResponse{}, err
-	}
-	return providers.ImportResponse{ID: vol.Key, State: state}, nil
 }

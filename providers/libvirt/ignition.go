@@ -1,12 +1,10 @@
 package libvirt
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -22,8 +20,9 @@ import (
 // (-fw_cfg name=opt/com.coreos/config,file=PATH), where Ignition looks on
 // first boot.
 //
-// Like a cloud-init disk, every attribute forces a replacement, which keeps
-// the volume's name and so its id; retire, undo and purge are the volume's.
+// Like a cloud-init disk (content_volume.go), every attribute forces a
+// replacement, which keeps the volume's name and so its id; retire, undo
+// and purge are the volume's.
 var ignitionSchema = providers.ResourceSchema{
 	Attributes: map[string]providers.Attribute{
 		"name": {Type: cty.String, Required: true, ForceNew: true,
@@ -89,14 +88,14 @@ func ignitionKey(id string) string {
 // ignitionState is the state of an ignition volume holding got; content
 // stays as config wrote it (JSON or a path) while the volume holds what
 // it gives.
-func ignitionState(l *golibvirt.Libvirt, vol golibvirt.StorageVol, got []byte, prior cty.Value) (cty.Value, error) {
+func ignitionState(l *golibvirt.Libvirt, vol golibvirt.StorageVol, got string, prior cty.Value) (cty.Value, error) {
 	vs, err := volumeState(l, vol, cty.NilVal)
 	if err != nil {
 		return cty.NilVal, err
 	}
-	content := cty.StringVal(string(got))
+	content := cty.StringVal(got)
 	if pc, ok, _ := strAttr(prior, "content"); ok {
-		if want, err := ignitionContent(pc); err == nil && bytes.Equal(want, got) {
+		if want, err := ignitionContent(pc); err == nil && string(want) == got {
 			content = cty.StringVal(pc)
 		}
 	}
@@ -109,168 +108,30 @@ func ignitionState(l *golibvirt.Libvirt, vol golibvirt.StorageVol, got []byte, p
 	}), nil
 }
 
-func (p *Provider) downloadIgnition(ctx context.Context, l *golibvirt.Libvirt, vol golibvirt.StorageVol, op string) ([]byte, error) {
-	_, capacity, _, err := l.StorageVolGetInfo(vol)
-	if err != nil {
-		return nil, readErr(op, err)
-	}
-	if capacity > maxIgnitionBytes {
-		return nil, fmt.Errorf("%s: volume %s holds %d bytes, too large for an Ignition config", op, vol.Name, capacity)
-	}
-	var buf bytes.Buffer
-	if err := p.download(ctx, l, vol, capacity, &buf, op+": read back the config"); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+// ignitionVolume is the libvirt_ignition resource (content_volume.go): C
+// is the config's bytes.
+var ignitionVolume = &contentVolume[string]{
+	kind: "ignition volume", typ: TypeIgnition, max: maxIgnitionBytes,
+	attrs: []string{"name", "pool", "content"},
+	spec: func(v cty.Value) (volumeSpec, string, error) {
+		s, b, err := ignitionSpecFrom(v)
+		return s, string(b), err
+	},
+	build: func(c string) ([]byte, error) { return []byte(c), nil },
+	parse: func(b []byte) (string, error) { return string(b), nil },
+	state: ignitionState,
+	key:   ignitionKey,
 }
 
-func (p *Provider) createIgnition(ctx context.Context, req providers.CreateRequest) (providers.CreateResponse, error) {
-	spec, content, err := ignitionSpecFrom(req.Config)
-	if err != nil {
-		return providers.CreateResponse{}, fmt.Errorf("create ignition %s: %w", req.Address, err)
-	}
-	spec.Size, spec.SizeSet = uint64(len(content)), true
-	resp, err := p.createVolumeWith(ctx, req, spec, &volumeContent{
-		open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(content)), nil }, size: uint64(len(content))})
-	if err != nil {
-		return resp, err
-	}
-	op := "create ignition " + spec.Name
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.CreateResponse{ID: resp.ID, Undo: resp.Undo}, fmt.Errorf("%s: %w", op, err)
-	}
-	vol, err := l.StorageVolLookupByKey(resp.ID)
-	if err != nil {
-		return providers.CreateResponse{ID: resp.ID, Undo: resp.Undo}, readErr(op, err)
-	}
-	if resp.State, err = ignitionState(l, vol, content, req.Config); err != nil {
-		return providers.CreateResponse{ID: resp.ID, Undo: resp.Undo}, err
-	}
-	return resp, nil
-}
-
-// updateIgnition has nothing to change: every attribute forces a
-// replacement. It reads the volume back.
-func (p *Provider) updateIgnition(ctx context.Context, req providers.UpdateRequest) (providers.UpdateResponse, error) {
-	for _, a := range []string{"name", "pool", "content"} {
-		if eq := attr(req.Prior, a).Equals(attr(req.Config, a)); !eq.IsKnown() || eq.False() {
-			return providers.UpdateResponse{}, fmt.Errorf("update ignition %s: %s cannot change in place; the volume must be replaced", req.Address, a)
-		}
-	}
-	read, err := p.readIgnition(ctx, providers.ReadRequest{Address: req.Address, Type: TypeIgnition, ID: req.ID, State: req.Prior})
-	if err != nil {
-		return providers.UpdateResponse{}, err
-	}
-	if !read.Exists {
-		return providers.UpdateResponse{}, fmt.Errorf("update ignition %s: it no longer exists", req.Address)
-	}
-	return providers.UpdateResponse{State: read.State, Undo: noUndo}, nil
-}
-
-func (p *Provider) readIgnition(ctx context.Context, req providers.ReadRequest) (providers.ReadResponse, error) {
-	r := volumeRefFrom(ignitionKey(req.ID), req.State)
-	op := "read ignition " + r.Name
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.ReadResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
-	vol, found, err := lookupVolume(l, r)
-	if resp, ok := storedRead(err, req); ok {
-		return resp, nil
-	}
-	if err != nil || !found {
-		return providers.ReadResponse{}, err
-	}
-	got, err := p.downloadIgnition(ctx, l, vol, op)
-	if err != nil {
-		return providers.ReadResponse{}, err
-	}
-	state, err := ignitionState(l, vol, got, req.State)
-	if err != nil {
-		return providers.ReadResponse{}, err
-	}
-	return providers.ReadResponse{Exists: true, State: state}, nil
-}
-
-// settleIgnition: a create took effect when the volume it made holds the
-// config under its name; retires are the volume's.
-func (p *Provider) settleIgnition(ctx context.Context, req providers.SettleRequest) (providers.SettleResponse, error) {
-	if req.Action != providers.ActionCreate {
-		if req.Action == providers.ActionUpdate {
-			read, err := p.readIgnition(ctx, providers.ReadRequest{Address: req.Address, Type: TypeIgnition, ID: req.ID, State: req.Prior})
-			if err != nil || !read.Exists {
-				return providers.SettleResponse{}, err
-			}
-			return providers.SettleResponse{TookEffect: true, ID: req.ID, State: read.State, Undo: noUndo}, nil
-		}
-		return p.settleVolume(ctx, req)
-	}
-	spec, content, err := ignitionSpecFrom(req.Config)
-	if err != nil {
-		return providers.SettleResponse{}, fmt.Errorf("settle %s: %w", req.Address, err)
-	}
-	op := "settle ignition " + spec.Name
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
-	vol, u, named, err := p.createdVolume(l, volumeRef{Pool: spec.Pool, Name: spec.Name}, req.OpID, req.Address)
-	if err != nil || u.Op == "" {
-		return providers.SettleResponse{}, err
-	}
-	return settledCreate(vol.Key, u.encode(), func() (bool, cty.Value, error) {
-		if !named {
-			return false, cty.NilVal, nil
-		}
-		got, err := p.downloadIgnition(ctx, l, vol, op)
-		if err != nil || !bytes.Equal(got, content) {
-			return false, cty.NilVal, nil // created, not (fully) written
-		}
-		state, err := ignitionState(l, vol, got, req.Config)
-		return true, state, err
-	})
-}
-
-// importIgnition adopts an ignition volume by key, path, "pool/name" or
-// upstream's "key;uuid".
-func (p *Provider) importIgnition(ctx context.Context, req providers.ImportRequest) (providers.ImportResponse, error) {
-	op := "import ignition " + req.ID
-	l, err := p.client(ctx)
-	if err != nil {
-		return providers.ImportResponse{}, fmt.Errorf("%s: %w", op, err)
-	}
-	vol, err := findVolumeByUserID(l, ignitionKey(req.ID))
-	if err != nil {
-		return providers.ImportResponse{}, readErr(op, err)
-	}
-	got, err := p.downloadIgnition(ctx, l, vol, op)
-	if err != nil {
-		return providers.ImportResponse{}, err
-	}
-	state, err := ignitionState(l, vol, got, cty.NilVal)
-	if err != nil {
-		return providers.ImportResponse{}, err
-	}
-	return providers.ImportResponse{ID: vol.Key, State: state}, nil
-}
-
-// ignitionPreflight: the content is an Ignition config fiat can read, the
-// volume's place is free.
-func (pf *preflight) ignition(ctx context.Context, step providers.PreflightStep) []string {
-	switch step.Action {
-	case providers.ActionCreate:
-		var problems []string
-		if c, ok, _ := strAttr(step.Config, "content"); ok {
+// ignition's preflight: the content is a JSON object, or a file that
+// holds one.
+func (pf *preflight) ignition(_ context.Context, step providers.PreflightStep) []string {
+	return ignitionVolume.preflight(pf, step, func(cfg cty.Value) []string {
+		if c, ok, _ := strAttr(cfg, "content"); ok {
 			if _, err := ignitionContent(c); err != nil {
-				problems = append(problems, err.Error())
+				return []string{err.Error()}
 			}
 		}
-		return append(problems, pf.volumePlacement(step)...)
-	case providers.ActionUpdate:
-		return []string{"an ignition volume cannot change in place; it must be replaced"}
-	case providers.ActionDelete:
-		return pf.volumeDelete(step)
-	}
-	return []string{fmt.Sprintf("unsupported action %q", step.Action)}
+		return nil
+	})
 }

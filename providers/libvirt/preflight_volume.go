@@ -23,25 +23,6 @@ func (pf *preflight) volume(ctx context.Context, step providers.PreflightStep) [
 	return []string{fmt.Sprintf("unsupported action %q", step.Action)}
 }
 
-func (pf *preflight) cloudInit(ctx context.Context, step providers.PreflightStep) []string {
-	switch step.Action {
-	case providers.ActionCreate:
-		var problems []string
-		_, files, _, err := cloudInitSpecFrom(step.Config)
-		if err == nil {
-			if _, err := buildSeed(files); err != nil {
-				problems = append(problems, err.Error())
-			}
-		}
-		return append(problems, pf.volumePlacement(step)...)
-	case providers.ActionUpdate:
-		return []string{"a cloud-init disk cannot change in place; it must be replaced"}
-	case providers.ActionDelete:
-		return pf.volumeDelete(step)
-	}
-	return []string{fmt.Sprintf("unsupported action %q", step.Action)}
-}
-
 func (pf *preflight) volumeCreate(ctx context.Context, step providers.PreflightStep) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }

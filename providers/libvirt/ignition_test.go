@@ -1,0 +1,72 @@
+package libvirt
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"fiat/providers"
+)
+
+func ignitionConfig(name, pool, content string) cty.Value {
+	return cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal(name), "pool": cty.StringVal(pool),
+		"content": cty.StringVal(content), "id": cty.NullVal(cty.String)})
+}
+
+// libvirt_ignition through the whole contract (content_volume.go, shared
+// with the cloud-init disk): the volume holds the config's bytes at every
+// stage, and a replacement keeps the id.
+func TestIgnitionConformance(t *testing.T) {
+	p := newTestProvider(t)
+	pool, _ := newTestPool(t, p)
+	name := testName("ign")
+	runConformance(t, p, conformanceCase{
+		typ:      TypeIgnition,
+		config:   ignitionConfig(name, pool, `{"ignition":{"version":"3.3.0"}}`),
+		replace:  ignitionConfig(name, pool, `{"ignition":{"version":"3.3.0"},"passwd":{}}`),
+		importID: func(cty.Value) string { return pool + "/" + name },
+		host: func(t *testing.T, stage string, state cty.Value) {
+			t.Helper()
+			path := ignitionKey(state.GetAttr("id").AsString())
+			b, err := os.ReadFile(path)
+			switch stage {
+			case "purged", "undone", "retired":
+				if err == nil {
+					t.Errorf("%s: %s is still there", stage, path)
+				}
+				return
+			}
+			if err != nil || string(b) != state.GetAttr("content").AsString() {
+				t.Errorf("%s: the volume holds %q (%v), want the content %q", stage, b, err, state.GetAttr("content").AsString())
+			}
+		},
+	})
+}
+
+// content is JSON or a file holding it; upstream's "key;uuid" ids read as
+// the key; bad content is a preflight problem.
+func TestIgnitionContent(t *testing.T) {
+	p := newTestProvider(t)
+	pool, _ := newTestPool(t, p)
+	file := filepath.Join(t.TempDir(), "config.ign")
+	const cfg = `{"ignition":{"version":"3.3.0"}}`
+	os.WriteFile(file, []byte(cfg), 0o600)
+	c, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_ignition.f", Type: TypeIgnition, OpID: newOpID(t),
+		Config: ignitionConfig(testName("ign"), pool, file)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(c.ID); string(b) != cfg || c.State.GetAttr("content").AsString() != file {
+		t.Errorf("volume %q, state content %#v: want the file's bytes, the path kept", b, c.State.GetAttr("content"))
+	}
+	r, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeIgnition, ID: c.ID + ";6c0fd4c2-0000-4000-8000-000000000000", State: c.State})
+	if err != nil || !r.Exists {
+		t.Errorf("read by upstream's key;uuid id: %v %+v", err, r)
+	}
+	for content, want := range map[string]string{"{not json": "not valid JSON", "/no/such/file": "neither a JSON object nor the path of a file"} {
+		step := providers.PreflightStep{Address: "libvirt_ignition.b", Type: TypeIgnition, Action: providers.ActionCreate, Config: ignitionConfig(testName("ign"), pool, content)}
+		wantProblem(t, mustPreflight(t, p, step), "libvirt_ignition.b", want)
+	}
+}
