@@ -117,7 +117,7 @@ func (n *node) open(ctx context.Context, dir string, awaitFSM func() (*fsm, erro
 	if err != nil {
 		return err
 	}
-	if err := checkFSM(f, n.logs, n.snaps, conf); err != nil {
+	if conf.NoSnapshotRestoreOnStart, err = checkFSM(f, n.logs, n.snaps); err != nil {
 		return err
 	}
 	if c != nil {
@@ -159,7 +159,7 @@ func (n *node) openEmbedded(ctx context.Context, conf *raft.Config, awaitFSM fun
 			gate.fail(err) // raft's goroutines stop waiting, and Shutdown returns
 		}
 	}()
-	conf.NoSnapshotRestoreOnStart = true // restored below if needed, once Badger is open
+	conf.NoSnapshotRestoreOnStart = true // restored below, if it must be, once Badger is open
 	_, n.trans = raft.NewInmemTransport(embeddedAddr)
 	if n.stable, err = newVoterStable(n.logs); err != nil {
 		return err
@@ -171,10 +171,11 @@ func (n *node) openEmbedded(ctx context.Context, conf *raft.Config, awaitFSM fun
 	if err != nil {
 		return err
 	}
-	if err := checkFSM(f, n.logs, n.snaps, conf); err != nil {
+	current, err := checkFSM(f, n.logs, n.snaps)
+	if err != nil {
 		return err
 	}
-	if !conf.NoSnapshotRestoreOnStart {
+	if !current {
 		if err := restoreLatest(f, n.snaps); err != nil {
 			return err
 		}
@@ -248,14 +249,13 @@ func (l gatedLogs) DeleteRange(min, max uint64) error {
 	return l.LogStore.DeleteRange(min, max)
 }
 
-// checkFSM runs the checks of the FSM against raft's files and says in
-// conf whether raft must restore the latest snapshot into it.
-func checkFSM(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore, conf *raft.Config) (err error) {
+// checkFSM checks the FSM against raft's files and says whether it holds
+// everything the latest snapshot does (else that must be restored into it).
+func checkFSM(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore) (current bool, err error) {
 	if err := checkLogCoversFSM(f, logs, snaps); err != nil {
-		return err
+		return false, err
 	}
-	conf.NoSnapshotRestoreOnStart, err = fsmCurrent(f, logs, snaps)
-	return err
+	return fsmCurrent(f, logs, snaps)
 }
 
 // restoreLatest does what raft does at start when NoSnapshotRestoreOnStart
@@ -420,9 +420,10 @@ func ensureDir(dir string) error {
 // term and its vote at every election, and the embedded voter holds one at
 // every open: three synced bolt writes on the way to the first command.
 // With no other voter they protect nothing, so they are kept in memory and
-// written once at close. A crash loses them, which is harmless: the term
-// read back is never below the last log entry's (each leader's first entry
-// carries its term, synced), so terms still only grow.
+// only the term is written, once, at close (a vote matters only among
+// several voters). A crash loses it, which is harmless: the term read back
+// is never below the last log entry's (each leader's first entry carries
+// its term, synced), so terms still only grow.
 type voterStable struct {
 	disk  *raftboltdb.BoltStore
 	mu    sync.Mutex
@@ -446,7 +447,7 @@ func newVoterStable(disk *raftboltdb.BoltStore) (*voterStable, error) {
 		return nil, fmt.Errorf("read raft log entry %d: %w", last, err)
 	}
 	term, err := disk.GetUint64(keyCurrentTerm)
-	if err != nil {
+	if err != nil && !errors.Is(err, raftboltdb.ErrKeyNotFound) {
 		return nil, fmt.Errorf("read raft term: %w", err)
 	}
 	if l.Term > term {
@@ -488,17 +489,16 @@ func (s *voterStable) GetUint64(key []byte) (uint64, error) {
 	return s.disk.GetUint64(key)
 }
 
-// flush writes what raft set since open; raft has shut down.
+// flush saves the term raft reached; raft has shut down.
 func (s *voterStable) flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.dirty {
+	v, ok := s.vals[string(keyCurrentTerm)]
+	if !s.dirty || !ok {
 		return nil
 	}
-	for k, v := range s.vals {
-		if err := s.disk.Set([]byte(k), v); err != nil {
-			return fmt.Errorf("save raft term: %w", err)
-		}
+	if err := s.disk.Set(keyCurrentTerm, v); err != nil {
+		return fmt.Errorf("save raft term: %w", err)
 	}
 	s.dirty = false
 	return nil
