@@ -648,17 +648,6 @@ func mergeNames(a, b []string) []string {
 	return sortedKeys(set)
 }
 
-func unknownAttrs(v cty.Value) []string {
-	var out []string
-	for n, a := range v.AsValueMap() {
-		if !a.IsWhollyKnown() {
-			out = append(out, n)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 func errorDiag(summary, detail string, rng *hcl2.Range) hcl2.Diagnostics {
 	return hcl2.Diagnostics{{Severity: hcl2.DiagError, Summary: summary, Detail: detail, Subject: rng}}
 }
