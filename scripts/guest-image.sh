@@ -5,13 +5,14 @@
 # from Debian packages only: the cloud kernel, busybox-static and syslinux
 # on a FAT filesystem. Idempotent and cached: fast when the image exists.
 #
-#   bash scripts/guest-image.sh [OUT]    (default /var/lib/fiat-test/guest.qcow2)
+#   bash scripts/guest-image.sh [OUT]    (default /var/lib/fiat-test/guest-v2.qcow2)
 #
 # The guest's init loads the virtio network modules, then runs udhcpc on
-# each interface every 10 s (with its hostname), forever.
+# each interface every 10 s, forever, as host fiat-guest-MAC (the MAC
+# without colons). The -vN in the name changes with what the image does.
 set -euo pipefail
 
-OUT=${1:-/var/lib/fiat-test/guest.qcow2}
+OUT=${1:-/var/lib/fiat-test/guest-v2.qcow2}
 PKGS=(syslinux syslinux-common mtools dosfstools qemu-utils busybox-static)
 say() { printf 'guest-image.sh: %s\n' "$*"; }
 die() { printf 'guest-image.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -71,7 +72,7 @@ while true; do
 	for i in \$(ls /sys/class/net); do
 		[ "\$i" = lo ] && continue
 		ip link set "\$i" up
-		udhcpc -i "\$i" -n -q -t 3 -s /etc/udhcpc/script -x hostname:fiat-guest
+		udhcpc -i "\$i" -n -q -t 3 -s /etc/udhcpc/script -x hostname:fiat-guest-\$(tr -d : </sys/class/net/\$i/address)
 	done
 	sleep 10
 done

@@ -58,7 +58,7 @@ func GuestImage(t testing.TB) string {
 	t.Helper()
 	p := os.Getenv("FIAT_GUEST_IMAGE")
 	if p == "" {
-		p = "/var/lib/fiat-test/guest.qcow2"
+		p = "/var/lib/fiat-test/guest-v2.qcow2"
 	}
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("CI") == "true" {

@@ -2,10 +2,12 @@
 # (main.tf here; ignition.tf and versions.tf unchanged).
 # Adapted only in environment:
 # - the pool "default" is a pool of its own (var.prefix; the host has none),
-#   and the base image "coreos_production_qemu" a blank volume in it (no
-#   downloads in tests);
+#   and the base image "coreos_production_qemu" is fiat's test guest
+#   (scripts/guest-image.sh: a kernel and busybox that ask for a DHCP lease,
+#   and ignore the Ignition config), served on 127.0.0.1;
 # - the interface joins a network of its own instead of "default";
-# - wait_for_lease is left out: the blank disk boots no OS to ask for one;
+# - type = "qemu": this test host's KVM cannot run a guest past its BIOS
+#   (nested virtualisation), so the guest is emulated;
 # - names come from var.hostname_format (unique per test run).
 
 terraform {
@@ -42,6 +44,7 @@ variable "libvirt_provider" {
 
 variable "prefix" {}
 variable "subnet" {}
+variable "image_url" {}
 
 resource "libvirt_pool" "default" {
   name = var.prefix
@@ -52,8 +55,7 @@ resource "libvirt_pool" "default" {
 resource "libvirt_volume" "coreos_production_qemu" {
   name   = "coreos_production_qemu"
   pool   = libvirt_pool.default.name
-  size   = 16777216
-  format = "qcow2"
+  source = var.image_url
 }
 
 resource "libvirt_network" "default" {
@@ -84,6 +86,7 @@ resource "libvirt_domain" "coreos-machine" {
   name   = format(var.hostname_format, count.index + 1)
   vcpu   = "1"
   memory = "2048"
+  type   = "qemu"
 
   ## Use qemu-agent in conjunction with the container
   #qemu_agent = true
@@ -110,6 +113,9 @@ resource "libvirt_domain" "coreos-machine" {
 
   network_interface {
     network_name = libvirt_network.default.name
+
+    # Requires qemu-agent container if network is not native to libvirt
+    wait_for_lease = true
   }
   ## mounts filesystem local to the kvm host. used to patch in the
   ## qemu-guest-agent as docker container
