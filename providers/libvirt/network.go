@@ -53,7 +53,7 @@ var networkSchema = providers.ResourceSchema{
 		"hosts": {Type: cty.List(dhcpHostType), Optional: true,
 			Description: "Static DHCP hosts, [{ mac = \"52:54:00:00:00:01\", ip = \"192.168.210.5\", name = \"web\" }] (name optional). Changes apply live."},
 		"dns": {Type: cty.List(dnsHostType), Optional: true,
-			Description: "DNS host entries, [{ ip = \"192.168.210.5\", hostnames = [\"web\"] }] (changes apply live), or upstream's dns { enabled, local_only (needs domain), forwarders { address, domain }, hosts { hostname, ip } } (hosts apply live; enabled and forwarders when the network next starts)."},
+			Description: "DNS host entries, [{ ip = \"192.168.210.5\", hostnames = [\"web\"] }] (changes apply live), or upstream's dns { enabled, local_only (needs domain), forwarders { address, domain }, hosts { hostname, ip }, srvs { service, protocol, domain, target, port, weight, priority } } (hosts apply live; enabled, forwarders and srvs when the network next starts)."},
 		"domain": {Type: cty.String, Optional: true, ForceNew: true,
 			Description: "DNS domain of the network (its guests' names are answered under it)."},
 		"mtu": {Type: cty.Number, Optional: true, ForceNew: true,

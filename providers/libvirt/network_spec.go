@@ -31,12 +31,17 @@ var (
 		[]string{"start", "end", "enabled"})
 	dhcpHostType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"mac": cty.String, "ip": cty.String, "name": cty.String}, []string{"name"})
 	// dns: fiat's host entries { ip, hostnames }, or upstream's block
-	// { enabled, local_only, forwarders { address, domain }, hosts { hostname, ip } }.
+	// { enabled, local_only, forwarders { address, domain }, hosts { hostname, ip },
+	// srvs { service, protocol, domain, target, port, weight, priority } }.
 	dnsForwarderType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"address": cty.String, "domain": cty.String}, []string{"address", "domain"})
 	dnsUpHostType    = cty.Object(map[string]cty.Type{"hostname": cty.String, "ip": cty.String})
-	dnsHostType      = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"ip": cty.String, "hostnames": cty.List(cty.String),
-		"enabled": cty.Bool, "local_only": cty.Bool, "forwarders": cty.List(dnsForwarderType), "hosts": cty.List(dnsUpHostType)},
-		[]string{"ip", "hostnames", "enabled", "local_only", "forwarders", "hosts"})
+	dnsSRVType       = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"service": cty.String, "protocol": cty.String, "domain": cty.String,
+		"target": cty.String, "port": cty.String, "weight": cty.String, "priority": cty.String},
+		[]string{"service", "protocol", "domain", "target", "port", "weight", "priority"})
+	dnsHostType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"ip": cty.String, "hostnames": cty.List(cty.String),
+		"enabled": cty.Bool, "local_only": cty.Bool, "forwarders": cty.List(dnsForwarderType), "hosts": cty.List(dnsUpHostType),
+		"srvs": cty.List(dnsSRVType)},
+		[]string{"ip", "hostnames", "enabled", "local_only", "forwarders", "hosts", "srvs"})
 	routeType = cty.Object(map[string]cty.Type{"cidr": cty.String, "gateway": cty.String})
 	// dnsmasq_options { options { option_name, option_value } }
 	dnsmasqOptionType  = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"option_name": cty.String, "option_value": cty.String}, []string{"option_value"})
@@ -44,6 +49,9 @@ var (
 )
 
 type dnsForwarder struct{ Address, Domain string }
+
+// dnsSRV is an SRV record as upstream writes it: numbers as strings.
+type dnsSRV struct{ Service, Protocol, Domain, Target, Port, Weight, Priority string }
 type staticRoute struct{ CIDR, Gateway string }
 
 type dhcpRange struct{ Start, End string }
@@ -71,6 +79,7 @@ type networkSpec struct {
 	DNSEnabled  *bool    // dns { enabled }
 	LocalOnly   bool
 	Forwarders  []dnsForwarder
+	SRVs        []dnsSRV
 	XSLT        string // xml { xslt }: applied to the XML fiat generates at create (xslt.go)
 }
 
@@ -339,9 +348,9 @@ func applyNetworkSpec(doc *libvirtxml.Network, s networkSpec) {
 		}
 	}
 	if doc.DNS != nil {
-		doc.DNS.Enable, doc.DNS.Forwarders = "", nil
+		doc.DNS.Enable, doc.DNS.Forwarders, doc.DNS.SRVs = "", nil, nil
 	}
-	if len(s.DNS) == 0 && s.DNSEnabled == nil && len(s.Forwarders) == 0 {
+	if len(s.DNS) == 0 && s.DNSEnabled == nil && len(s.Forwarders) == 0 && len(s.SRVs) == 0 {
 		if doc.DNS != nil {
 			doc.DNS.Host = nil
 			if isEmptyDNS(doc.DNS) {

@@ -3,6 +3,7 @@ package libvirt
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
@@ -34,6 +35,14 @@ func (s *networkSpec) readUpstreamDNS(d cty.Value) error {
 	}
 	for _, f := range fws {
 		s.Forwarders = append(s.Forwarders, dnsForwarder{Address: field(f, "address"), Domain: field(f, "domain")})
+	}
+	srvs, _, err := listAttr(d, "srvs")
+	if err != nil {
+		return err
+	}
+	for _, r := range srvs {
+		s.SRVs = append(s.SRVs, dnsSRV{Service: field(r, "service"), Protocol: field(r, "protocol"), Domain: field(r, "domain"),
+			Target: field(r, "target"), Port: field(r, "port"), Weight: field(r, "weight"), Priority: field(r, "priority")})
 	}
 	hosts, _, err := listAttr(d, "hosts")
 	if err != nil {
@@ -119,6 +128,19 @@ func (s networkSpec) checkUpstream(add func(string, ...any)) {
 			add("dns forwarders: address %q is not an IP address", f.Address)
 		}
 	}
+	for _, r := range s.SRVs {
+		if r.Service == "" || r.Protocol == "" {
+			add("dns srvs: set service and protocol")
+		}
+		if r.Protocol != "" && r.Protocol != "tcp" && r.Protocol != "udp" {
+			add("dns srvs: protocol %q, want tcp or udp", r.Protocol)
+		}
+		for name, v := range map[string]string{"port": r.Port, "weight": r.Weight, "priority": r.Priority} {
+			if n, err := strconv.ParseUint(v, 10, 16); v != "" && (err != nil || name == "port" && n == 0) {
+				add("dns srvs: %s %q is not a number from %d to 65535", name, v, boolInt(name == "port"))
+			}
+		}
+	}
 	for _, o := range s.Dnsmasq {
 		if name, _, _ := strings.Cut(o, "="); name == "" || strings.ContainsAny(o, "\n\x00") {
 			add("dnsmasq_options: option %q needs an option_name and no line breaks", o)
@@ -160,7 +182,7 @@ func setUpstreamNetwork(doc *libvirtxml.Network, s networkSpec) {
 	}
 }
 
-// applyUpstreamDNS sets dns { enabled, forwarders } on a network's DNS.
+// applyUpstreamDNS sets dns { enabled, forwarders, srvs } on a network's DNS.
 func applyUpstreamDNS(d *libvirtxml.NetworkDNS, s networkSpec) {
 	if s.DNSEnabled != nil {
 		d.Enable = "no"
@@ -170,6 +192,11 @@ func applyUpstreamDNS(d *libvirtxml.NetworkDNS, s networkSpec) {
 	}
 	for _, f := range s.Forwarders {
 		d.Forwarders = append(d.Forwarders, libvirtxml.NetworkDNSForwarder{Addr: f.Address, Domain: f.Domain})
+	}
+	num := func(v string) uint { n, _ := strconv.ParseUint(v, 10, 16); return uint(n) } // check vetted it
+	for _, r := range s.SRVs {
+		d.SRVs = append(d.SRVs, libvirtxml.NetworkDNSSRV{Service: r.Service, Protocol: r.Protocol, Domain: r.Domain, Target: r.Target,
+			Port: num(r.Port), Weight: num(r.Weight), Priority: num(r.Priority)})
 	}
 }
 
@@ -214,7 +241,8 @@ func dnsEntry(ip string, hostnames cty.Value) cty.Value {
 	return cty.ObjectVal(map[string]cty.Value{"ip": cty.StringVal(ip), "hostnames": hostnames,
 		"enabled": cty.NullVal(cty.Bool), "local_only": cty.NullVal(cty.Bool),
 		"forwarders": cty.NullVal(cty.List(dnsForwarderType.WithoutOptionalAttributesDeep())),
-		"hosts":      cty.NullVal(cty.List(dnsUpHostType))})
+		"hosts":      cty.NullVal(cty.List(dnsUpHostType)),
+		"srvs":       cty.NullVal(cty.List(dnsSRVType.WithoutOptionalAttributesDeep()))})
 }
 
 // dnsmasqState reads dnsmasq options back in upstream's form, split at

@@ -204,6 +204,8 @@ func TestNetworkUpstreamArguments(t *testing.T) {
 			obj(map[string]cty.Value{"hostname": cty.StringVal("master"), "ip": cty.StringVal(hostIP(sub, 5))}),
 			obj(map[string]cty.Value{"hostname": cty.StringVal("api"), "ip": cty.StringVal(hostIP(sub, 5))}),
 		}),
+		"srvs": cty.ListVal([]cty.Value{obj(map[string]cty.Value{"service": cty.StringVal("etcd-server"), "protocol": cty.StringVal("tcp"),
+			"domain": cty.StringVal("k8s.local"), "target": cty.StringVal("master.k8s.local"), "port": cty.StringVal("2380")})}),
 	})}), cty.List(dnsHostType))
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +229,8 @@ func TestNetworkUpstreamArguments(t *testing.T) {
 	_, x, _ := networkDoc(l, n, true)
 	start, end := defaultDHCPRange(sub)
 	for _, want := range []string{"<domain name='k8s.local' localOnly='yes'/>", "<mtu size='9000'/>", "<route address='10.17.0.0' prefix='16' gateway='" + hostIP(sub, 2) + "'/>",
-		"<range start='" + start.String() + "' end='" + end.String() + "'", "<forwarder addr='9.9.9.9'/>", "<hostname>master</hostname>", "<hostname>api</hostname>", "<dns enable='yes'>"} {
+		"<range start='" + start.String() + "' end='" + end.String() + "'", "<forwarder addr='9.9.9.9'/>", "<hostname>master</hostname>", "<hostname>api</hostname>", "<dns enable='yes'>",
+		"<srv service='etcd-server' protocol='tcp' domain='k8s.local' target='master.k8s.local' port='2380'"} {
 		if !strings.Contains(x, want) {
 			t.Errorf("network XML lacks %s:\n%s", want, x)
 		}
@@ -237,6 +240,11 @@ func TestNetworkUpstreamArguments(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantState(t, "read", read.State, created.State)
+	bad, _ := convert.Convert(cty.ListVal([]cty.Value{obj(map[string]cty.Value{"srvs": cty.ListVal([]cty.Value{
+		obj(map[string]cty.Value{"service": cty.StringVal("x"), "protocol": cty.StringVal("icmp"), "port": cty.StringVal("70000")})})})}), cty.List(dnsHostType))
+	if _, err := networkSpecFrom(with(cfg, "dns", bad)); err == nil || !strings.Contains(err.Error(), `protocol "icmp"`) {
+		t.Errorf("an SRV record with protocol icmp: %v", err)
+	}
 	if s, e := defaultDHCPRange(netip.MustParsePrefix("192.168.121.0/24")); s.String() != "192.168.121.2" || e.String() != "192.168.121.254" {
 		t.Errorf("default range of 192.168.121.0/24: %s-%s, want .2-.254 as upstream", s, e)
 	}
