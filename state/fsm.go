@@ -29,6 +29,7 @@ type fsm struct {
 
 	mu      sync.RWMutex
 	applied uint64 // == keyApplied
+	seen    uint64 // the last command raft handed to Apply (see progress)
 	// failed is set when Badger itself fails mid-apply. The FSM then refuses
 	// everything: its state no longer matches the log. Reopening the store
 	// replays the log from the last durable applied index.
@@ -109,6 +110,15 @@ func (f *fsm) appliedIndex() uint64 {
 	return f.applied
 }
 
+// progress is the last command raft has handed the FSM since it opened
+// (applied, or skipped as a replay), and why the FSM refuses everything
+// (nil while it works).
+func (f *fsm) progress() (seen uint64, failed error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.seen, f.failed
+}
+
 // view runs fn in a read transaction that sees only whole commands.
 func (f *fsm) view(fn func(txn *badger.Txn) error) error {
 	f.mu.RLock()
@@ -127,6 +137,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.seen = max(f.seen, l.Index)
 	if f.failed != nil {
 		return fmt.Errorf("state store is unusable, reopen it: %w", f.failed)
 	}

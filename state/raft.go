@@ -143,7 +143,7 @@ func (n *node) open(ctx context.Context, dir string, awaitFSM func() (*fsm, erro
 	if n.raft, err = raft.NewRaft(conf, f, n.logs, n.logs, n.snaps, n.trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	return n.waitCurrent(ctx)
+	return n.waitCurrent(ctx, f)
 }
 
 // openEmbedded starts the embedded voter while Badger may still be opening:
@@ -181,7 +181,7 @@ func (n *node) openEmbedded(ctx context.Context, conf *raft.Config, awaitFSM fun
 		}
 	}
 	gate.open(f)
-	return n.waitCurrent(ctx)
+	return n.waitCurrent(ctx, f)
 }
 
 // fsmGate is the FSM raft is given while the embedded store opens: each
@@ -275,26 +275,58 @@ func restoreLatest(f *fsm, snaps raft.SnapshotStore) error {
 	return nil
 }
 
-// waitCurrent waits until this node leads and every committed entry,
-// including those replayed at start-up, is applied: from then on the FSM
-// is current. A leader commits nothing of earlier terms before the first
-// entry of its own, so the log's last index at that moment, once applied,
-// covers them all; polling for it spares the disk write of a barrier.
-func (n *node) waitCurrent(ctx context.Context) error {
+// waitCurrent waits until this node leads and the FSM has been handed
+// every committed entry, including those replayed at start-up: from then
+// on it is current. A leader commits nothing of earlier terms before the
+// first entry of its own, so once it leads, raft hands the FSM every
+// command in its log after the latest snapshot (which the FSM holds).
+// Raft's own applied index will not do: it moves when an entry is passed
+// to the FSM's goroutine, before the FSM has applied it. Waiting for the
+// FSM spares the disk write of a barrier.
+func (n *node) waitCurrent(ctx context.Context, f *fsm) error {
 	if err := n.waitLeader(ctx); err != nil {
 		return err
 	}
-	target := n.raft.LastIndex()
-	for n.raft.AppliedIndex() < target {
-		if n.raft.State() != raft.Leader {
+	var floor uint64
+	if list, err := n.snaps.List(); err == nil && len(list) > 0 {
+		floor = list[0].Index
+	}
+	target, err := lastCommand(n.logs, n.raft.LastIndex(), floor)
+	if err != nil {
+		return fmt.Errorf("wait for raft replay: %w", err)
+	}
+	for {
+		seen, failed := f.progress()
+		switch {
+		case failed != nil:
+			return fmt.Errorf("wait for raft replay: %w", failed)
+		case seen >= target:
+			return nil
+		case n.raft.State() != raft.Leader:
 			return errors.New("wait for raft replay: lost leadership")
-		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("wait for raft replay: %w", err)
+		case ctx.Err() != nil:
+			return fmt.Errorf("wait for raft replay: %w", ctx.Err())
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
-	return nil
+}
+
+// lastCommand is the index of the last command (what the FSM applies, not
+// raft's own no-ops and configurations) at or below from and above floor,
+// or 0 if there is none: what the snapshot at floor holds, the FSM holds.
+func lastCommand(logs raft.LogStore, from, floor uint64) (uint64, error) {
+	for i := from; i > floor; i-- {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); errors.Is(err, raft.ErrLogNotFound) {
+			return 0, nil
+		} else if err != nil {
+			return 0, fmt.Errorf("read raft log entry %d: %w", i, err)
+		}
+		if l.Type == raft.LogCommand {
+			return i, nil
+		}
+	}
+	return 0, nil
 }
 
 // fsmCurrent reports whether the FSM on disk already holds everything the
