@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
+	"libvirt.org/go/libvirtxml"
 
 	"fiat/providers"
 )
@@ -68,5 +69,26 @@ func TestIgnitionContent(t *testing.T) {
 	for content, want := range map[string]string{"{not json": "not valid JSON", "/no/such/file": "neither a JSON object nor the path of a file"} {
 		step := providers.PreflightStep{Address: "libvirt_ignition.b", Type: TypeIgnition, Action: providers.ActionCreate, Config: ignitionConfig(testName("ign"), pool, content)}
 		wantProblem(t, mustPreflight(t, p, step), "libvirt_ignition.b", want)
+	}
+}
+
+// The fw_cfg argument round-trips through QEMU's option syntax (a comma in
+// a value is doubled), and other command-line arguments stay.
+func TestFwCfgArgument(t *testing.T) {
+	doc := libvirtxml.Domain{QEMUCommandline: &libvirtxml.DomainQEMUCommandline{Args: []libvirtxml.DomainQEMUCommandlineArg{{Value: "-smp"}, {Value: "2"}}}}
+	setIgnition(&doc, domainSpec{Ignition: "/p/a,b;uuid", IgnitionPath: "/p/a,b", FwCfgName: "opt/x"})
+	args := doc.QEMUCommandline.Args
+	if len(args) != 4 || args[0].Value != "-smp" || args[2].Value != "-fw_cfg" || args[3].Value != "name=opt/x,file=/p/a,,b" {
+		t.Fatalf("args %+v", args)
+	}
+	if name, file, ok := parseFwCfg(args[3].Value); !ok || name != "opt/x" || file != "/p/a,b" {
+		t.Errorf("parsed %q %q %v", name, file, ok)
+	}
+	setIgnition(&doc, domainSpec{})
+	if len(doc.QEMUCommandline.Args) != 2 {
+		t.Errorf("without coreos_ignition the fw_cfg arguments stay: %+v", doc.QEMUCommandline.Args)
+	}
+	if _, _, ok := parseFwCfg("name=opt/x,string=hello"); ok {
+		t.Error("a fw_cfg with string= is not fiat's")
 	}
 }
