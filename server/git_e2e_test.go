@@ -276,16 +276,16 @@ source "git" "app" {
 }
 `, upstream, secret))
 	c := startCluster(t, 1, nil, "-config", conf)
-	runsFor := func(commit string) []string {
-		r := c.fiat(upstream, "runs", "app")
+	applyRuns := func(list string) []string {
 		var ids []string
-		for _, line := range strings.Split(r.stdout, "\n") {
+		for _, line := range strings.Split(list, "\n") {
 			if strings.Contains(line, "apply") {
 				ids = append(ids, strings.Fields(line)[0])
 			}
 		}
 		return ids
 	}
+	runsFor := func(commit string) []string { return applyRuns(c.fiat(upstream, "runs", "app").stdout) }
 	waitFor(t, 20*time.Second, func() bool { return len(runsFor("")) == 1 })
 	// Several polls later there is still one run for that commit.
 	waitChecks(t, c.nodes[0], 3)
@@ -301,8 +301,8 @@ source "git" "app" {
 	// Wait for the second run to settle: it is listed while still applying.
 	var list string
 	waitFor(t, 20*time.Second, func() bool {
-		list = c.fiat(upstream, "runs", "app").stdout
-		return len(runsFor("")) == 2 && !strings.Contains(list, "applying") && !strings.Contains(list, "planning") && !strings.Contains(list, "queued")
+		list = c.fiat(upstream, "runs", "app").stdout // one listing for every check
+		return len(applyRuns(list)) == 2 && !strings.Contains(list, "applying") && !strings.Contains(list, "planning") && !strings.Contains(list, "queued")
 	})
 	if !strings.Contains(list, "rolled back") && !strings.Contains(list, "failed") {
 		t.Fatalf("the broken commit's run did not fail:\n%s", list)

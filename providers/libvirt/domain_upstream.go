@@ -242,10 +242,7 @@ func setUpstream(doc *libvirtxml.Domain, s domainSpec) {
 // renders.
 func upstreamState(doc libvirtxml.Domain, prior cty.Value, out map[string]cty.Value) {
 	out["xml"] = xmlState(prior)
-	out["type"] = cty.NullVal(cty.String)
-	if prior != cty.NilVal && !isNullAttr(prior, "type") {
-		out["type"] = cty.StringVal(doc.Type)
-	}
+	out["type"] = cty.StringVal(doc.Type)
 	out["description"] = cty.NullVal(cty.String)
 	if doc.Description != "" || !isNullAttr(prior, "description") && prior != cty.NilVal {
 		out["description"] = cty.StringVal(doc.Description)
