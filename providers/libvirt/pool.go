@@ -53,6 +53,8 @@ var poolSchema = providers.ResourceSchema{
 			Description: "Whether the pool runs (libvirt shows the volumes of a running pool only). A pool stopped outside fiat is drift, and the apply starts it again."},
 		"autostart": {Type: cty.Bool, Optional: true, Default: cty.True,
 			Description: "Start the pool when libvirtd starts."},
+		"xml": {Type: cty.List(xmlType), Optional: true, ForceNew: true,
+			Description: "xml { xslt = file(\"pool.xsl\") }: an XSLT stylesheet applied to the pool XML fiat generates when it defines the pool (runs xsltproc where fiat runs)."},
 		"built_dirs": {Type: cty.List(cty.String), Computed: true,
 			Description: "Directories the create made, deepest first: the pool's directory if it was missing, and missing parents made on a local host. Only these are removed again when the pool is deleted, each only while it is empty."},
 	},
@@ -65,6 +67,7 @@ const poolTypeDir = "dir"
 type poolSpec struct {
 	Name, Type, Path string
 	Run              runState // changes in place; the rest is the pool's identity
+	XSLT             string   // xml { xslt }: applied to the XML at create (xslt.go)
 }
 
 func poolSpecFrom(v cty.Value) (poolSpec, error) {
@@ -74,6 +77,9 @@ func poolSpecFrom(v cty.Value) (poolSpec, error) {
 	}
 	s := poolSpec{Name: m["name"], Type: m["type"], Path: m["path"]}
 	if s.Run, err = runStateFrom(v); err != nil {
+		return s, err
+	}
+	if s.XSLT, err = xsltOf(v); err != nil {
 		return s, err
 	}
 	for _, problem := range []string{checkName("pool", s.Name), checkPoolType(s.Type), checkPoolPath(s.Path)} {
@@ -142,7 +148,9 @@ func poolDoc(l *golibvirt.Libvirt, pool golibvirt.StoragePool) (libvirtxml.Stora
 	return doc, nil
 }
 
-func poolState(l *golibvirt.Libvirt, pool golibvirt.StoragePool) (cty.Value, error) {
+// poolState reads a pool's state; prior (config or state; cty.NilVal when
+// importing) keeps what libvirt cannot say: the xml stylesheet.
+func poolState(l *golibvirt.Libvirt, pool golibvirt.StoragePool, prior cty.Value) (cty.Value, error) {
 	doc, err := poolDoc(l, pool)
 	if err != nil {
 		return cty.NilVal, err
@@ -169,6 +177,7 @@ func poolState(l *golibvirt.Libvirt, pool golibvirt.StoragePool) (cty.Value, err
 		"available":  cty.NumberUIntVal(available),
 		"active":     cty.BoolVal(run.Active),
 		"autostart":  cty.BoolVal(run.Autostart),
+		"xml":        xmlState(prior),
 	}), nil
 }
 
@@ -199,6 +208,9 @@ func (p *Provider) createPool(ctx context.Context, req providers.CreateRequest) 
 	defer unlock()
 	uuid := formatUUID(newUUID(req.OpID, req.Address))
 	doc, err := poolXML(spec, uuid)
+	if err == nil {
+		doc, err = applyXSLT(ctx, doc, spec.XSLT)
+	}
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -220,7 +232,7 @@ func (p *Provider) createPool(ctx context.Context, req providers.CreateRequest) 
 	if err := mutErr(op, l.StoragePoolSetAutostart(pool, 1)); err != nil {
 		return c.fail(err)
 	}
-	state, err := poolState(l, pool)
+	state, err := poolState(l, pool, req.Config)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -373,7 +385,7 @@ func (p *Provider) updatePool(ctx context.Context, req providers.UpdateRequest) 
 	if err := setPoolRun(l, pool, next.Run, &undo.Built, op); err != nil {
 		return providers.UpdateResponse{Undo: undo.encode()}, err
 	}
-	state, err := poolState(l, pool)
+	state, err := poolState(l, pool, req.Config)
 	if err != nil {
 		return providers.UpdateResponse{Undo: undo.encode()}, err
 	}
@@ -601,5 +613,5 @@ func (p *Provider) readPool(ctx context.Context, req providers.ReadRequest) (pro
 		return providers.ReadResponse{}, fmt.Errorf("read pool %s: %w", req.Address, err)
 	}
 	return readFound(func() (golibvirt.StoragePool, bool, error) { return findPool(l, req.ID, req.State) },
-		func(pool golibvirt.StoragePool) (cty.Value, error) { return poolState(l, pool) })
+		func(pool golibvirt.StoragePool) (cty.Value, error) { return poolState(l, pool, req.State) })
 }

@@ -47,7 +47,7 @@ func (p *Provider) settlePool(ctx context.Context, req providers.SettleRequest) 
 			if err != nil || run != spec.Run {
 				return false, cty.NilVal, err
 			}
-			state, err := poolState(l, pool)
+			state, err := poolState(l, pool, req.Config)
 			return true, withBuiltDirs(state, builtDirsValue(u.builtDirs())), err
 		})
 	case providers.ActionUpdate:
@@ -151,7 +151,7 @@ func (p *Provider) importPool(ctx context.Context, req providers.ImportRequest) 
 	if err != nil {
 		return providers.ImportResponse{}, readErr(op, err)
 	}
-	state, err := poolState(l, pool)
+	state, err := poolState(l, pool, cty.NilVal)
 	if err != nil {
 		return providers.ImportResponse{}, err
 	}
@@ -177,6 +177,6 @@ func (p *Provider) readPoolData(ctx context.Context, req providers.ReadDataReque
 	if err != nil {
 		return providers.ReadDataResponse{}, readErr("read pool "+name, err)
 	}
-	state, err := poolState(l, pool)
+	state, err := poolState(l, pool, cty.NilVal)
 	return providers.ReadDataResponse{State: withBuiltDirs(state, builtDirsValue(nil))}, err
 }

@@ -176,7 +176,7 @@ func knownAttr(s providers.PreflightStep, name string) (string, bool) {
 func (pf *preflight) pool(ctx context.Context, step providers.PreflightStep) []string {
 	switch step.Action {
 	case providers.ActionCreate:
-		return pf.poolCreate(step)
+		return pf.poolCreate(ctx, step)
 	case providers.ActionUpdate:
 		return pf.poolUpdate(step)
 	case providers.ActionDelete:
@@ -185,9 +185,15 @@ func (pf *preflight) pool(ctx context.Context, step providers.PreflightStep) []s
 	return []string{fmt.Sprintf("unsupported action %q", step.Action)}
 }
 
-func (pf *preflight) poolCreate(step providers.PreflightStep) []string {
+func (pf *preflight) poolCreate(ctx context.Context, step providers.PreflightStep) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	// A stylesheet xsltproc cannot read fails on any document.
+	if xslt, err := xsltOf(step.Config); err == nil && xslt != "" {
+		if _, err := applyXSLT(ctx, "<pool type='dir'><name>preflight</name></pool>", xslt); err != nil {
+			add("%v", err)
+		}
+	}
 
 	name, nameKnown, err := strAttr(step.Config, "name")
 	if err != nil {

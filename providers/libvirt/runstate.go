@@ -120,7 +120,7 @@ func (p *Provider) createPoolAs(ctx context.Context, req providers.CreateRequest
 	if err != nil {
 		return made, err
 	}
-	if resp.State, err = poolState(l, pool); err != nil {
+	if resp.State, err = poolState(l, pool, req.Config); err != nil {
 		return made, err
 	}
 	return resp, nil

@@ -142,6 +142,7 @@ func poolConfig(name, path string) cty.Value {
 		"active":     cty.NullVal(cty.Bool),
 		"autostart":  cty.NullVal(cty.Bool),
 		"built_dirs": cty.NullVal(cty.List(cty.String)),
+		"xml":        cty.NullVal(cty.List(xmlType.WithoutOptionalAttributesDeep())),
 	})
 }
 
@@ -162,6 +163,7 @@ func volumeConfig(name, pool string, size uint64, format string) cty.Value {
 		"source":           cty.NullVal(cty.String),
 		"id":               cty.NullVal(cty.String),
 		"path":             cty.NullVal(cty.String),
+		"xml":              cty.NullVal(cty.List(xmlType.WithoutOptionalAttributesDeep())),
 	})
 }
 

@@ -2,7 +2,9 @@ package libvirt
 
 import (
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -288,4 +290,84 @@ func TestNetworkXSLT(t *testing.T) {
 	broken := with(networkConfig(testName("net"), freeSubnet(t, p)), "xml", xmlBlock("<xsl:stylesheet"))
 	wantProblem(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_network.b", Type: TypeNetwork, Action: providers.ActionCreate, Config: broken}),
 		"libvirt_network.b", "xsltproc", "parser error")
+}
+
+// A volume's xml { xslt } runs over the XML fiat generates at create: here
+// it sets the file's permissions, which fiat has no attribute for; the
+// stylesheet stays in state as written.
+func TestVolumeXSLT(t *testing.T) {
+	p := newTestProvider(t)
+	pool, _ := newTestPool(t, p)
+	const style = `<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+  <xsl:template match="node()|@*"><xsl:copy><xsl:apply-templates select="node()|@*"/></xsl:copy></xsl:template>
+  <xsl:template match="/volume/target"><xsl:copy><xsl:apply-templates select="node()|@*"/>
+    <permissions><mode>0640</mode></permissions></xsl:copy></xsl:template>
+</xsl:stylesheet>`
+	cfg := with(volumeConfig(testName("vol"), pool, MiB, ""), "xml",
+		cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"xslt": cty.StringVal(style)})}))
+	wantNoProblems(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_volume.v", Type: TypeVolume, Action: providers.ActionCreate, Config: cfg}))
+	o, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_volume.v", Type: TypeVolume, OpID: newOpID(t), Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(o.State.GetAttr("path").AsString())
+	if err != nil || st.Mode().Perm() != 0o640 {
+		t.Errorf("the volume's mode is %v (%v), want the stylesheet's 0640", st.Mode().Perm(), err)
+	}
+	r, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeVolume, ID: o.ID, State: o.State})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, "read", r.State, o.State)
+	if !r.State.GetAttr("xml").RawEquals(cfg.GetAttr("xml")) {
+		t.Errorf("state's xml %#v, want config's", r.State.GetAttr("xml"))
+	}
+	broken := with(volumeConfig(testName("vol"), pool, MiB, ""), "xml",
+		cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"xslt": cty.StringVal("<xsl:stylesheet")})}))
+	wantProblem(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_volume.b", Type: TypeVolume, Action: providers.ActionCreate, Config: broken}),
+		"libvirt_volume.b", "xsltproc", "parser error")
+}
+
+// A pool's xml { xslt } runs over the XML fiat defines it with: an
+// identity stylesheet changes nothing and is kept in state as written; one
+// that turns the pool's type into nonsense makes libvirt refuse the define
+// (libvirt keeps little of a dir pool's XML beyond what fiat writes, and
+// reads a directory's permissions from the directory).
+func TestPoolXSLT(t *testing.T) {
+	p := newTestProvider(t)
+	name := testName("pool")
+	cleanupPool(t, p, name)
+	const identity = `<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+  <xsl:template match="node()|@*"><xsl:copy><xsl:apply-templates select="node()|@*"/></xsl:copy></xsl:template>
+</xsl:stylesheet>`
+	const bogus = `<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+  <xsl:template match="node()|@*"><xsl:copy><xsl:apply-templates select="node()|@*"/></xsl:copy></xsl:template>
+  <xsl:template match="/pool/@type"><xsl:attribute name="type">bogus-by-xslt</xsl:attribute></xsl:template>
+</xsl:stylesheet>`
+	xmlBlock := func(s string) cty.Value {
+		return cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"xslt": cty.StringVal(s)})})
+	}
+	cfg := with(poolConfig(name, filepath.Join(t.TempDir(), "pool")), "xml", xmlBlock(identity))
+	wantNoProblems(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_pool.p", Type: TypePool, Action: providers.ActionCreate, Config: cfg}))
+	o, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_pool.p", Type: TypePool, OpID: newOpID(t), Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypePool, ID: o.ID, State: o.State})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.State.GetAttr("xml").RawEquals(cfg.GetAttr("xml")) {
+		t.Errorf("state's xml %#v, want config's", r.State.GetAttr("xml"))
+	}
+	other := testName("pool")
+	cleanupPool(t, p, other)
+	_, err = p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_pool.q", Type: TypePool, OpID: newOpID(t),
+		Config: with(poolConfig(other, filepath.Join(t.TempDir(), "pool")), "xml", xmlBlock(bogus))})
+	if err == nil || !strings.Contains(err.Error(), "bogus-by-xslt") {
+		t.Errorf("a stylesheet that breaks the pool's type: %v, want libvirt's refusal naming it", err)
+	}
+	broken := with(poolConfig(testName("pool"), t.TempDir()), "xml", xmlBlock("<xsl:stylesheet"))
+	wantProblem(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_pool.b", Type: TypePool, Action: providers.ActionCreate, Config: broken}),
+		"libvirt_pool.b", "xsltproc", "parser error")
 }

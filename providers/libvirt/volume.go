@@ -55,6 +55,8 @@ var volumeSchema = providers.ResourceSchema{
 			Description: "Pool of base_volume_name; the volume's own pool when left out."},
 		"source": {Type: cty.String, Optional: true, ForceNew: true, LocalPath: true,
 			Description: "Path of a local file (where fiat runs), or an http(s) URL downloaded (streamed) by fiat, uploaded into the volume, e.g. a cloud image; size is taken from it. A relative path is relative to the module's directory. A change of the URL or path replaces the volume; a change of the content under the same one is not seen."},
+		"xml": {Type: cty.List(xmlType), Optional: true, ForceNew: true,
+			Description: "xml { xslt = file(\"vol.xsl\") }: an XSLT stylesheet applied to the volume XML fiat generates when it creates the volume (runs xsltproc where fiat runs)."},
 		"id": {Type: cty.String, Computed: true,
 			Description: "The volume's key (its path, for dir pools)."},
 		"path": {Type: cty.String, Computed: true,
@@ -82,6 +84,7 @@ type volumeSpec struct {
 	// base volume by name instead of Base (base_volume_name/_pool).
 	BaseName, BasePool string
 	baseAttr           string // the attribute Base came from, for messages
+	XSLT               string // xml { xslt }: applied to the XML at create (xslt.go)
 }
 
 // hasBase says whether the volume is an overlay on a base volume.
@@ -140,6 +143,9 @@ func volumeSpecFrom(v cty.Value) (volumeSpec, error) {
 	}
 	s := volumeSpec{Name: m["name"], Pool: m["pool"], Format: m["format"], Size: size, SizeSet: set,
 		Base: base, Source: m["source"], BaseName: m["base_volume_name"], BasePool: m["base_volume_pool"], baseAttr: baseAttr}
+	if s.XSLT, err = xsltOf(v); err != nil {
+		return s, err
+	}
 	if p := s.check(); p != "" {
 		return s, errors.New(p)
 	}
@@ -310,6 +316,7 @@ func volumeState(l *golibvirt.Libvirt, vol golibvirt.StorageVol, prior cty.Value
 		"source":           source,
 		"id":               cty.StringVal(vol.Key),
 		"path":             cty.StringVal(path),
+		"xml":              xmlState(prior),
 	}), nil
 }
 
@@ -488,6 +495,9 @@ func (p *Provider) createVolumeWith(ctx context.Context, req providers.CreateReq
 		doc.Name = undo.Temp
 	}
 	x, err := marshalVolume(doc)
+	if err == nil {
+		x, err = applyXSLT(ctx, x, spec.XSLT)
+	}
 	if err != nil {
 		return providers.CreateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}
