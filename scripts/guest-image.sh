@@ -40,7 +40,12 @@ cd "$work"
 
 # The kernel: the versioned package the cloud metapackage names, unpacked
 # (not installed: no initramfs hooks run on this machine).
-kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+kernel_pkg() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+kpkg=$(kernel_pkg)
+if [ -z "$kpkg" ]; then # no package lists yet on this machine
+	apt-get update -q >/dev/null
+	kpkg=$(kernel_pkg)
+fi
 [ -n "$kpkg" ] || die "no linux-image-cloud-amd64 in the package lists"
 apt-get download -q "$kpkg" >/dev/null 2>&1 || die "download $kpkg failed"
 dpkg-deb -x ./*.deb kern
