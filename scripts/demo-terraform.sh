@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Terraform configuration, unchanged: *.tf, terraform.tfvars, the
-# terraform block, functions, random_id, template_file, local_file and a
-# local-exec with its undo. Plan to a sealed file, apply exactly that,
+# terraform block, functions, random_id, a template_file read during the
+# apply (its vars use the random suffix), local_file and a local-exec with
+# its undo. Plan to a sealed file, apply exactly that,
 # re-plan (no changes), destroy.
 set -euo pipefail
 bin=${1:-bin/fiat}

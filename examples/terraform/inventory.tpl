@@ -1,2 +1,3 @@
 pool: ${pool}
 disks: ${disks}
+suffix: ${suffix}

@@ -16,12 +16,14 @@ resource "libvirt_volume" "disk" {
   format = "qcow2"
 }
 
-# Read while planning: its vars are known then.
+# Read during the apply, once random_id.suffix exists (the plan says so);
+# a data source whose vars are all known is read while planning.
 data "template_file" "header" {
   template = file("${path.module}/inventory.tpl")
   vars = {
-    pool  = var.prefix
-    disks = var.disks
+    pool   = var.prefix
+    disks  = var.disks
+    suffix = random_id.suffix.hex
   }
 }
 
