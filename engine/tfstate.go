@@ -189,8 +189,8 @@ func (e *Engine) ImportTFState(ctx context.Context, store Store, opts ImportTFSt
 		case s.Imported:
 			s.Action, s.After, s.ForceNew, s.RestartNeeded = planner.Import, s.Before, nil, nil
 			steps = append(steps, s)
-		case s.Action == planner.NoOp || s.Action == planner.Read:
-			steps = append(steps, s)
+		case s.Action == planner.NoOp || s.Action == planner.Read && !s.ReadAtApply:
+			steps = append(steps, s) // a read that waits for a create has nothing to wait for here
 		}
 	}
 	plan.Steps = steps

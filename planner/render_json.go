@@ -69,6 +69,7 @@ type changeDoc struct {
 	ForceNew            []string        `json:"force_new"`
 	RestartNeeded       []string        `json:"restart_needed"`
 	Provisioners        []provJSON      `json:"provisioners,omitempty"`
+	ReadAtApply         bool            `json:"read_at_apply,omitempty"`
 	Sensitive           []string        `json:"sensitive"`
 	AfterUnknown        []string        `json:"after_unknown"`
 	DependsOn           []string        `json:"depends_on"`
@@ -130,7 +131,7 @@ func RenderJSON(w io.Writer, p *Plan, opts JSONOptions) error {
 			Reversibility: s.Reversibility.String(), ID: s.ID, Source: s.Source, Reason: s.Reason, MovedFrom: s.MovedFrom,
 			Imported: s.Imported, CreateBeforeDestroy: s.CreateBeforeDestroy,
 			Changed: nonNil(changedNames(s)), ForceNew: nonNil(s.ForceNew), RestartNeeded: nonNil(s.RestartNeeded), Sensitive: nonNil(s.Sensitive),
-			Provisioners: provisionersJSON(s.Provisioners),
+			Provisioners: provisionersJSON(s.Provisioners), ReadAtApply: s.ReadAtApply,
 			AfterUnknown: nonNil(unknown), DependsOn: nonNil(s.DependsOn),
 			Before: jsonValue(s.Before, sens), After: jsonValue(after, sens),
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -48,6 +49,22 @@ var _ raft.FSM = (*fsm)(nil)
 // (maxEntryBytes). All values the store writes are under ValueThreshold,
 // so they live in the LSM tree and the value log needs no garbage
 // collection.
+// memTableSize is 4 MiB, or the size of the memtables a store left
+// unflushed (its write-ahead .mem files are twice that): Badger replays
+// one into a memtable of the configured size and exits the process when
+// it does not fit, and stores written before the memtable shrank used
+// 8 MiB ones.
+func memTableSize(dir string) int64 {
+	size := int64(4 << 20)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			size = max(size, st.Size()/2)
+		}
+	}
+	return size
+}
+
 // badgerBlockSize is Badger's default, set here because checkFiles opens
 // tables with it too.
 const badgerBlockSize = 4 << 10
@@ -55,7 +72,7 @@ const badgerBlockSize = 4 << 10
 func badgerOptions(dir string) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(nil).
-		WithMemTableSize(4 << 20).
+		WithMemTableSize(memTableSize(dir)).
 		WithValueThreshold(512 << 10).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
@@ -132,4 +133,52 @@ func TestOpenWaitsForTheReplay(t *testing.T) {
 			t.Fatalf("right after Open: %d entities (%v), want the 20 the log holds", len(ents), err)
 		}
 	}
+}
+
+// A store a crash left with an unflushed memtable of the old, larger size
+// (8 MiB, before the memtable shrank) opens: Badger replays the memtable
+// into one of the size its write-ahead file shows, not a smaller one.
+func TestOpenReplaysALargerMemtable(t *testing.T) {
+	dir := t.TempDir()
+	fsmDir := filepath.Join(dir, "fsm")
+	opts := badgerOptions(fsmDir).WithMemTableSize(8 << 20).WithValueThreshold(1 << 20)
+	db, err := badger.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 5 MB of entries: more than a 4 MiB memtable holds.
+	wb := db.NewWriteBatch()
+	for i := range 5000 {
+		if err := wb.Set([]byte(fmt.Sprintf("x/%05d", i)), make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// As a crash would leave it: the memtable's write-ahead file, unflushed.
+	mems, _ := filepath.Glob(filepath.Join(fsmDir, "*.mem"))
+	if len(mems) == 0 {
+		t.Fatal("no memtable file to replay")
+	}
+	saved := map[string][]byte{}
+	for _, m := range mems {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[m] = b
+	}
+	db.Close()
+	for m, b := range saved {
+		os.WriteFile(m, b, 0o600)
+	}
+	if got := memTableSize(fsmDir); got < 8<<20 {
+		t.Fatalf("memtable size %d for a store with 8 MiB memtables", got)
+	}
+	db, err = badger.Open(badgerOptions(fsmDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 }

@@ -85,6 +85,12 @@ func openNode(ctx context.Context, dir string, awaitFSM func() (*fsm, error), lo
 			return nil, err
 		}
 	}
+	defer func() {
+		if r := recover(); r != nil { // shut raft down and close its files, then let guard report it
+			n.close(false)
+			panic(r)
+		}
+	}()
 	if err := n.open(ctx, dir, awaitFSM, logger, c, notify); err != nil {
 		n.close(false)
 		return nil, err
@@ -155,6 +161,10 @@ func (n *node) open(ctx context.Context, dir string, awaitFSM func() (*fsm, erro
 func (n *node) openEmbedded(ctx context.Context, conf *raft.Config, awaitFSM func() (*fsm, error)) (err error) {
 	gate := &fsmGate{ready: make(chan struct{})}
 	defer func() {
+		if r := recover(); r != nil { // a storage library's panic: guard reports it
+			gate.fail(fmt.Errorf("open state: %v", r))
+			panic(r)
+		}
 		if err != nil {
 			gate.fail(err) // raft's goroutines stop waiting, and Shutdown returns
 		}

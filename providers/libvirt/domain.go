@@ -105,23 +105,16 @@ func domainDoc(l *golibvirt.Libvirt, d golibvirt.Domain) (libvirtxml.Domain, str
 	return doc, x, nil
 }
 
-// renderDomain is the XML fiat defines for spec: doc marshalled and passed
-// through the spec's stylesheet, if any.
+// renderDomain is the XML fiat defines a new domain with: doc marshalled
+// and passed through the spec's stylesheet, if any. Only at create, as
+// upstream: an update starts from libvirt's XML, which holds what the
+// stylesheet changed (running it again would add its additions twice).
 func renderDomain(ctx context.Context, doc libvirtxml.Domain, spec domainSpec) (string, error) {
 	x, err := marshalDomain(doc)
 	if err != nil {
 		return "", err
 	}
 	return applyXSLT(ctx, x, spec.XSLT)
-}
-
-// normalDomainXML is x as marshalDomain writes it, to compare with.
-func normalDomainXML(x string) (string, error) {
-	var doc libvirtxml.Domain
-	if err := doc.Unmarshal(x); err != nil {
-		return "", fmt.Errorf("parse domain XML: %w", err)
-	}
-	return marshalDomain(doc)
 }
 
 func marshalDomain(doc libvirtxml.Domain) (string, error) {
@@ -408,7 +401,7 @@ func (p *Provider) updateDomain(ctx context.Context, req providers.UpdateRequest
 	undo := undoRecord{Op: undoUpdateDomain, UUID: formatUUID(d.UUID), Name: d.Name, XML: priorXML,
 		WasActive: running, Autostart: autostart}.encode()
 	setDomainSpec(&doc, next, disks, ci)
-	x, err := renderDomain(ctx, doc, next)
+	x, err := marshalDomain(doc) // doc is libvirt's: the stylesheet's changes are in it already
 	if err != nil {
 		return providers.UpdateResponse{}, fmt.Errorf("%s: %w", op, err)
 	}

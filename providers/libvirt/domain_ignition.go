@@ -2,7 +2,6 @@ package libvirt
 
 import (
 	"cmp"
-	"slices"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
@@ -83,13 +82,16 @@ func ignitionDomainState(doc libvirtxml.Domain, f domainFacts, prior cty.Value, 
 	if doc.QEMUCommandline == nil {
 		return
 	}
+	// fiat's is the -fw_cfg whose value is name=...,file=... (there may be
+	// others, of a stylesheet's or an imported domain's).
+	var name, file string
 	args := doc.QEMUCommandline.Args
-	i := slices.IndexFunc(args, func(a libvirtxml.DomainQEMUCommandlineArg) bool { return a.Value == fwCfgFlag })
-	if i < 0 || i+1 >= len(args) {
-		return
+	for i := 0; i+1 < len(args) && file == ""; i++ {
+		if args[i].Value == fwCfgFlag {
+			name, file, _ = parseFwCfg(args[i+1].Value)
+		}
 	}
-	name, file, ok := parseFwCfg(args[i+1].Value)
-	if !ok {
+	if file == "" {
 		return
 	}
 	id := f.keyOf(file)

@@ -69,7 +69,7 @@ func (p *Provider) settleDomain(ctx context.Context, req providers.SettleRequest
 				return "", err
 			}
 			setDomainSpec(&doc, s, disks, ci)
-			return renderDomain(ctx, doc, s)
+			return marshalDomain(doc) // the stylesheet ran at create: its changes are in x
 		}
 		back, err := specXML(prior)
 		if err != nil {
@@ -78,9 +78,6 @@ func (p *Provider) settleDomain(ctx context.Context, req providers.SettleRequest
 		undo := undoRecord{Op: undoUpdateDomain, UUID: req.ID, Name: prior.Name, XML: back,
 			WasActive: prior.Running, Autostart: prior.Autostart}.encode()
 		want, err := specXML(next)
-		if err == nil && next.XSLT != "" {
-			want, err = normalDomainXML(want) // as curX: the stylesheet's output is not
-		}
 		if err != nil {
 			return providers.SettleResponse{}, fmt.Errorf("%s: %w", op, err)
 		}

@@ -94,8 +94,14 @@ func ignitionState(l *golibvirt.Libvirt, vol golibvirt.StorageVol, got string, p
 		return cty.NilVal, err
 	}
 	content := cty.StringVal(got)
-	if pc, ok, _ := strAttr(prior, "content"); ok {
-		if want, err := ignitionContent(pc); err == nil && string(want) == got {
+	if pc, _, _ := strAttr(prior, "content"); pc != "" {
+		want, err := ignitionContent(pc)
+		switch {
+		case err == nil && string(want) == got:
+			content = cty.StringVal(pc)
+		case err != nil && !strings.HasPrefix(strings.TrimSpace(pc), "{"):
+			// A file path that cannot be read here (another machine, a
+			// server's run): what the volume holds is no evidence against it.
 			content = cty.StringVal(pc)
 		}
 	}

@@ -66,6 +66,12 @@ func TestIgnitionContent(t *testing.T) {
 	if err != nil || !r.Exists {
 		t.Errorf("read by upstream's key;uuid id: %v %+v", err, r)
 	}
+	// Read where the file is not (another machine, a server's run): the
+	// path stays, rather than a change that would replace the volume.
+	os.Remove(file)
+	if r, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeIgnition, ID: c.ID, State: c.State}); err != nil || r.State.GetAttr("content").AsString() != file {
+		t.Errorf("read without the content file: %v, content %#v", err, r.State.GetAttr("content"))
+	}
 	for content, want := range map[string]string{"{not json": "not valid JSON", "/no/such/file": "neither a JSON object nor the path of a file"} {
 		step := providers.PreflightStep{Address: "libvirt_ignition.b", Type: TypeIgnition, Action: providers.ActionCreate, Config: ignitionConfig(testName("ign"), pool, content)}
 		wantProblem(t, mustPreflight(t, p, step), "libvirt_ignition.b", want)
@@ -90,5 +96,13 @@ func TestFwCfgArgument(t *testing.T) {
 	}
 	if _, _, ok := parseFwCfg("name=opt/x,string=hello"); ok {
 		t.Error("a fw_cfg with string= is not fiat's")
+	}
+	// Read back past another -fw_cfg before fiat's.
+	doc.QEMUCommandline.Args = append([]libvirtxml.DomainQEMUCommandlineArg{{Value: "-fw_cfg"}, {Value: "name=opt/other,string=x"}}, doc.QEMUCommandline.Args...)
+	setIgnition(&doc, domainSpec{Ignition: "/p/ign", IgnitionPath: "/p/ign"})
+	out := map[string]cty.Value{}
+	ignitionDomainState(doc, domainFacts{keyOf: func(p string) string { return p }}, cty.NilVal, out)
+	if out["coreos_ignition"].IsNull() || out["coreos_ignition"].AsString() != "/p/ign" {
+		t.Errorf("coreos_ignition read back as %#v, want /p/ign", out["coreos_ignition"])
 	}
 }

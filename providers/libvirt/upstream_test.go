@@ -371,3 +371,50 @@ func TestPoolXSLT(t *testing.T) {
 	wantProblem(t, mustPreflight(t, p, providers.PreflightStep{Address: "libvirt_pool.b", Type: TypePool, Action: providers.ActionCreate, Config: broken}),
 		"libvirt_pool.b", "xsltproc", "parser error")
 }
+
+// A domain's stylesheet runs once, at create: an update in place starts
+// from libvirt's XML, which holds what it added, so an adding stylesheet
+// (upstream's add_spicevmc.xsl) does not add twice.
+func TestDomainXSLTRunsAtCreate(t *testing.T) {
+	p := newTestProvider(t)
+	f := newDomainFixture(t, p, 1)
+	name := testName("vm")
+	cleanupDomain(t, name)
+	style, err := os.ReadFile("../../cmd/fiat/testdata/upstream/xslt/add_spicevmc.xsl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := with(domainConfig(name, f.disks, []string{f.net}, ""), "xml",
+		cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"xslt": cty.StringVal(string(style))})}))
+	gfx, err := convert.Convert(cty.ListVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"type": cty.StringVal("spice")})}), cty.List(graphicsType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = with(cfg, "graphics", gfx) // a spicevmc channel needs spice graphics
+	o, err := p.Create(testCtx(t), providers.CreateRequest{Address: "libvirt_domain.vm", Type: TypeDomain, OpID: newOpID(t), Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	channels := func() int {
+		out, err := exec.Command("virsh", "-c", testURI(), "dumpxml", "--inactive", name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dumpxml: %v %s", err, out)
+		}
+		return strings.Count(string(out), "type='spicevmc'")
+	}
+	if n := channels(); n != 1 {
+		t.Fatalf("after create: %d spicevmc channels, want the stylesheet's one", n)
+	}
+	next := with(cfg, "memory", cty.NumberIntVal(96))
+	u, err := p.Update(testCtx(t), providers.UpdateRequest{Address: "libvirt_domain.vm", Type: TypeDomain, ID: o.ID, Prior: o.State, Config: next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := channels(); n != 1 {
+		t.Errorf("after an update: %d spicevmc channels, want still one", n)
+	}
+	r, err := p.Read(testCtx(t), providers.ReadRequest{Type: TypeDomain, ID: o.ID, State: u.State})
+	if err != nil || r.State.GetAttr("memory").AsBigFloat().String() != "96" {
+		t.Errorf("read after update: %v %#v", err, r.State.GetAttr("memory"))
+	}
+}

@@ -18,9 +18,10 @@ import (
 // XML fiat generates for an object, just before libvirt defines it, as the
 // upstream provider (dmacvicar/libvirt) does it: by running xsltproc where
 // fiat runs, with no network and no file writes. It reaches what fiat has
-// no attribute for (a NIC model, an extra channel). The stylesheet is kept
-// in state as written; what it changes is libvirt's, read back like any
-// other XML, and a changed stylesheet replaces the object.
+// no attribute for (a NIC model, an extra channel). It runs when fiat
+// creates the object; later redefines start from libvirt's XML, which
+// keeps what it changed. The stylesheet is kept in state as written, and a
+// changed stylesheet replaces the object.
 var xmlType = cty.ObjectWithOptionalAttrs(map[string]cty.Type{"xslt": cty.String}, []string{"xslt"})
 
 // xsltTimeout bounds one xsltproc run: a stylesheet can loop forever.
@@ -64,6 +65,7 @@ func applyXSLT(ctx context.Context, doc, xslt string) (string, error) {
 	if err := os.WriteFile(style, []byte(strings.TrimSpace(xslt)), 0o600); err != nil {
 		return "", fmt.Errorf("apply xml.xslt: %w", err)
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, xsltTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "xsltproc", "--nomkdir", "--nonet", "--nowrite", style, "-")
@@ -75,6 +77,9 @@ func applyXSLT(ctx context.Context, doc, xslt string) (string, error) {
 		return "", fmt.Errorf("apply xml.xslt: xsltproc is not installed where fiat runs (Debian: apt install xsltproc): %w", err)
 	}
 	if err != nil {
+		if parent.Err() != nil { // interrupted: say so, as a cancellation
+			return "", fmt.Errorf("apply xml.xslt: %w", parent.Err())
+		}
 		msg := strings.TrimSpace(strings.ReplaceAll(stderr.String(), style, "xslt"))
 		if ctx.Err() != nil {
 			msg = fmt.Sprintf("stopped after %v", xsltTimeout)

@@ -90,6 +90,15 @@ func optInt(c cty.Value, name string) (*int, error) {
 	return &i, nil
 }
 
+// required is a required string argument: a null (say, from a variable)
+// is an error, not a panic.
+func required(c cty.Value, name string) (string, error) {
+	if v, ok := str(c, name); ok {
+		return v, nil
+	}
+	return "", fmt.Errorf("%s is required, and is null", name)
+}
+
 func strList(c cty.Value, name string) []string {
 	if !c.Type().HasAttribute(name) || c.GetAttr(name).IsNull() {
 		return nil
@@ -107,7 +116,13 @@ func blocks(c cty.Value, name string) []cty.Value {
 	if !c.Type().HasAttribute(name) || c.GetAttr(name).IsNull() {
 		return nil
 	}
-	return c.GetAttr(name).AsValueSlice()
+	var out []cty.Value
+	for _, b := range c.GetAttr(name).AsValueSlice() {
+		if !b.IsNull() {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // dataURL is inline content as upstream encodes it.
@@ -149,11 +164,14 @@ func nodeSchema(extra map[string]providers.Attribute) map[string]providers.Attri
 }
 
 func nodeOf(c cty.Value) (types.Node, error) {
-	n := types.Node{Path: c.GetAttr("path").AsString(), Overwrite: optBool(c, "overwrite")}
-	if fs, ok := str(c, "filesystem"); ok && fs != "root" {
-		return n, fmt.Errorf("filesystem %q: fiat renders Ignition spec 3, where a node's path is on the root filesystem; mount other filesystems with ignition_filesystem and give the full path", fs)
+	path, err := required(c, "path")
+	n := types.Node{Path: path, Overwrite: optBool(c, "overwrite")}
+	if err != nil {
+		return n, err
 	}
-	var err error
+	if fs, ok := str(c, "filesystem"); ok && fs != "root" {
+		return n, fmt.Errorf("filesystem %q: fiat renders Ignition spec 3, where every path is on the root filesystem: give the full path where that filesystem is mounted", fs)
+	}
 	if n.User.ID, err = optInt(c, "uid"); err != nil {
 		return n, err
 	}
@@ -258,10 +276,13 @@ var ignitionUserSchema = withRendered(map[string]providers.Attribute{
 })
 
 func readIgnitionUser(c cty.Value) (cty.Value, error) {
-	u := types.PasswdUser{Name: c.GetAttr("name").AsString(), PasswordHash: optStr(c, "password_hash"), Gecos: optStr(c, "gecos"),
+	name, err := required(c, "name")
+	if err != nil {
+		return cty.NilVal, err
+	}
+	u := types.PasswdUser{Name: name, PasswordHash: optStr(c, "password_hash"), Gecos: optStr(c, "gecos"),
 		HomeDir: optStr(c, "home_dir"), NoCreateHome: optBool(c, "no_create_home"), PrimaryGroup: optStr(c, "primary_group"),
 		NoUserGroup: optBool(c, "no_user_group"), NoLogInit: optBool(c, "no_log_init"), Shell: optStr(c, "shell"), System: optBool(c, "system")}
-	var err error
 	if u.UID, err = optInt(c, "uid"); err != nil {
 		return cty.NilVal, err
 	}
@@ -282,8 +303,11 @@ var ignitionGroupSchema = withRendered(map[string]providers.Attribute{
 })
 
 func readIgnitionGroup(c cty.Value) (cty.Value, error) {
-	g := types.PasswdGroup{Name: c.GetAttr("name").AsString(), PasswordHash: optStr(c, "password_hash"), System: optBool(c, "system")}
-	var err error
+	name, err := required(c, "name")
+	if err != nil {
+		return cty.NilVal, err
+	}
+	g := types.PasswdGroup{Name: name, PasswordHash: optStr(c, "password_hash"), System: optBool(c, "system")}
 	if g.Gid, err = optInt(c, "gid"); err != nil {
 		return cty.NilVal, err
 	}
@@ -301,7 +325,11 @@ var ignitionUnitSchema = withRendered(map[string]providers.Attribute{
 
 func readIgnitionUnit(c cty.Value) (cty.Value, error) {
 	enabled := boolAttr(c, "enabled", true)
-	u := types.Unit{Name: c.GetAttr("name").AsString(), Enabled: &enabled, Mask: optBool(c, "mask"), Contents: optStr(c, "content")}
+	name, err := required(c, "name")
+	if err != nil {
+		return cty.NilVal, err
+	}
+	u := types.Unit{Name: name, Enabled: &enabled, Mask: optBool(c, "mask"), Contents: optStr(c, "content")}
 	for _, d := range blocks(c, "dropin") {
 		name, _ := str(d, "name")
 		u.Dropins = append(u.Dropins, types.Dropin{Name: name, Contents: optStr(d, "content")})
@@ -321,7 +349,10 @@ var ignitionNetworkdSchema = withRendered(map[string]providers.Attribute{
 const networkdDir = "/etc/systemd/network"
 
 func readIgnitionNetworkd(c cty.Value) (cty.Value, error) {
-	name := c.GetAttr("name").AsString()
+	name, err := required(c, "name")
+	if err != nil {
+		return cty.NilVal, err
+	}
 	if path.Base(name) != name || name == "." || name == ".." {
 		return cty.NilVal, fmt.Errorf("name %q: a unit's file name, not a path", name)
 	}

@@ -109,8 +109,19 @@ func TestIgnitionExamplesRender(t *testing.T) {
 		"relative path":    {"ignition_file", map[string]cty.Value{"path": cty.StringVal("etc/x")}, "not valid Ignition"},
 		"bad unit name":    {"ignition_systemd_unit", map[string]cty.Value{"name": cty.StringVal("noext")}, "not valid Ignition"},
 		"networkd path":    {"ignition_networkd_unit", map[string]cty.Value{"name": cty.StringVal("../x.network")}, "not a path"},
+		"null path":        {"ignition_file", map[string]cty.Value{"path": cty.NullVal(cty.String)}, "path is required"},
+		"null name":        {"ignition_user", map[string]cty.Value{"name": cty.NullVal(cty.String)}, "name is required"},
+		"null block": {"ignition_file", map[string]cty.Value{"path": cty.StringVal("/x"),
+			"content": cty.ListVal([]cty.Value{cty.NullVal(cty.Object(map[string]cty.Type{"mime": cty.String, "content": cty.String}))})}, ""},
 	} {
-		if _, err := readData(t, p, tc.typ, tc.attrs); err == nil || !strings.Contains(err.Error(), tc.want) {
+		_, err := readData(t, p, tc.typ, tc.attrs)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
 		}
 	}
