@@ -155,11 +155,8 @@ func (x *txn) runOp(ctx context.Context, o *op, inputs map[string]cty.Value) err
 		}
 	} else if o.kind != opRetire {
 		var err error
-		if config, err = x.opts.Eval(s.Address, inputs); err != nil {
-			return fmt.Errorf("evaluate %s: %w", s.Address, err)
-		}
-		if !config.IsWhollyKnown() {
-			return fmt.Errorf("evaluate %s: a value is still unknown after its dependencies were applied", s.Address)
+		if config, err = x.evalConfig(s.Address, inputs); err != nil {
+			return err
 		}
 		if intent.Config, err = value.Encode(config); err != nil {
 			return err
@@ -366,12 +363,9 @@ func (x *txn) readData(ctx context.Context, o *op, inputs map[string]cty.Value) 
 	if !ok {
 		return fmt.Errorf("provider %s has no data sources", s.Provider)
 	}
-	config, err := x.opts.Eval(s.Address, inputs)
+	config, err := x.evalConfig(s.Address, inputs)
 	if err != nil {
-		return fmt.Errorf("evaluate %s: %w", s.Address, err)
-	}
-	if !config.IsWhollyKnown() {
-		return fmt.Errorf("evaluate %s: a value is still unknown after its dependencies were applied", s.Address)
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("not started: %w", context.Cause(ctx))
@@ -385,4 +379,17 @@ func (x *txn) readData(ctx context.Context, o *op, inputs map[string]cty.Value) 
 	})
 	o.state = resp.State
 	return x.ended(ctx, o, start, err)
+}
+
+// evalConfig is a step's config evaluated with the final values of what it
+// depends on; every value must be known by then.
+func (x *txn) evalConfig(addr string, inputs map[string]cty.Value) (cty.Value, error) {
+	config, err := x.opts.Eval(addr, inputs)
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("evaluate %s: %w", addr, err)
+	}
+	if !config.IsWhollyKnown() {
+		return cty.NilVal, fmt.Errorf("evaluate %s: a value is still unknown after its dependencies were applied", addr)
+	}
+	return config, nil
 }

@@ -33,6 +33,13 @@ type contentVolume[C comparable] struct {
 	key   func(id string) string // the volume key an id names
 }
 
+// contentVolumeType is the resource type of a content volume: its own
+// create, update, read, settle and import; the volume's retire and purge.
+func contentVolumeType[C comparable](schema providers.ResourceSchema, pf func(*preflight, context.Context, providers.PreflightStep) []string, cv *contentVolume[C]) resourceType {
+	return resourceType{schema: schema, preflight: pf, create: cv.create, update: cv.update,
+		retire: (*Provider).retireVolume, purge: (*Provider).purgeVolume, read: cv.read, settle: cv.settle, imp: cv.imp}
+}
+
 func (cv *contentVolume[C]) download(ctx context.Context, p *Provider, l *golibvirt.Libvirt, vol golibvirt.StorageVol, op string) (C, error) {
 	var zero C
 	_, capacity, _, err := l.StorageVolGetInfo(vol)

@@ -188,12 +188,7 @@ func (pf *preflight) pool(ctx context.Context, step providers.PreflightStep) []s
 func (pf *preflight) poolCreate(ctx context.Context, step providers.PreflightStep) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	// A stylesheet xsltproc cannot read fails on any document.
-	if xslt, err := xsltOf(step.Config); err == nil && xslt != "" {
-		if _, err := applyXSLT(ctx, "<pool type='dir'><name>preflight</name></pool>", xslt); err != nil {
-			add("%v", err)
-		}
-	}
+	problems = append(problems, xsltProblems(ctx, step.Config, "<pool type='dir'><name>preflight</name></pool>")...)
 
 	name, nameKnown, err := strAttr(step.Config, "name")
 	if err != nil {

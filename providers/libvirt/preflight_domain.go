@@ -118,13 +118,8 @@ func (pf *preflight) domainSettings(ctx context.Context, step providers.Prefligh
 	if !knownAll(step.Config, names...) {
 		spec := partialDomainSpec(step)
 		problems = append(problems, pf.domainRefs(step, spec)...)
-		// The XML is not known yet, the stylesheet may be: a stylesheet
-		// xsltproc cannot read fails on any document.
-		if xslt, err := xsltOf(step.Config); err == nil && xslt != "" {
-			if _, err := applyXSLT(ctx, "<domain type='kvm'><name>preflight</name></domain>", xslt); err != nil {
-				add("%v", err)
-			}
-		}
+		// The XML is not known yet; the stylesheet may be.
+		problems = append(problems, xsltProblems(ctx, step.Config, "<domain type='kvm'><name>preflight</name></domain>")...)
 		return problems
 	}
 	spec, err := domainSpecFrom(step.Config)

@@ -26,12 +26,7 @@ func (pf *preflight) volume(ctx context.Context, step providers.PreflightStep) [
 func (pf *preflight) volumeCreate(ctx context.Context, step providers.PreflightStep) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	// A stylesheet xsltproc cannot read fails on any document.
-	if xslt, err := xsltOf(step.Config); err == nil && xslt != "" {
-		if _, err := applyXSLT(ctx, "<volume><name>preflight</name></volume>", xslt); err != nil {
-			add("%v", err)
-		}
-	}
+	problems = append(problems, xsltProblems(ctx, step.Config, "<volume><name>preflight</name></volume>")...)
 
 	format, formatKnown, err := strAttr(step.Config, "format")
 	if err != nil {

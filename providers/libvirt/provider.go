@@ -133,28 +133,8 @@ var resourceTypes = map[string]resourceType{
 		settle:    (*Provider).settleDomain,
 		imp:       (*Provider).importDomain,
 	},
-	TypeCloudInit: {
-		schema:    cloudInitSchema,
-		preflight: (*preflight).cloudInit,
-		create:    cloudInitVolume.create,
-		update:    cloudInitVolume.update,
-		retire:    (*Provider).retireVolume,
-		purge:     (*Provider).purgeVolume,
-		read:      cloudInitVolume.read,
-		settle:    cloudInitVolume.settle,
-		imp:       cloudInitVolume.imp,
-	},
-	TypeIgnition: {
-		schema:    ignitionSchema,
-		preflight: (*preflight).ignition,
-		create:    ignitionVolume.create,
-		update:    ignitionVolume.update,
-		retire:    (*Provider).retireVolume,
-		purge:     (*Provider).purgeVolume,
-		read:      ignitionVolume.read,
-		settle:    ignitionVolume.settle,
-		imp:       ignitionVolume.imp,
-	},
+	TypeCloudInit: contentVolumeType(cloudInitSchema, (*preflight).cloudInit, cloudInitVolume),
+	TypeIgnition:  contentVolumeType(ignitionSchema, (*preflight).ignition, ignitionVolume),
 }
 
 // dataSource binds a data source's schema to its read.

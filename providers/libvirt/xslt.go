@@ -91,3 +91,17 @@ func applyXSLT(ctx context.Context, doc, xslt string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// xsltProblems is preflight's check of a stylesheet config gives, before
+// the XML it will run on is known: one xsltproc cannot read fails on any
+// document, so it is tried on probe, a minimal one of the object's kind.
+func xsltProblems(ctx context.Context, config cty.Value, probe string) []string {
+	xslt, err := xsltOf(config)
+	if err != nil || xslt == "" {
+		return nil
+	}
+	if _, err := applyXSLT(ctx, probe, xslt); err != nil {
+		return []string{err.Error()}
+	}
+	return nil
+}
