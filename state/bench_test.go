@@ -7,8 +7,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -224,4 +227,54 @@ func waitLeaderB(b *testing.B, stores []*Store) *Store {
 	}
 	b.Fatal("no leader")
 	return nil
+}
+
+// BenchmarkDiskSync is the floor under every durable write: appending 512
+// bytes and fdatasync-ing the file, by one writer, and by three at once on
+// three files of the same disk, as the nodes of a cluster on one machine
+// do. p50 per sync, each writer timing its own.
+func BenchmarkDiskSync(b *testing.B) {
+	for _, writers := range []int{1, 3} {
+		b.Run(fmt.Sprintf("writers-%d", writers), func(b *testing.B) {
+			dir := b.TempDir()
+			lat := make([][]time.Duration, writers)
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					f, err := os.Create(filepath.Join(dir, fmt.Sprint(w)))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					defer f.Close()
+					buf := make([]byte, 512)
+					for range b.N {
+						t0 := time.Now()
+						if _, err := f.Write(buf); err != nil {
+							b.Error(err)
+							return
+						}
+						if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+							b.Error(err)
+							return
+						}
+						lat[w] = append(lat[w], time.Since(t0))
+					}
+				}()
+			}
+			wg.Wait()
+			var all []time.Duration
+			for _, l := range lat {
+				all = append(all, l...)
+			}
+			if len(all) == 0 {
+				return
+			}
+			sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+			b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+		})
+	}
 }

@@ -72,11 +72,16 @@ func firstLine(v any) string {
 
 // checkFiles looks at the store's files before the storage libraries open
 // them: those libraries panic on some damage, on goroutines of their own
-// where it cannot be caught. It reads the raft log's bolt file through
-// bbolt (every page it maps must be in the file) and the index of every
-// Badger table. Badger then verifies each block's checksum as it reads it.
+// where it cannot be caught. It reads the bolt files (raft-wal's metadata,
+// or an older store's raft.db) through bbolt (every page it maps must be
+// in the file) and the index of every Badger table. Badger then verifies
+// each block's checksum as it reads it; raft-wal checks its last segment's
+// checksums when it opens it.
 func checkFiles(dir string) error {
-	if err := checkBolt(dir, filepath.Join(dir, "raft.db")); err != nil {
+	if err := checkBolt(dir, filepath.Join(dir, boltLog)); err != nil {
+		return err
+	}
+	if err := checkWALFiles(dir); err != nil {
 		return err
 	}
 	tables, err := filepath.Glob(filepath.Join(dir, "fsm", "*.sst"))

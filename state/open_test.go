@@ -9,18 +9,25 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
-// raftLog returns the last index and the saved term of dir's raft.db.
-func raftLog(t *testing.T, dir string) (last, term uint64) {
+func openTestWAL(t *testing.T, dir string) *raftLog {
 	t.Helper()
-	b, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	w, err := openWAL(filepath.Join(dir, walDir), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+// raftLogState returns the last index and the saved term of dir's raft log.
+func raftLogState(t *testing.T, dir string) (last, term uint64) {
+	t.Helper()
+	b := openTestWAL(t, dir)
 	defer b.Close()
+	var err error
 	if last, err = b.LastIndex(); err != nil {
 		t.Fatal(err)
 	}
@@ -31,31 +38,31 @@ func raftLog(t *testing.T, dir string) (last, term uint64) {
 }
 
 // An existing store opens raft while Badger opens; the checks of the FSM
-// against the log still come before raft writes anything: a raft.db older
-// than the FSM is refused and left exactly as long as it was.
+// against the log still come before raft writes anything: a raft log
+// older than the FSM is refused and left exactly as long as it was.
 func TestOlderRaftLogIsRefusedUntouched(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
 	mustCommit(t, s, mustLock(t, s, "a"), Commit{Stack: "a"})
 	s.Close()
-	old, err := os.ReadFile(filepath.Join(dir, "raft.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := copyDir(t, filepath.Join(dir, walDir))
 	s = openStore(t, dir)
 	mustCommit(t, s, mustLock(t, s, "b"), Commit{Stack: "b"})
 	s.Close()
-	if err := os.WriteFile(filepath.Join(dir, "raft.db"), old, 0o600); err != nil {
+	if err := os.RemoveAll(filepath.Join(dir, walDir)); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := raftLog(t, dir)
+	if err := os.Rename(old, filepath.Join(dir, walDir)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := raftLogState(t, dir)
 	for range 2 {
 		if _, err := Open(context.Background(), Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "older than the state") {
-			t.Fatalf("Open with an older raft.db: %v", err)
+			t.Fatalf("Open with an older raft log: %v", err)
 		}
 	}
-	if after, _ := raftLog(t, dir); after != before {
-		t.Errorf("the refused open wrote to raft.db: last index %d, was %d", after, before)
+	if after, _ := raftLogState(t, dir); after != before {
+		t.Errorf("the refused open wrote to the raft log: last index %d, was %d", after, before)
 	}
 }
 
@@ -66,15 +73,12 @@ func TestVoterTermNeverGoesBack(t *testing.T) {
 	s := openStore(t, dir)
 	mustCommit(t, s, mustLock(t, s, "a"), Commit{Stack: "a"})
 	s.Close()
-	last, term := raftLog(t, dir)
+	last, term := raftLogState(t, dir)
 	if term == 0 {
 		t.Fatal("close saved no term")
 	}
 	// As if the process died before close: the saved term is behind.
-	b, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openTestWAL(t, dir)
 	var l raft.Log
 	if err := b.GetLog(last, &l); err != nil {
 		t.Fatal(err)
@@ -94,12 +98,9 @@ func TestVoterTermNeverGoesBack(t *testing.T) {
 	s = openStore(t, dir)
 	mustCommit(t, s, mustLock(t, s, "b"), Commit{Stack: "b"})
 	s.Close()
-	last2, term2 := raftLog(t, dir)
+	last2, term2 := raftLogState(t, dir)
 	if err := func() error {
-		b, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
-		if err != nil {
-			return err
-		}
+		b := openTestWAL(t, dir)
 		defer b.Close()
 		return b.GetLog(last2, &l)
 	}(); err != nil {

@@ -2,20 +2,16 @@ package state
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 )
 
 // The embedded store is a one-voter raft cluster talking to nobody: an
@@ -39,7 +35,7 @@ const (
 type node struct {
 	raft  *raft.Raft
 	trans raft.Transport
-	logs  *raftboltdb.BoltStore
+	logs  *raftLog
 	snaps *raft.FileSnapshotStore
 	// stable is the embedded voter's term and vote (nil in a cluster).
 	stable *voterStable
@@ -99,12 +95,8 @@ func openNode(ctx context.Context, dir string, awaitFSM func() (*fsm, error), lo
 }
 
 func (n *node) open(ctx context.Context, dir string, awaitFSM func() (*fsm, error), logger hclog.Logger, c *Cluster, notify chan bool) (err error) {
-	n.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(dir, "raft.db"),
-		BoltOptions: &bbolt.Options{Timeout: time.Second},
-	})
-	if err != nil {
-		return fmt.Errorf("open raft log: %w", err)
+	if n.logs, err = openLogStore(ctx, dir, logger, c != nil); err != nil {
+		return err
 	}
 	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, logger)
 	if err != nil {
@@ -259,6 +251,10 @@ func (l gatedLogs) DeleteRange(min, max uint64) error {
 	return l.LogStore.DeleteRange(min, max)
 }
 
+// IsMonotonic passes on raft-wal's: it takes no gap between indexes, so
+// after a restore raft must drop the whole log instead of leaving one.
+func (l gatedLogs) IsMonotonic() bool { return true }
+
 // checkFSM checks the FSM against raft's files and says whether it holds
 // everything the latest snapshot does (else that must be restored into it).
 func checkFSM(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore) (current bool, err error) {
@@ -366,7 +362,7 @@ func fsmCurrent(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore) (bool, err
 }
 
 // checkLogCoversFSM refuses a directory whose raft log (and snapshots) end
-// before the FSM's applied index, e.g. raft.db deleted by hand: a new log
+// before the FSM's applied index, e.g. raft-wal/ deleted by hand: a new log
 // would start at index 1 and the FSM would skip its entries as replays.
 func checkLogCoversFSM(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore) error {
 	last, err := logs.LastIndex()
@@ -377,7 +373,7 @@ func checkLogCoversFSM(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore) err
 		last = max(last, list[0].Index)
 	}
 	if applied := f.appliedIndex(); applied > last {
-		return fmt.Errorf("the raft log ends at index %d but the state machine has applied index %d: the raft log (raft.db) is missing or older than the state (fsm/)", last, applied)
+		return fmt.Errorf("the raft log ends at index %d but the state machine has applied index %d: the raft log (raft-wal/) is missing or older than the state (fsm/)", last, applied)
 	}
 	return nil
 }
@@ -445,7 +441,7 @@ func (n *node) closeFiles() error {
 		errs = append(errs, n.stable.flush())
 	}
 	if n.logs != nil {
-		errs = append(errs, n.logs.Close())
+		errs = append(errs, closeLogStore(n.logs))
 	}
 	return errors.Join(errs...)
 }
@@ -460,23 +456,24 @@ func ensureDir(dir string) error {
 
 // voterStable is the embedded voter's raft.StableStore. Raft writes the
 // term and its vote at every election, and the embedded voter holds one at
-// every open: three synced bolt writes on the way to the first command.
-// With no other voter they protect nothing, so they are kept in memory and
-// only the term is written, once, at close (a vote matters only among
-// several voters). A crash loses it, which is harmless: the term read back
-// is never below the last log entry's (each leader's first entry carries
-// its term, synced), so terms still only grow.
+// every open: three synced writes on the way to the first command. With no
+// other voter they protect nothing, so they are kept in memory and only
+// the term is written, once, at close (a vote matters only among several
+// voters). A crash loses it, which is harmless: the term read back is
+// never below the last log entry's (each leader's first entry carries its
+// term, synced), so terms still only grow.
 type voterStable struct {
-	disk  *raftboltdb.BoltStore
+	disk  *raftLog
 	mu    sync.Mutex
 	vals  map[string][]byte
+	ints  map[string]uint64
 	dirty bool
 }
 
 var keyCurrentTerm = []byte("CurrentTerm") // raft's key for the current term
 
-func newVoterStable(disk *raftboltdb.BoltStore) (*voterStable, error) {
-	s := &voterStable{disk: disk, vals: map[string][]byte{}}
+func newVoterStable(disk *raftLog) (*voterStable, error) {
+	s := &voterStable{disk: disk, vals: map[string][]byte{}, ints: map[string]uint64{}}
 	last, err := disk.LastIndex()
 	if err != nil {
 		return nil, fmt.Errorf("read raft log: %w", err)
@@ -489,11 +486,11 @@ func newVoterStable(disk *raftboltdb.BoltStore) (*voterStable, error) {
 		return nil, fmt.Errorf("read raft log entry %d: %w", last, err)
 	}
 	term, err := disk.GetUint64(keyCurrentTerm)
-	if err != nil && !errors.Is(err, raftboltdb.ErrKeyNotFound) {
+	if err != nil {
 		return nil, fmt.Errorf("read raft term: %w", err)
 	}
 	if l.Term > term {
-		s.vals[string(keyCurrentTerm)] = binary.BigEndian.AppendUint64(nil, l.Term)
+		s.ints[string(keyCurrentTerm)] = l.Term
 		s.dirty = true
 	}
 	return s, nil
@@ -503,7 +500,6 @@ func (s *voterStable) Set(key, val []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.vals[string(key)] = slices.Clone(val)
-	s.dirty = true
 	return nil
 }
 
@@ -518,15 +514,19 @@ func (s *voterStable) Get(key []byte) ([]byte, error) {
 }
 
 func (s *voterStable) SetUint64(key []byte, val uint64) error {
-	return s.Set(key, binary.BigEndian.AppendUint64(nil, val))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ints[string(key)] = val
+	s.dirty = s.dirty || string(key) == string(keyCurrentTerm)
+	return nil
 }
 
 func (s *voterStable) GetUint64(key []byte) (uint64, error) {
 	s.mu.Lock()
-	v, ok := s.vals[string(key)]
+	v, ok := s.ints[string(key)]
 	s.mu.Unlock()
 	if ok {
-		return binary.BigEndian.Uint64(v), nil
+		return v, nil
 	}
 	return s.disk.GetUint64(key)
 }
@@ -535,11 +535,11 @@ func (s *voterStable) GetUint64(key []byte) (uint64, error) {
 func (s *voterStable) flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.vals[string(keyCurrentTerm)]
+	v, ok := s.ints[string(keyCurrentTerm)]
 	if !s.dirty || !ok {
 		return nil
 	}
-	if err := s.disk.Set(keyCurrentTerm, v); err != nil {
+	if err := s.disk.SetUint64(keyCurrentTerm, v); err != nil {
 		return fmt.Errorf("save raft term: %w", err)
 	}
 	s.dirty = false

@@ -22,7 +22,7 @@ import (
 // Options configure Open.
 type Options struct {
 	// Dir is the data directory; it is created if missing. It holds the
-	// raft log (raft.db), raft snapshots (snapshots/) and the FSM (fsm/).
+	// raft log (raft-wal/), raft snapshots (snapshots/) and the FSM (fsm/).
 	Dir string
 	// Logger receives raft's logs; nil discards them.
 	Logger hclog.Logger
@@ -131,7 +131,7 @@ func (s *Store) open(ctx context.Context, logger hclog.Logger) (err error) {
 	}()
 	defer func() { <-opened }() // whatever happens, closeParts sees s.fsm
 	awaitFSM := func() (*fsm, error) { <-opened; return s.fsm, fsmErr }
-	return guard(s.dir, filepath.Join(s.dir, "raft.db"), func() (err error) {
+	return guard(s.dir, filepath.Join(s.dir, walDir), func() (err error) {
 		if s.cluster != nil {
 			s.notify = make(chan bool, 8)
 		}

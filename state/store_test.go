@@ -792,10 +792,10 @@ func TestMissingRaftLogIsRefused(t *testing.T) {
 	s := openStore(t, dir)
 	mustCommit(t, s, mustLock(t, s, "a"), Commit{Stack: "a"})
 	s.Close()
-	if err := os.Remove(dir + "/raft.db"); err != nil {
+	if err := os.RemoveAll(dir + "/" + walDir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(context.Background(), Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "raft log") {
-		t.Fatalf("Open without raft.db: %v", err)
+		t.Fatalf("Open without its raft log: %v", err)
 	}
 }
