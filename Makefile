@@ -57,7 +57,9 @@ bench: build
 		$(GO) test ./executor/ -run '^$$' -bench "Apply/$$c$$v\$$" -benchtime 1x | grep '^Benchmark'; \
 	done; done
 	@echo "The same 1000-step apply, journal replicated on a 3-node cluster (loopback):"
-	$(GO) test ./executor/ -run '^$$' -bench 'Apply/independent-1000-durable-cluster3$$' -benchtime 1x | grep '^Benchmark'
+	@for c in independent chain; do \
+		$(GO) test ./executor/ -run '^$$' -bench "Apply/$$c-1000-durable-cluster3\$$" -benchtime 1x | grep '^Benchmark'; \
+	done
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./state/ ./planner/
 	@echo "A 3-node fiat server cluster (real processes): run latency, leader RSS idle and with 50,000 entities:"
 	$(GO) test -run '^$$' -bench Server -benchtime 10x -timeout 30m ./server/

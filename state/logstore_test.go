@@ -1,12 +1,15 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/raft"
 )
 
 // boltLogFixture unpacks a store written by fiat before raft-wal: its log
@@ -98,4 +101,77 @@ func TestBoltLogMoveResumes(t *testing.T) {
 			t.Errorf("raft.db is still there (%v)", err)
 		}
 	})
+}
+
+// A batch larger than walAppendBytes goes in as several appends, all of it
+// readable after a reopen; when a part fails, the parts before it are
+// taken back, so a failed StoreLogs leaves the log as it was.
+func TestLargeAppendsAreSplit(t *testing.T) {
+	dir := t.TempDir()
+	w := openTestWAL(t, dir)
+	batch := func(from, n int) []*raft.Log {
+		var logs []*raft.Log
+		for i := range n {
+			logs = append(logs, &raft.Log{Index: uint64(from + i), Term: 1, Type: raft.LogCommand, Data: bytes.Repeat([]byte{byte(i)}, 100<<10)})
+		}
+		return logs
+	}
+	if err := w.StoreLogs(batch(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	bad := batch(11, 6)
+	bad[4].Index = 40 // a gap: raft-wal refuses the part holding it
+	if err := w.StoreLogs(bad); err == nil {
+		t.Fatal("a batch with a gap was stored")
+	}
+	if last, _ := w.LastIndex(); last != 10 {
+		t.Errorf("after the failed batch the log ends at %d, want 10", last)
+	}
+	if err := w.StoreLogs(batch(11, 3)); err != nil {
+		t.Fatalf("append after the failed batch: %v", err)
+	}
+	closeLogStore(w)
+	w = openTestWAL(t, dir)
+	defer w.Close()
+	for i := uint64(1); i <= 13; i++ {
+		var l raft.Log
+		if err := w.GetLog(i, &l); err != nil || len(l.Data) != 100<<10 || l.Data[0] != byte((i-1)%10) {
+			t.Fatalf("entry %d: %v, %d bytes", i, err, len(l.Data))
+		}
+	}
+}
+
+// A follower drops uncommitted entries from its log's tail when a new
+// leader's differ; the log must still read after a restart. (raft-wal
+// v0.4.0 sealed the segment without its index, and every entry before the
+// cut was unreadable after a reopen: hashicorp/raft-wal#31, fixed in
+// v0.4.1.)
+func TestTailTruncationSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	w := openTestWAL(t, dir)
+	var logs []*raft.Log
+	for i := 1; i <= 10; i++ {
+		logs = append(logs, &raft.Log{Index: uint64(i), Term: 1, Type: raft.LogCommand, Data: []byte("x")})
+	}
+	if err := w.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.DeleteRange(9, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.StoreLogs([]*raft.Log{{Index: 9, Term: 2, Type: raft.LogCommand, Data: []byte("y")}}); err != nil {
+		t.Fatal(err)
+	}
+	closeLogStore(w)
+	w = openTestWAL(t, dir)
+	defer w.Close()
+	for i := uint64(1); i <= 9; i++ {
+		var l raft.Log
+		if err := w.GetLog(i, &l); err != nil {
+			t.Fatalf("entry %d after a reopen: %v", i, err)
+		}
+	}
+	if last, _ := w.LastIndex(); last != 9 {
+		t.Errorf("last index %d, want 9", last)
+	}
 }

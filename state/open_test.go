@@ -15,7 +15,7 @@ import (
 
 func openTestWAL(t *testing.T, dir string) *raftLog {
 	t.Helper()
-	w, err := openWAL(filepath.Join(dir, walDir), hclog.NewNullLogger())
+	w, err := openWAL(filepath.Join(dir, walDir), hclog.NewNullLogger(), walSegmentSize)
 	if err != nil {
 		t.Fatal(err)
 	}
