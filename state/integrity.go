@@ -75,8 +75,8 @@ func firstLine(v any) string {
 // where it cannot be caught. It reads the bolt files (raft-wal's metadata,
 // or an older store's raft.db) through bbolt (every page it maps must be
 // in the file) and the index of every Badger table. Badger then verifies
-// each block's checksum as it reads it; raft-wal checks its last segment's
-// checksums when it opens it.
+// each block's checksum as it reads it; openLogStore checks the raft log's
+// segments.
 func checkFiles(dir string) error {
 	if err := checkBolt(dir, filepath.Join(dir, boltLog)); err != nil {
 		return err

@@ -1,12 +1,15 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -14,6 +17,8 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/migrate"
+	"github.com/hashicorp/raft-wal/types"
+	"go.etcd.io/bbolt"
 )
 
 // The raft log (and raft's term and vote) live in raft-wal/: HashiCorp's
@@ -63,12 +68,13 @@ func openLogStore(ctx context.Context, dir string, logger hclog.Logger, cluster 
 	}
 	w, err := openWAL(path, logger, size)
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) {
-			return nil, fmt.Errorf("open raft log: %w", err)
-		}
-		return nil, &DamagedError{Dir: dir, File: path, Cause: err}
+		return nil, walError(dir, path, err)
 	}
-	want, err := w.GetUint64(keyCleanLast)
+	err = w.checkSegments(dir)
+	var want uint64
+	if err == nil {
+		want, err = w.GetUint64(keyCleanLast)
+	}
 	if err == nil {
 		var last uint64
 		if last, err = w.LastIndex(); err == nil && last < want {
@@ -85,11 +91,63 @@ func openLogStore(ctx context.Context, dir string, logger hclog.Logger, cluster 
 	return w, nil
 }
 
-// raftLog is raft-wal's log, with its metadata database: WAL.Close leaves
-// that open (and locked), so raftLog closes it.
+// raftLog is raft-wal's log, and its metadata database, which lists the
+// segments for checkSegments.
 type raftLog struct {
 	*wal.WAL
 	meta *metadb.BoltMetaDB
+	path string
+}
+
+// walError says whether raft-wal failed to open a log because it is
+// damaged (a DamagedError) or for some other reason (a full disk, a
+// permission): only the first means a backup is needed.
+func walError(dir, path string, err error) error {
+	var corrupt bool
+	for _, e := range []error{types.ErrCorrupt, io.EOF, io.ErrUnexpectedEOF, fs.ErrNotExist,
+		bbolt.ErrInvalid, bbolt.ErrChecksum, bbolt.ErrVersionMismatch} {
+		corrupt = corrupt || errors.Is(err, e)
+	}
+	// raft-wal's checks of its segments and its metadata say so in words.
+	for _, m := range []string{"segment", "unsealed", "codec", "index block"} {
+		corrupt = corrupt || strings.Contains(err.Error(), m)
+	}
+	if !corrupt {
+		return fmt.Errorf("open raft log %s: %w", path, err)
+	}
+	return &DamagedError{Dir: dir, File: path, Cause: err}
+}
+
+// checkSegments reads the first entry of every segment and the last of
+// every sealed one. raft-wal checks only a sealed segment's header when it
+// opens it, and a sealed segment cut short loses its index (at its end)
+// first: without this its entries would fail only when raft reads them.
+func (l *raftLog) checkSegments(dir string) error {
+	st, err := l.meta.Load(l.path)
+	if err != nil {
+		return walError(dir, l.path, err)
+	}
+	first, err := l.FirstIndex()
+	if err != nil {
+		return walError(dir, l.path, err)
+	}
+	for _, seg := range st.Segments {
+		check := []uint64{max(seg.BaseIndex, seg.MinIndex, first)}
+		if !seg.SealTime.IsZero() {
+			check = append(check, seg.MaxIndex)
+		}
+		for _, i := range check {
+			if i < first || !seg.SealTime.IsZero() && i > seg.MaxIndex {
+				continue // all of it before the log's start, or empty
+			}
+			var e raft.Log
+			if err := l.GetLog(i, &e); err != nil && !(errors.Is(err, raft.ErrLogNotFound) && seg.SealTime.IsZero()) {
+				name := filepath.Join(l.path, fmt.Sprintf("%020d-%016x.wal", seg.BaseIndex, seg.ID))
+				return &DamagedError{Dir: dir, File: name, Cause: fmt.Errorf("its entry %d cannot be read (cut short or overwritten): %w", i, err)}
+			}
+		}
+	}
+	return nil
 }
 
 func openWAL(path string, logger hclog.Logger, segmentSize int) (*raftLog, error) {
@@ -101,7 +159,7 @@ func openWAL(path string, logger hclog.Logger, segmentSize int) (*raftLog, error
 	if err != nil {
 		return nil, errors.Join(err, meta.Close())
 	}
-	return &raftLog{WAL: w, meta: meta}, nil
+	return &raftLog{WAL: w, meta: meta, path: path}, nil
 }
 
 func (l *raftLog) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
@@ -128,9 +186,22 @@ func (l *raftLog) StoreLogs(logs []*raft.Log) error {
 	return nil
 }
 
-func (l *raftLog) Close() error {
-	return errors.Join(l.WAL.Close(), l.meta.Close())
+// DeleteRange clears the clean-close mark before it empties the log (a
+// restore does, before its first entry): a crash in between must not read
+// as a log cut short.
+func (l *raftLog) DeleteRange(min, max uint64) error {
+	if last, err := l.LastIndex(); err != nil {
+		return err
+	} else if max >= last {
+		if err := l.SetUint64(keyCleanLast, 0); err != nil {
+			return err
+		}
+	}
+	return l.WAL.DeleteRange(min, max)
 }
+
+// Close closes the log; raft-wal closes its metadata database with it.
+func (l *raftLog) Close() error { return l.WAL.Close() }
 
 // closeLogStore records the last index for the next open's check, then
 // closes the log. Raft has shut down.
@@ -173,7 +244,7 @@ func migrateBoltLog(ctx context.Context, dir string, logger hclog.Logger) error 
 	}
 	dst := filepath.Join(dir, walDir)
 	if _, err := os.Stat(dst); err == nil {
-		return removeSynced(old) // the rename happened; the removal did not
+		return removeMovedBoltLog(dir, old, dst, logger)
 	}
 	tmp := dst + ".new"
 	if err := os.RemoveAll(tmp); err != nil {
@@ -193,6 +264,42 @@ func migrateBoltLog(ctx context.Context, dir string, logger hclog.Logger) error 
 	return removeSynced(old)
 }
 
+// removeMovedBoltLog removes a raft.db found beside raft-wal/: the copy a
+// crash kept from being removed after the move, or one an older fiat
+// created (empty when it refused the store). If its last entry is not the
+// same entry in raft-wal/, an older fiat wrote to the store after the
+// move; those writes are not dropped silently.
+func removeMovedBoltLog(dir, old, dst string, logger hclog.Logger) error {
+	return guard(dir, old, func() error {
+		src, err := raftboltdb.NewBoltStore(old)
+		if err != nil {
+			return &DamagedError{Dir: dir, File: old, Cause: err}
+		}
+		var last uint64
+		var want, got raft.Log
+		if last, err = src.LastIndex(); err == nil && last > 0 {
+			err = src.GetLog(last, &want)
+		}
+		src.Close()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", old, err)
+		}
+		if last > 0 {
+			w, err := openWAL(dst, logger, walSegmentSize)
+			if err != nil {
+				return walError(dir, dst, err)
+			}
+			err = w.GetLog(last, &got)
+			w.Close()
+			if err != nil || got.Term != want.Term || got.Type != want.Type || !bytes.Equal(got.Data, want.Data) {
+				return fmt.Errorf("%s holds raft entries up to index %d that %s does not: a fiat older than raft-wal wrote to this store after its log moved. "+
+					"Run the older fiat on it, or remove %s to drop what that fiat wrote", old, last, dst, old)
+			}
+		}
+		return removeSynced(old)
+	})
+}
+
 func copyBoltLog(ctx context.Context, tmp, old string, logger hclog.Logger) error {
 	src, err := raftboltdb.NewBoltStore(old)
 	if err != nil {
@@ -208,12 +315,36 @@ func copyBoltLog(ctx context.Context, tmp, old string, logger hclog.Logger) erro
 		err = migrate.CopyLogs(ctx, w, src, 1<<20, nil)
 	}
 	if err == nil {
-		err = migrate.CopyStable(ctx, w, src, nil, nil, nil)
+		err = copyStable(w, src)
 	}
 	if err == nil {
 		err = w.SetUint64(keyCleanLast, last)
 	}
 	return errors.Join(err, w.Close())
+}
+
+// copyStable copies raft's term and vote. raft-wal's migrate.CopyStable
+// fails on a missing key, and a node that never voted (or never started)
+// has none.
+func copyStable(dst, src raft.StableStore) error {
+	for _, k := range []string{"CurrentTerm", "LastVoteTerm"} {
+		v, err := src.GetUint64([]byte(k))
+		if errors.Is(err, raftboltdb.ErrKeyNotFound) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("read %s: %w", k, err)
+		}
+		if err := dst.SetUint64([]byte(k), v); err != nil {
+			return fmt.Errorf("write %s: %w", k, err)
+		}
+	}
+	v, err := src.Get([]byte("LastVoteCand"))
+	if errors.Is(err, raftboltdb.ErrKeyNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("read LastVoteCand: %w", err)
+	}
+	return dst.Set([]byte("LastVoteCand"), v)
 }
 
 func removeSynced(path string) error {

@@ -3,13 +3,18 @@ package state
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 )
 
 // boltLogFixture unpacks a store written by fiat before raft-wal: its log
@@ -101,6 +106,28 @@ func TestBoltLogMoveResumes(t *testing.T) {
 			t.Errorf("raft.db is still there (%v)", err)
 		}
 	})
+	// An older fiat, run on the store after the move, starts a raft.db of
+	// its own and writes to it: that is refused, not dropped.
+	t.Run("older fiat wrote after the move", func(t *testing.T) {
+		dir := boltLogFixture(t)
+		s := openStore(t, dir)
+		s.Close()
+		b, err := raftboltdb.NewBoltStore(filepath.Join(dir, boltLog))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = b.StoreLog(&raft.Log{Index: 598, Term: 99, Type: raft.LogCommand, Data: []byte("older fiat")})
+		b.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(context.Background(), Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "older than raft-wal") {
+			t.Fatalf("Open: %v, want a refusal naming the older fiat", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, boltLog)); err != nil {
+			t.Errorf("raft.db was removed: %v", err)
+		}
+	})
 }
 
 // A batch larger than walAppendBytes goes in as several appends, all of it
@@ -174,4 +201,91 @@ func TestTailTruncationSurvivesReopen(t *testing.T) {
 	if last, _ := w.LastIndex(); last != 9 {
 		t.Errorf("last index %d, want 9", last)
 	}
+}
+
+// A raft.db without a vote (a cluster node that never voted) or with
+// nothing at all (a server never bootstrapped) moves too.
+func TestBoltLogWithoutVoteIsMoved(t *testing.T) {
+	t.Run("no vote", func(t *testing.T) {
+		dir := boltLogFixture(t)
+		db, err := bbolt.Open(filepath.Join(dir, boltLog), 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket([]byte("conf")) // raft-boltdb's bucket of stable keys
+			return errors.Join(b.Delete([]byte("LastVoteTerm")), b.Delete([]byte("LastVoteCand")))
+		})
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := openStore(t, dir)
+		defer s.Close()
+		checkBoltLogFixture(t, s, 85)
+	})
+	t.Run("empty", func(t *testing.T) {
+		dir := t.TempDir()
+		b, err := raftboltdb.NewBoltStore(filepath.Join(dir, boltLog))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		if err := migrateBoltLog(context.Background(), dir, hclog.NewNullLogger()); err != nil {
+			t.Fatal(err)
+		}
+		w := openTestWAL(t, dir)
+		defer w.Close()
+		if last, _ := w.LastIndex(); last != 0 {
+			t.Errorf("last index %d, want an empty log", last)
+		}
+	})
+}
+
+// A sealed segment cut short is damage at open, not an error the first
+// time raft reads an entry from it.
+func TestCutSealedSegmentIsDamage(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	l := mustLock(t, s, "a")
+	for i := range 30 { // ~6 MB of entries: more than one 4 MiB segment
+		mustCommit(t, s, l, Commit{Stack: "a", Put: []Entity{entity("a", fmt.Sprint(i), 200<<10)}})
+	}
+	s.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, walDir, "*.wal"))
+	if len(segs) < 2 {
+		t.Fatalf("%d segments, want a sealed one and the tail", len(segs))
+	}
+	if err := os.Truncate(segs[0], 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), Options{Dir: dir})
+	var de *DamagedError
+	if !errors.As(err, &de) || de.File != segs[0] {
+		t.Fatalf("Open with a cut sealed segment: %v, want a DamagedError naming %s", err, segs[0])
+	}
+}
+
+// A restore empties the log before it appends; a crash in between is not
+// a log cut short.
+func TestEmptiedLogIsNotDamage(t *testing.T) {
+	dir := t.TempDir()
+	w := openTestWAL(t, dir)
+	if err := w.StoreLogs([]*raft.Log{{Index: 1, Term: 1, Data: []byte("a")}, {Index: 2, Term: 1, Data: []byte("b")}}); err != nil {
+		t.Fatal(err)
+	}
+	closeLogStore(w) // clean close: the mark says 2
+	w, err := openLogStore(context.Background(), dir, hclog.NewNullLogger(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.DeleteRange(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // a crash: no mark written
+	w, err = openLogStore(context.Background(), dir, hclog.NewNullLogger(), false)
+	if err != nil {
+		t.Fatalf("open after the log was emptied: %v", err)
+	}
+	w.Close()
 }

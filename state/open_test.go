@@ -86,7 +86,7 @@ func TestVoterTermNeverGoesBack(t *testing.T) {
 	if err := b.SetUint64(keyCurrentTerm, 0); err != nil {
 		t.Fatal(err)
 	}
-	vs, err := newVoterStable(b)
+	vs, err := newVoterStable(b, raft.NewInmemSnapshotStore())
 	if err != nil {
 		t.Fatal(err)
 	}

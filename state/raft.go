@@ -163,7 +163,7 @@ func (n *node) openEmbedded(ctx context.Context, conf *raft.Config, awaitFSM fun
 	}()
 	conf.NoSnapshotRestoreOnStart = true // restored below, if it must be, once Badger is open
 	_, n.trans = raft.NewInmemTransport(embeddedAddr)
-	if n.stable, err = newVoterStable(n.logs); err != nil {
+	if n.stable, err = newVoterStable(n.logs, n.snaps); err != nil {
 		return err
 	}
 	if n.raft, err = raft.NewRaft(conf, gate, gatedLogs{LogStore: n.logs, gate: gate}, n.stable, n.snaps, n.trans); err != nil {
@@ -253,7 +253,10 @@ func (l gatedLogs) DeleteRange(min, max uint64) error {
 
 // IsMonotonic passes on raft-wal's: it takes no gap between indexes, so
 // after a restore raft must drop the whole log instead of leaving one.
-func (l gatedLogs) IsMonotonic() bool { return true }
+func (l gatedLogs) IsMonotonic() bool {
+	m, ok := l.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
 
 // checkFSM checks the FSM against raft's files and says whether it holds
 // everything the latest snapshot does (else that must be restored into it).
@@ -461,7 +464,8 @@ func ensureDir(dir string) error {
 // the term is written, once, at close (a vote matters only among several
 // voters). A crash loses it, which is harmless: the term read back is
 // never below the last log entry's (each leader's first entry carries its
-// term, synced), so terms still only grow.
+// term, synced) nor the latest snapshot's (a restore empties the log
+// before it appends), so terms still only grow.
 type voterStable struct {
 	disk  *raftLog
 	mu    sync.Mutex
@@ -472,25 +476,29 @@ type voterStable struct {
 
 var keyCurrentTerm = []byte("CurrentTerm") // raft's key for the current term
 
-func newVoterStable(disk *raftLog) (*voterStable, error) {
+func newVoterStable(disk *raftLog, snaps raft.SnapshotStore) (*voterStable, error) {
 	s := &voterStable{disk: disk, vals: map[string][]byte{}, ints: map[string]uint64{}}
+	var floor uint64
+	if list, err := snaps.List(); err == nil && len(list) > 0 {
+		floor = list[0].Term
+	}
 	last, err := disk.LastIndex()
 	if err != nil {
 		return nil, fmt.Errorf("read raft log: %w", err)
 	}
-	if last == 0 {
-		return s, nil
-	}
-	var l raft.Log
-	if err := disk.GetLog(last, &l); err != nil {
-		return nil, fmt.Errorf("read raft log entry %d: %w", last, err)
+	if last > 0 {
+		var l raft.Log
+		if err := disk.GetLog(last, &l); err != nil {
+			return nil, fmt.Errorf("read raft log entry %d: %w", last, err)
+		}
+		floor = max(floor, l.Term)
 	}
 	term, err := disk.GetUint64(keyCurrentTerm)
 	if err != nil {
 		return nil, fmt.Errorf("read raft term: %w", err)
 	}
-	if l.Term > term {
-		s.ints[string(keyCurrentTerm)] = l.Term
+	if floor > term {
+		s.ints[string(keyCurrentTerm)] = floor
 		s.dirty = true
 	}
 	return s, nil
