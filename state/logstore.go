@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -25,7 +26,7 @@ import (
 // segmented write-ahead log, Consul's log store. An append is one write and
 // one fdatasync; raft-boltdb's copy-on-write B-tree, which fiat used
 // before, took two syncs and rewrote pages, and cost twice as long per
-// commit (see README "Store performance").
+// commit (README, "Performance").
 const (
 	walDir = "raft-wal"
 	// boltLog is the log of stores written by fiat before raft-wal; open
@@ -109,8 +110,11 @@ func walError(dir, path string, err error) error {
 		corrupt = corrupt || errors.Is(err, e)
 	}
 	// raft-wal's checks of its segments and its metadata say so in words.
-	for _, m := range []string{"segment", "unsealed", "codec", "index block"} {
+	for _, m := range []string{"unsealed segment", "unknown codec", "index block", "corrupt"} {
 		corrupt = corrupt || strings.Contains(err.Error(), m)
+	}
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EMFILE, syscall.ENFILE, fs.ErrPermission} {
+		corrupt = corrupt && !errors.Is(err, e)
 	}
 	if !corrupt {
 		return fmt.Errorf("open raft log %s: %w", path, err)

@@ -5,15 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/hashicorp/raft-wal/types"
 	"go.etcd.io/bbolt"
 )
 
@@ -288,4 +291,24 @@ func TestEmptiedLogIsNotDamage(t *testing.T) {
 		t.Fatalf("open after the log was emptied: %v", err)
 	}
 	w.Close()
+}
+
+// Only a log that is damaged reads as damage: a full disk or a permission
+// is an error to fix, not a reason to restore a backup.
+func TestWALErrorSaysDamageOnlyForDamage(t *testing.T) {
+	for _, c := range []struct {
+		err     error
+		damaged bool
+	}{
+		{fmt.Errorf("open segment: %w", types.ErrCorrupt), true},
+		{errors.New("sealed segment has no index block"), true},
+		{&os.PathError{Op: "open", Path: "x.wal", Err: fs.ErrNotExist}, true},
+		{fmt.Errorf("failed to create segment: %w", &os.PathError{Op: "fallocate", Path: "x.wal", Err: syscall.ENOSPC}), false},
+		{&os.PathError{Op: "open", Path: "wal-meta.db", Err: syscall.EACCES}, false},
+		{errors.New("something else"), false},
+	} {
+		if got := errors.Is(walError("d", "d/raft-wal", c.err), ErrDamaged); got != c.damaged {
+			t.Errorf("%v: damaged %v, want %v", c.err, got, c.damaged)
+		}
+	}
 }
