@@ -11,12 +11,15 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/migrate"
 	"github.com/hashicorp/raft-wal/types"
 	"go.etcd.io/bbolt"
@@ -104,22 +107,28 @@ type raftLog struct {
 // damaged (a DamagedError) or for some other reason (a full disk, a
 // permission): only the first means a backup is needed.
 func walError(dir, path string, err error) error {
+	if !isDamage(err) {
+		return fmt.Errorf("open raft log %s: %w", path, err)
+	}
+	return &DamagedError{Dir: dir, File: path, Cause: err}
+}
+
+// isDamage tells the errors of files that are not what was written from
+// those of a disk or system in trouble.
+func isDamage(err error) bool {
 	var corrupt bool
 	for _, e := range []error{types.ErrCorrupt, io.EOF, io.ErrUnexpectedEOF, fs.ErrNotExist,
 		bbolt.ErrInvalid, bbolt.ErrChecksum, bbolt.ErrVersionMismatch} {
 		corrupt = corrupt || errors.Is(err, e)
 	}
 	// raft-wal's checks of its segments and its metadata say so in words.
-	for _, m := range []string{"unsealed segment", "unknown codec", "index block", "corrupt"} {
+	for _, m := range []string{"unsealed segment is not at tail", "uses an unknown codec", "has no index block"} {
 		corrupt = corrupt || strings.Contains(err.Error(), m)
 	}
 	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EMFILE, syscall.ENFILE, fs.ErrPermission} {
 		corrupt = corrupt && !errors.Is(err, e)
 	}
-	if !corrupt {
-		return fmt.Errorf("open raft log %s: %w", path, err)
-	}
-	return &DamagedError{Dir: dir, File: path, Cause: err}
+	return corrupt
 }
 
 // checkSegments reads the first entry of every segment and the last of
@@ -145,9 +154,14 @@ func (l *raftLog) checkSegments(dir string) error {
 				continue // all of it before the log's start, or empty
 			}
 			var e raft.Log
-			if err := l.GetLog(i, &e); err != nil && !(errors.Is(err, raft.ErrLogNotFound) && seg.SealTime.IsZero()) {
-				name := filepath.Join(l.path, fmt.Sprintf("%020d-%016x.wal", seg.BaseIndex, seg.ID))
+			err := l.GetLog(i, &e)
+			switch {
+			case err == nil || errors.Is(err, raft.ErrLogNotFound) && seg.SealTime.IsZero():
+			case isDamage(err) || errors.Is(err, raft.ErrLogNotFound):
+				name := filepath.Join(l.path, segment.FileName(seg))
 				return &DamagedError{Dir: dir, File: name, Cause: fmt.Errorf("its entry %d cannot be read (cut short or overwritten): %w", i, err)}
+			default:
+				return fmt.Errorf("read raft log entry %d: %w", i, err)
 			}
 		}
 	}
@@ -159,11 +173,60 @@ func openWAL(path string, logger hclog.Logger, segmentSize int) (*raftLog, error
 		return nil, err
 	}
 	meta := &metadb.BoltMetaDB{}
+	if err := finishRotation(meta, path, segmentSize); err != nil {
+		return nil, errors.Join(err, meta.Close())
+	}
 	w, err := wal.Open(path, wal.WithSegmentSize(segmentSize), wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta))
 	if err != nil {
 		return nil, errors.Join(err, meta.Close())
 	}
 	return &raftLog{WAL: w, meta: meta, path: path}, nil
+}
+
+// finishRotation completes a segment rotation left half done. When an
+// append fills the tail segment, raft-wal seals the file at once and
+// records it in its metadata (with a new tail) later, on a goroutine of
+// its own; a crash in between, or a Close that wins the race, leaves a
+// sealed file listed as the tail. raft-wal v0.4.1 opens that log and then
+// refuses every append ("segment is sealed"). This does what its
+// rotation would have: records the seal and a new, empty tail, which
+// raft-wal creates when it opens the log.
+//
+// It loads meta for the path, as wal.Open then does again, cheaply, with
+// the same meta.
+func finishRotation(meta *metadb.BoltMetaDB, path string, segmentSize int) error {
+	if _, err := os.Stat(filepath.Join(path, metadb.FileName)); err != nil {
+		return nil // a new log; or damage, which the checks report
+	}
+	st, err := meta.Load(path)
+	if err != nil || len(st.Segments) == 0 {
+		return err
+	}
+	tail := st.Segments[len(st.Segments)-1]
+	if !tail.SealTime.IsZero() {
+		return nil
+	}
+	sw, err := segment.NewFiler(path, walfs.New()).RecoverTail(tail)
+	if err != nil {
+		return nil // missing or unreadable: raft-wal's open handles it or reports it
+	}
+	sealed, indexStart, err := sw.Sealed()
+	last := sw.LastIndex()
+	sw.Close()
+	if err != nil || !sealed {
+		return err
+	}
+	tail.SealTime, tail.MaxIndex, tail.IndexStart = time.Now(), last, indexStart
+	st.Segments[len(st.Segments)-1] = tail
+	st.Segments = append(st.Segments, types.SegmentInfo{
+		ID: st.NextSegmentID, BaseIndex: last + 1, MinIndex: last + 1, SizeLimit: uint32(segmentSize),
+		Codec: wal.CodecBinaryV1, CreateTime: time.Now(),
+	})
+	st.NextSegmentID++
+	if err := meta.CommitState(st); err != nil {
+		return fmt.Errorf("finish the rotation of raft log segment %d: %w", tail.ID, err)
+	}
+	return nil
 }
 
 func (l *raftLog) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
@@ -211,6 +274,11 @@ func (l *raftLog) Close() error { return l.WAL.Close() }
 // closes the log. Raft has shut down.
 func closeLogStore(w *raftLog) error {
 	last, err := w.LastIndex()
+	if err == nil {
+		// Deleting past the end changes nothing but waits for a rotation
+		// raft-wal has queued, which Close would drop (finishRotation).
+		err = w.WAL.DeleteRange(last+1, last+1)
+	}
 	if err == nil {
 		err = w.SetUint64(keyCleanLast, last)
 	}
@@ -277,7 +345,7 @@ func removeMovedBoltLog(dir, old, dst string, logger hclog.Logger) error {
 	return guard(dir, old, func() error {
 		src, err := raftboltdb.NewBoltStore(old)
 		if err != nil {
-			return &DamagedError{Dir: dir, File: old, Cause: err}
+			return walError(dir, old, err)
 		}
 		var last uint64
 		var want, got raft.Log
@@ -307,7 +375,7 @@ func removeMovedBoltLog(dir, old, dst string, logger hclog.Logger) error {
 func copyBoltLog(ctx context.Context, tmp, old string, logger hclog.Logger) error {
 	src, err := raftboltdb.NewBoltStore(old)
 	if err != nil {
-		return &DamagedError{Dir: filepath.Dir(old), File: old, Cause: err}
+		return walError(filepath.Dir(old), old, err)
 	}
 	defer src.Close()
 	w, err := openWAL(tmp, logger, walSegmentSize)

@@ -12,10 +12,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/types"
 	"go.etcd.io/bbolt"
 )
@@ -311,4 +315,69 @@ func TestWALErrorSaysDamageOnlyForDamage(t *testing.T) {
 			t.Errorf("%v: damaged %v, want %v", c.err, got, c.damaged)
 		}
 	}
+}
+
+// A crash between raft-wal sealing a full segment and recording the seal
+// (its rotation runs on a goroutine of its own) leaves a sealed file
+// listed as the tail; the log must still take appends after a reopen.
+func TestHalfDoneRotationIsFinished(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, walDir)
+	w, err := openWAL(path, hclog.NewNullLogger(), 8<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next uint64 = 1
+	appendN := func(w *raftLog, n int) {
+		t.Helper()
+		for range n {
+			if err := w.StoreLogs([]*raft.Log{{Index: next, Term: 1, Type: raft.LogCommand, Data: bytes.Repeat([]byte{byte(next)}, 1000)}}); err != nil {
+				t.Fatalf("append %d: %v", next, err)
+			}
+			next++
+		}
+	}
+	appendN(w, 20) // 20 KB: the first 8 KiB segment sealed, rotated
+	closeLogStore(w)
+	// Undo the rotation in the metadata, as a crash before it would have.
+	meta := &metadb.BoltMetaDB{}
+	st, err := meta.Load(path)
+	if err != nil || len(st.Segments) < 2 {
+		t.Fatalf("segments %v (%v), want a sealed one and a tail", st.Segments, err)
+	}
+	for len(st.Segments) > 1 && !st.Segments[len(st.Segments)-2].SealTime.IsZero() && st.Segments[len(st.Segments)-1].SealTime.IsZero() {
+		gone := st.Segments[len(st.Segments)-1]
+		os.Remove(filepath.Join(path, segment.FileName(gone)))
+		st.Segments = st.Segments[:len(st.Segments)-1]
+		tail := &st.Segments[len(st.Segments)-1]
+		tail.SealTime, tail.MaxIndex, tail.IndexStart = time.Time{}, 0, 0
+		break
+	}
+	if err := errors.Join(meta.CommitState(st), meta.Close()); err != nil {
+		t.Fatal(err)
+	}
+	next = lastOf(t, path) + 1
+	w, err = openWAL(path, hclog.NewNullLogger(), 8<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(w, 5)
+	for i := uint64(1); i < next; i++ {
+		var l raft.Log
+		if err := w.GetLog(i, &l); err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+	}
+	w.Close()
+}
+
+func lastOf(t *testing.T, path string) uint64 {
+	t.Helper()
+	w, err := wal.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	last, _ := w.LastIndex()
+	return last
 }

@@ -479,7 +479,11 @@ var keyCurrentTerm = []byte("CurrentTerm") // raft's key for the current term
 func newVoterStable(disk *raftLog, snaps raft.SnapshotStore) (*voterStable, error) {
 	s := &voterStable{disk: disk, vals: map[string][]byte{}, ints: map[string]uint64{}}
 	var floor uint64
-	if list, err := snaps.List(); err == nil && len(list) > 0 {
+	list, err := snaps.List()
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(list) > 0 {
 		floor = list[0].Term
 	}
 	last, err := disk.LastIndex()
