@@ -23,16 +23,9 @@ if [ -s "$OUT" ]; then
 fi
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
-missing=()
-for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	say "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q >/dev/null
-	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/packages.sh
+. "$(dirname "$0")/packages.sh"
+ensure_packages "${PKGS[@]}"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

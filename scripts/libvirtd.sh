@@ -44,20 +44,9 @@ pid_alive() {
 }
 
 # 1. Packages.
-missing=()
-for p in "${PKGS[@]}"; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-		missing+=("$p")
-	fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	say "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q >/dev/null
-	apt-get install -y -q --no-install-recommends "${PKGS[@]}" >/dev/null
-else
-	say "packages present"
-fi
+# shellcheck source=scripts/packages.sh
+. "$(dirname "$0")/packages.sh"
+ensure_packages "${PKGS[@]}"
 
 # Fast path: everything already up.
 if command -v virsh >/dev/null 2>&1 && pid_alive "$RUN_DIR/virtlogd.pid" virtlogd && answers && answers_tcp; then
