@@ -36,7 +36,7 @@ func NewEvaluator(cfg *hcl.Config, plan *planner.Plan, schemas map[string]provid
 	for _, ks := range keys {
 		hcl.SortKeys(ks)
 	}
-	var specs sync.Map // resource type → hcldec.Spec
+	var specs sync.Map // "r:"/"d:" + type (a resource and a data source may share a type name) → hcldec.Spec
 	return func(addr string, vals map[string]cty.Value) (cty.Value, error) {
 		res, _, err := hcl.SplitInstance(addr)
 		if err != nil {
@@ -46,13 +46,13 @@ func NewEvaluator(cfg *hcl.Config, plan *planner.Plan, schemas map[string]provid
 		if r == nil {
 			return cty.NilVal, fmt.Errorf("no resource %s in the configuration", addr)
 		}
-		all := schemas[providers.NameOf(r.Provider)].Resources
+		all, kind, specKey := schemas[providers.NameOf(r.Provider)].Resources, "resource", "r:"+r.Type
 		if r.Mode != hcl.Managed {
-			all = schemas[providers.NameOf(r.Provider)].DataSources // a data source read in the apply
+			all, kind, specKey = schemas[providers.NameOf(r.Provider)].DataSources, "data source", "d:"+r.Type // a data source read in the apply
 		}
 		rs, ok := all[r.Type]
 		if !ok {
-			return cty.NilVal, fmt.Errorf("provider %s has no resource type %s", r.Provider, r.Type)
+			return cty.NilVal, fmt.Errorf("provider %s has no %s type %s", r.Provider, kind, r.Type)
 		}
 		in := make(hcl.Values, len(vals)+4)
 		for k, v := range vals {
@@ -75,9 +75,9 @@ func NewEvaluator(cfg *hcl.Config, plan *planner.Plan, schemas map[string]provid
 				ev.SetInstances(d, mode, keys[d])
 			}
 		}
-		spec, ok := specs.Load(r.Type)
+		spec, ok := specs.Load(specKey)
 		if !ok {
-			spec, _ = specs.LoadOrStore(r.Type, planner.Spec(rs))
+			spec, _ = specs.LoadOrStore(specKey, planner.Spec(rs))
 		}
 		v, _, diags := planner.ConfigValueSensitive(ev, addr, rs, spec.(hcldec.Spec))
 		if diags.HasErrors() {
