@@ -285,11 +285,11 @@ source "git" "app" {
 		}
 		return ids
 	}
-	runsFor := func(commit string) []string { return applyRuns(c.fiat(upstream, "runs", "app").stdout) }
-	waitFor(t, 20*time.Second, func() bool { return len(runsFor("")) == 1 })
+	runsFor := func() []string { return applyRuns(c.fiat(upstream, "runs", "app").stdout) }
+	waitFor(t, 20*time.Second, func() bool { return len(runsFor()) == 1 })
 	// Several polls later there is still one run for that commit.
 	waitChecks(t, c.nodes[0], 3)
-	if n := len(runsFor("")); n != 1 {
+	if n := len(runsFor()); n != 1 {
 		t.Fatalf("one commit made %d runs", n)
 	}
 
@@ -307,18 +307,18 @@ source "git" "app" {
 	if !strings.Contains(list, "rolled back") && !strings.Contains(list, "failed") {
 		t.Fatalf("the broken commit's run did not fail:\n%s", list)
 	}
-	failedID := runsFor("")[0]
+	failedID := runsFor()[0]
 	// Restart: the failed commit is not run again.
 	c.nodes[0].kill()
 	c.nodes[0].start()
 	c.waitReady(c.nodes[0])
 	waitChecks(t, c.nodes[0], 3)
-	if n := len(runsFor("")); n != 2 {
+	if n := len(runsFor()); n != 2 {
 		t.Fatalf("after a restart the failed commit ran again: %d runs\n%s", n, c.fiat(upstream, "runs", "app").stdout)
 	}
 	// A person retries it: a new run of the same commit.
 	retry := c.fiat(upstream, "runs", "retry", failedID)
-	if retry.code == 0 || len(runsFor("")) != 3 {
+	if retry.code == 0 || len(runsFor()) != 3 {
 		t.Errorf("retry of a still-broken commit should run once more and fail:\n%s", retry)
 	}
 

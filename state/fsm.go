@@ -42,13 +42,6 @@ type fsm struct {
 
 var _ raft.FSM = (*fsm)(nil)
 
-// badgerOptions are sized for an embedded CLI that opens the store for a few
-// seconds: small memtables and caches keep start-up RSS and open time low
-// (Badger allocates and maps a whole memtable at open). A 4 MiB memtable
-// lets one transaction hold ~600 KiB, above the largest raft entry
-// (maxEntryBytes). All values the store writes are under ValueThreshold,
-// so they live in the LSM tree and the value log needs no garbage
-// collection.
 // memTableSize is 4 MiB, or the size of the memtables a store left
 // unflushed (its write-ahead .mem files are twice that): Badger replays
 // one into a memtable of the configured size and exits the process when
@@ -69,6 +62,13 @@ func memTableSize(dir string) int64 {
 // tables with it too.
 const badgerBlockSize = 4 << 10
 
+// badgerOptions are sized for an embedded CLI that opens the store for a few
+// seconds: small memtables and caches keep start-up RSS and open time low
+// (Badger allocates and maps a whole memtable at open). A 4 MiB memtable
+// lets one transaction hold ~600 KiB, above the largest raft entry
+// (maxEntryBytes). All values the store writes are under ValueThreshold,
+// so they live in the LSM tree and the value log needs no garbage
+// collection.
 func badgerOptions(dir string) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(nil).

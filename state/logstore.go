@@ -286,7 +286,7 @@ func closeLogStore(w *raftLog) error {
 // start an empty log and delete them as leftovers.
 func checkWALFiles(dir string) error {
 	path := filepath.Join(dir, walDir)
-	meta := filepath.Join(path, "wal-meta.db")
+	meta := filepath.Join(path, metadb.FileName)
 	if err := checkBolt(dir, meta); err != nil {
 		return err
 	}

@@ -189,14 +189,14 @@ func TestHalfDoneRotationIsFinished(t *testing.T) {
 	if err != nil || len(st.Segments) < 2 {
 		t.Fatalf("segments %v (%v), want a sealed one and a tail", st.Segments, err)
 	}
-	for len(st.Segments) > 1 && !st.Segments[len(st.Segments)-2].SealTime.IsZero() && st.Segments[len(st.Segments)-1].SealTime.IsZero() {
-		gone := st.Segments[len(st.Segments)-1]
-		os.Remove(filepath.Join(path, segment.FileName(gone)))
-		st.Segments = st.Segments[:len(st.Segments)-1]
-		tail := &st.Segments[len(st.Segments)-1]
-		tail.SealTime, tail.MaxIndex, tail.IndexStart = time.Time{}, 0, 0
-		break
+	if n := len(st.Segments); st.Segments[n-2].SealTime.IsZero() || !st.Segments[n-1].SealTime.IsZero() {
+		t.Fatalf("segments %+v, want a sealed one, then the tail", st.Segments)
 	}
+	gone := st.Segments[len(st.Segments)-1]
+	os.Remove(filepath.Join(path, segment.FileName(gone)))
+	st.Segments = st.Segments[:len(st.Segments)-1]
+	tail := &st.Segments[len(st.Segments)-1]
+	tail.SealTime, tail.MaxIndex, tail.IndexStart = time.Time{}, 0, 0
 	if err := errors.Join(meta.CommitState(st), meta.Close()); err != nil {
 		t.Fatal(err)
 	}
