@@ -443,11 +443,16 @@ func TestUpstreamXSLTExample(t *testing.T) {
 	})
 
 	dir := t.TempDir()
-	src, _ := os.ReadFile("testdata/upstream/xslt/main.tf")
+	src, err := os.ReadFile("testdata/upstream/xslt/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "main.tf"), src, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "nicmodel.xsl"), []byte(`<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/"><xsl:copy-of select="."/></xsl:template`), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "nicmodel.xsl"), []byte(`<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/"><xsl:copy-of select="."/></xsl:template`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	args := append(append([]string{"apply", "-auto-approve", "-data-dir", filepath.Join(dir, "state")}, vars...), dir)
 	code, out, errs := runRaw(t, args...)
 	if code == 0 || !strings.Contains(out+errs, "xsltproc") || !strings.Contains(out+errs, "libvirt_domain.xslt-demo-domain") || !strings.Contains(out+errs, "nothing was changed") {

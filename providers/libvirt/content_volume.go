@@ -122,15 +122,20 @@ func (cv *contentVolume[C]) read(p *Provider, ctx context.Context, req providers
 	if err != nil || !found {
 		return providers.ReadResponse{}, err
 	}
-	got, err := cv.download(ctx, p, l, vol, op)
-	if err != nil {
-		return providers.ReadResponse{}, err
-	}
-	state, err := cv.state(l, vol, got, req.State)
+	state, err := cv.load(ctx, p, l, vol, op, req.State)
 	if err != nil {
 		return providers.ReadResponse{}, err
 	}
 	return providers.ReadResponse{Exists: true, State: state}, nil
+}
+
+// load is the state of vol as it is: its content downloaded, beside prior.
+func (cv *contentVolume[C]) load(ctx context.Context, p *Provider, l *golibvirt.Libvirt, vol golibvirt.StorageVol, op string, prior cty.Value) (cty.Value, error) {
+	got, err := cv.download(ctx, p, l, vol, op)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	return cv.state(l, vol, got, prior)
 }
 
 // settle: a create took effect when the volume it made (see createdVolume)
@@ -185,11 +190,7 @@ func (cv *contentVolume[C]) imp(p *Provider, ctx context.Context, req providers.
 	if err != nil {
 		return providers.ImportResponse{}, readErr(op, err)
 	}
-	got, err := cv.download(ctx, p, l, vol, op)
-	if err != nil {
-		return providers.ImportResponse{}, err
-	}
-	state, err := cv.state(l, vol, got, cty.NilVal)
+	state, err := cv.load(ctx, p, l, vol, op, cty.NilVal)
 	if err != nil {
 		return providers.ImportResponse{}, err
 	}

@@ -61,11 +61,11 @@ func ignitionSpecFrom(v cty.Value) (volumeSpec, []byte, error) {
 // file that holds one.
 func ignitionContent(content string) ([]byte, error) {
 	var obj map[string]any
-	if json.Unmarshal([]byte(content), &obj) == nil {
+	err := json.Unmarshal([]byte(content), &obj)
+	if err == nil {
 		return []byte(content), nil
 	}
 	if strings.HasPrefix(strings.TrimSpace(content), "{") {
-		err := json.Unmarshal([]byte(content), &obj)
 		return nil, fmt.Errorf("content is not valid JSON: %v", err)
 	}
 	st, err := os.Stat(content)

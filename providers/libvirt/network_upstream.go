@@ -135,9 +135,9 @@ func (s networkSpec) checkUpstream(add func(string, ...any)) {
 		if r.Protocol != "" && r.Protocol != "tcp" && r.Protocol != "udp" {
 			add("dns srvs: protocol %q, want tcp or udp", r.Protocol)
 		}
-		for name, v := range map[string]string{"port": r.Port, "weight": r.Weight, "priority": r.Priority} {
-			if n, err := strconv.ParseUint(v, 10, 16); v != "" && (err != nil || name == "port" && n == 0) {
-				add("dns srvs: %s %q is not a number from %d to 65535", name, v, boolInt(name == "port"))
+		for _, f := range []struct{ name, v string }{{"port", r.Port}, {"weight", r.Weight}, {"priority", r.Priority}} {
+			if n, err := strconv.ParseUint(f.v, 10, 16); f.v != "" && (err != nil || f.name == "port" && n == 0) {
+				add("dns srvs: %s %q is not a number from %d to 65535", f.name, f.v, boolInt(f.name == "port"))
 			}
 		}
 	}

@@ -1,9 +1,7 @@
 package utility
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -58,8 +56,7 @@ func renderJSON(c cty.Value, v any) (cty.Value, error) {
 	if err != nil {
 		return cty.NilVal, err
 	}
-	sum := sha256.Sum256(b)
-	return withComputed(c, map[string]cty.Value{"rendered": cty.StringVal(string(b)), "id": cty.StringVal(hex.EncodeToString(sum[:]))}), nil
+	return renderedText(c, string(b)), nil
 }
 
 // Helpers for optional attributes, as the pointers Ignition's types use.

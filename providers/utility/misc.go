@@ -109,6 +109,12 @@ var templateFile = dataSource{schema: providers.ResourceSchema{Attributes: map[s
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("render template: %w", err)
 	}
-	sum := sha256.Sum256([]byte(s.AsString()))
-	return withComputed(c, map[string]cty.Value{"rendered": s, "id": cty.StringVal(hex.EncodeToString(sum[:]))}), nil
+	return renderedText(c, s.AsString()), nil
 }}
+
+// renderedText is c with what a rendering data source computes: the text, and
+// its sha256 as the id.
+func renderedText(c cty.Value, s string) cty.Value {
+	sum := sha256.Sum256([]byte(s))
+	return withComputed(c, map[string]cty.Value{"rendered": cty.StringVal(s), "id": cty.StringVal(hex.EncodeToString(sum[:]))})
+}
